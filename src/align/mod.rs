@@ -1,0 +1,245 @@
+//! One grid for both dates. The output grid is the before scene's 10 m grid
+//! (or `--resolution`), cut to where both scenes (and the AOI) overlap.
+//! Bands already on that grid are read directly; everything else (20/60 m
+//! bands, an after scene from another MGRS tile or CRS) is read through a
+//! GDAL warped VRT, so nothing is ever resampled whole into memory.
+
+pub mod grid;
+pub mod reader;
+mod warp;
+
+pub use grid::{Grid, Window};
+pub use reader::SceneReader;
+
+use crate::error::{gdal_msg, Error, Result};
+use crate::read::{Band, BandFile, Scene};
+use gdal::spatial_ref::AxisMappingStrategy;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where an aligned band's pixels come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The file is on the output grid already, shifted by whole pixels.
+    Direct { path: String, index: usize, x_off: usize, y_off: usize },
+    /// A warped VRT on exactly the output grid.
+    Warped { vrt: String },
+}
+
+/// One band on the output grid.
+#[derive(Debug, Clone)]
+pub struct AlignedBand {
+    pub file: BandFile,
+    pub source: Source,
+    /// Value that marks no data in the source (Sentinel-2: 0).
+    pub nodata: f64,
+    /// Value that marks saturation (UInt16 products: 65535).
+    pub saturated: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct AlignedScene {
+    pub scene: Scene,
+    pub bands: BTreeMap<Band, AlignedBand>,
+    pub scl: Option<AlignedBand>,
+}
+
+/// Both scenes on one grid, ready for block reads.
+#[derive(Debug)]
+pub struct AlignedPair {
+    pub grid: Grid,
+    pub before: AlignedScene,
+    pub after: AlignedScene,
+    /// 1 inside the area of interest, 0 outside (a byte raster on the grid).
+    pub aoi: Option<AlignedBand>,
+    /// Holds the warped VRTs; removed when the pair is dropped.
+    _tmp: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlignOptions {
+    /// Output pixel size in metres (default: the before scene's 10 m bands).
+    pub resolution: Option<f64>,
+    /// Polygon(s) to clip to, any OGR-readable vector file.
+    pub aoi: Option<PathBuf>,
+}
+
+/// Bands that define the reference grid, in order of preference.
+const GRID_BANDS: [Band; 4] = [Band::B04, Band::B03, Band::B02, Band::B08];
+
+fn reference_band(scene: &Scene) -> Result<&BandFile> {
+    GRID_BANDS
+        .iter()
+        .find_map(|b| scene.bands.get(b))
+        .ok_or_else(|| Error::input(&scene.source, format!("no 10 m band (B02, B03, B04 or B08) to define the grid; bands found: {}", scene.band_list())))
+}
+
+fn open(path: &str) -> Result<gdal::Dataset> {
+    gdal::Dataset::open(path).map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))
+}
+
+/// Puts `needed` bands (and optional ones, when present) of both scenes on one grid.
+pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], opts: &AlignOptions) -> Result<AlignedPair> {
+    for scene in [&before, &after] {
+        for b in needed {
+            scene.band(*b, "change detection")?;
+        }
+    }
+    let ref_before = reference_band(&before)?;
+    let ref_after = reference_band(&after)?;
+    let full = Grid::from_dataset(&open(&ref_before.path)?, &ref_before.path)?;
+    let after_grid = Grid::from_dataset(&open(&ref_after.path)?, &ref_after.path)?;
+
+    let mut grid = match opts.resolution {
+        None => full.clone(),
+        Some(r) => {
+            if r <= 0.0 || !r.is_finite() {
+                return Err(Error::invalid(format!("--resolution must be a positive number of metres, got {r}")));
+            }
+            let (mx, my) = full.metres_per_unit();
+            full.with_pixel_size(r / mx, r / my)
+        }
+    };
+
+    // Keep only the overlap of the two footprints.
+    let after_bounds = grid::transform_bounds(after_grid.bounds(), &after_grid.srs()?, &grid.srs()?)?;
+    let win = grid.window_of_bounds(after_bounds).ok_or_else(|| {
+        Error::invalid(format!(
+            "{} and {} do not overlap: nothing to compare",
+            before.source.display(),
+            after.source.display()
+        ))
+    })?;
+    grid = grid.subgrid(win);
+
+    let aoi_geoms = match &opts.aoi {
+        Some(path) => {
+            let (geoms, bounds) = read_aoi(path, &grid)?;
+            let w = grid.window_of_bounds(bounds).ok_or_else(|| Error::input(path, "the area of interest does not overlap the scenes"))?;
+            grid = grid.subgrid(w);
+            Some((path, geoms))
+        }
+        None => None,
+    };
+
+    let tmp = tempfile::Builder::new()
+        .prefix("dunewatch-align-")
+        .tempdir()
+        .map_err(|e| Error::output(std::env::temp_dir(), format!("cannot create a temporary folder: {e}")))?;
+    let mut counter = 0usize;
+    let mut place = |file: &BandFile, categorical: bool| -> Result<AlignedBand> {
+        counter += 1;
+        place_band(file, &grid, tmp.path(), counter, categorical)
+    };
+
+    let mut aligned = Vec::new();
+    for scene in [&before, &after] {
+        let mut bands = BTreeMap::new();
+        for b in needed.iter().chain(optional.iter()) {
+            if let Some(f) = scene.bands.get(b) {
+                bands.insert(*b, place(f, false)?);
+            }
+        }
+        let scl = match &scene.scl {
+            Some(f) => Some(place(f, true)?),
+            None => None,
+        };
+        aligned.push((bands, scl));
+    }
+    let aoi = match aoi_geoms {
+        Some((path, geoms)) => Some(warp::rasterize_aoi(path, &geoms, &grid, tmp.path())?),
+        None => None,
+    };
+    let (ab, asc) = aligned.pop().unwrap();
+    let (bb, bsc) = aligned.pop().unwrap();
+    Ok(AlignedPair {
+        grid,
+        before: AlignedScene { scene: before, bands: bb, scl: bsc },
+        after: AlignedScene { scene: after, bands: ab, scl: asc },
+        aoi,
+        _tmp: tmp,
+    })
+}
+
+/// Direct read when the file is on the grid, else a warped VRT.
+fn place_band(file: &BandFile, grid: &Grid, tmp: &Path, n: usize, categorical: bool) -> Result<AlignedBand> {
+    let ds = open(&file.path)?;
+    if file.index > ds.raster_count() {
+        return Err(Error::input(&file.path, format!("has no band {}", file.index)));
+    }
+    let band = ds.rasterband(file.index).map_err(|e| Error::input(&file.path, gdal_msg(&e)))?;
+    let nodata = band.no_data_value().unwrap_or(0.0);
+    let saturated = match band.band_type() {
+        gdal::raster::GdalDataType::UInt16 if !categorical => Some(65535.0),
+        _ => None,
+    };
+    let src_grid = Grid::from_dataset(&ds, &file.path)?;
+    let source = match offset_on_grid(&src_grid, grid)? {
+        Some((x_off, y_off)) => Source::Direct { path: file.path.clone(), index: file.index, x_off, y_off },
+        None => {
+            let vrt = tmp.join(format!("band{n}.vrt"));
+            warp::warp_to_vrt(file, &ds, grid, &vrt, categorical, nodata)?;
+            Source::Warped { vrt: vrt.to_string_lossy().into_owned() }
+        }
+    };
+    Ok(AlignedBand { file: file.clone(), source, nodata, saturated })
+}
+
+/// Whole-pixel offset of `grid` inside `src`, if `src` has the same CRS and
+/// pixel size and covers all of `grid`.
+fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
+    let (sg, gg) = (&src.geotransform, &grid.geotransform);
+    let same_px = (sg[1] - gg[1]).abs() <= 1e-9 * gg[1].abs() && (sg[5] - gg[5]).abs() <= 1e-9 * gg[5].abs();
+    if !same_px {
+        return Ok(None);
+    }
+    let mut s1 = src.srs()?;
+    let mut s2 = grid.srs()?;
+    s1.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    s2.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    if s1 != s2 {
+        return Ok(None);
+    }
+    let fx = (gg[0] - sg[0]) / sg[1];
+    let fy = (gg[3] - sg[3]) / sg[5];
+    if (fx - fx.round()).abs() > 1e-3 || (fy - fy.round()).abs() > 1e-3 || fx.round() < 0.0 || fy.round() < 0.0 {
+        return Ok(None);
+    }
+    let (x, y) = (fx.round() as usize, fy.round() as usize);
+    if x + grid.width > src.width || y + grid.height > src.height {
+        return Ok(None);
+    }
+    Ok(Some((x, y)))
+}
+
+/// Reads polygons from a vector file and returns them in the grid CRS, with
+/// their bounds.
+fn read_aoi(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+    use gdal::vector::LayerAccess;
+    let ds = gdal::Dataset::open(path).map_err(|e| Error::input(path, format!("cannot open area of interest: {}", gdal_msg(&e))))?;
+    let target = grid.srs()?;
+    let mut geoms = Vec::new();
+    let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    for mut layer in ds.layers() {
+        // GeoJSON without a crs member is WGS 84 (RFC 7946).
+        let layer_srs = layer.spatial_ref();
+        for feature in layer.features() {
+            let Some(g) = feature.geometry() else { continue };
+            let mut g = g.clone();
+            let mut src = match &layer_srs {
+                Some(s) => s.clone(),
+                None => gdal::spatial_ref::SpatialRef::from_epsg(4326).map_err(|e| Error::input(path, gdal_msg(&e)))?,
+            };
+            src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+            g.set_spatial_ref(src);
+            let g = g.transform_to(&target).map_err(|e| Error::input(path, format!("cannot reproject: {}", gdal_msg(&e))))?;
+            let env = g.envelope();
+            b = [b[0].min(env.MinX), b[1].min(env.MinY), b[2].max(env.MaxX), b[3].max(env.MaxY)];
+            geoms.push(g);
+        }
+    }
+    if geoms.is_empty() {
+        return Err(Error::input(path, "has no geometries"));
+    }
+    Ok((geoms, b))
+}

@@ -1,0 +1,75 @@
+//! Block reads on the output grid. One reader per worker thread: GDAL
+//! datasets are not Sync, so each worker opens its own handles, lazily.
+
+use super::{AlignedBand, AlignedPair, Source, Window};
+use crate::error::{gdal_msg, Error, Result};
+use crate::read::Band;
+use std::collections::HashMap;
+
+/// Which acquisition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Date {
+    Before,
+    After,
+}
+
+pub struct SceneReader<'a> {
+    pair: &'a AlignedPair,
+    open: HashMap<String, gdal::Dataset>,
+}
+
+impl<'a> SceneReader<'a> {
+    pub fn new(pair: &'a AlignedPair) -> Self {
+        SceneReader { pair, open: HashMap::new() }
+    }
+
+    pub fn aligned(&self, date: Date, band: Band) -> Option<&'a AlignedBand> {
+        let s = match date {
+            Date::Before => &self.pair.before,
+            Date::After => &self.pair.after,
+        };
+        s.bands.get(&band)
+    }
+
+    /// Reflectance of `band` over `win`, read into `shape` (cols, rows)
+    /// (smaller than the window for decimated reads, by nearest neighbour).
+    /// No data is NaN and saturation is +inf, so one f32 carries both.
+    pub fn reflectance(&mut self, date: Date, band: Band, win: Window, shape: (usize, usize)) -> Result<Vec<f32>> {
+        let ab = self
+            .aligned(date, band)
+            .ok_or_else(|| Error::invalid(format!("band {band} was not aligned")))?;
+        let mut v = self.raw(ab, win, shape)?;
+        let (off, q) = (ab.file.add_offset as f32, ab.file.quantification as f32);
+        let nodata = ab.nodata as f32;
+        let sat = ab.saturated.map(|s| s as f32);
+        for x in v.iter_mut() {
+            let dn = *x;
+            *x = if dn == nodata || dn.is_nan() {
+                f32::NAN
+            } else if sat.is_some_and(|s| dn >= s) {
+                f32::INFINITY
+            } else {
+                (dn + off) / q
+            };
+        }
+        Ok(v)
+    }
+
+    /// The band's own values (DN, class codes) over `win`.
+    pub fn raw(&mut self, ab: &AlignedBand, win: Window, shape: (usize, usize)) -> Result<Vec<f32>> {
+        let (path, index, x, y) = match &ab.source {
+            Source::Direct { path, index, x_off, y_off } => (path, *index, win.x + x_off, win.y + y_off),
+            Source::Warped { vrt } => (vrt, 1, win.x, win.y),
+        };
+        if !self.open.contains_key(path) {
+            let ds = gdal::Dataset::open(path).map_err(|e| Error::input(&ab.file.path, format!("cannot open raster: {}", gdal_msg(&e))))?;
+            self.open.insert(path.clone(), ds);
+        }
+        let ds = &self.open[path];
+        let band = ds.rasterband(index).map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
+        let buf = band
+            .read_as::<f32>((x as isize, y as isize), (win.w, win.h), shape, None)
+            .map_err(|e| Error::input(&ab.file.path, format!("cannot read pixels (truncated or corrupt file?): {}", gdal_msg(&e))))?;
+        Ok(buf.into_shape_and_vec().1)
+    }
+}

@@ -1,0 +1,1 @@
+//! Outputs (being written).

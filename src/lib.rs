@@ -1,0 +1,17 @@
+//! dunewatch: finds new structures in before/after Sentinel-2 scenes.
+//!
+//! The pipeline's stages each have a module:
+//! [`read`] (scenes in any form) → [`align`] (one grid, masks) →
+//! [`detect`] (streamed block pipeline: statistics, score, threshold) →
+//! [`export`] (COG rasters, run.json).
+
+pub mod align;
+pub mod detect;
+pub mod error;
+pub mod export;
+pub mod read;
+
+pub use error::{Error, Result};
+
+/// Tool version recorded in every run.json.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

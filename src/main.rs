@@ -1,0 +1,28 @@
+//! The dunewatch command line: a thin layer over the library.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Finds new structures (buildings, hangars, aprons, runways, berms, tracks)
+/// in two Sentinel-2 scenes of the same place.
+#[derive(Parser)]
+#[command(name = "dunewatch", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("dunewatch: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {}
+}
