@@ -1,5 +1,7 @@
 //! The dunewatch command line: a thin layer over the library.
 
+mod cli;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -13,7 +15,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Score a change mask against labels: pixel and object accuracy.
+    Eval(cli::eval::EvalArgs),
+}
 
 fn main() {
     let cli = Cli::parse();
@@ -24,5 +29,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Eval(a) => cli::eval::run(&a),
+    }
 }

@@ -1,0 +1,4 @@
+//! One file per subcommand: its clap arguments (the help text) and the glue
+//! that calls the library and prints.
+
+pub mod eval;
