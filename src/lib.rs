@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod export;
 pub mod read;
+pub mod run;
 
 pub use error::{Error, Result};
 

@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compare two scenes: change score, change mask and run.json.
+    Detect(cli::detect::DetectArgs),
     /// Score a change mask against labels: pixel and object accuracy.
     Eval(cli::eval::EvalArgs),
 }
@@ -30,6 +32,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Detect(a) => cli::detect::run(&a),
         Command::Eval(a) => cli::eval::run(&a),
     }
 }

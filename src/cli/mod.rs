@@ -1,4 +1,5 @@
 //! One file per subcommand: its clap arguments (the help text) and the glue
 //! that calls the library and prints.
 
+pub mod detect;
 pub mod eval;

@@ -1,1 +1,274 @@
-//! Change detection (being written).
+//! Change detection as a streamed, parallel block pipeline whose memory does
+//! not grow with the scene:
+//!
+//! 1. **sample**: a lattice sample of compared pixels over the whole scene,
+//!    read decimated in fixed strips (so it is the same whatever the block
+//!    size or thread count); IR-MAD and CVA statistics are fitted on it.
+//! 2. **score**: blocks (plus a halo for spatial context) are read and scored
+//!    in parallel with rayon, one GDAL handle set per worker; one writer
+//!    thread owns the score raster and sums the score histogram.
+//! 3. **threshold**: Otsu on that histogram (or `--threshold`), then the
+//!    mask is written from the score raster.
+
+pub mod chi2;
+pub mod cva;
+pub mod indices;
+pub mod irmad;
+pub mod linalg;
+pub mod masks;
+pub mod pixels;
+pub mod sample;
+pub mod score;
+pub mod threshold;
+
+use crate::align::{AlignedPair, SceneReader, Window};
+use crate::error::{gdal_msg, Error, Result};
+use crate::export::raster::create_working;
+use crate::read::Band;
+use masks::{MaskReason, REASONS};
+use rayon::prelude::*;
+use sample::Sample;
+pub use score::{Method, Model};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use threshold::Histogram;
+
+/// Bands compared between dates (blue, green, red, NIR, SWIR1, SWIR2).
+pub const STAT_BANDS: [Band; 6] = [Band::B02, Band::B03, Band::B04, Band::B08, Band::B11, Band::B12];
+/// Used when present: B10 (cirrus) for the L1C cloud test.
+pub const OPTIONAL_BANDS: [Band; 1] = [Band::B10];
+
+/// Score raster nodata (masked pixels).
+pub const SCORE_NODATA: f32 = -1.0;
+/// Mask values.
+pub const MASK_NO_CHANGE: u8 = 0;
+pub const MASK_CHANGE: u8 = 1;
+pub const MASK_NODATA: u8 = 255;
+
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    pub method: Method,
+    /// Block side in pixels for the score pass.
+    pub block_size: usize,
+    /// Fixed threshold on the score; None = Otsu.
+    pub threshold: Option<f32>,
+    /// Size of the statistics sample, in pixels.
+    pub max_samples: usize,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions { method: Method::Combined, block_size: 512, threshold: None, max_samples: 1 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PixelCounts {
+    pub total: u64,
+    pub compared: u64,
+    pub changed: u64,
+    pub changed_fraction: f64,
+    pub masked: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectSummary {
+    pub method: Method,
+    pub threshold: f32,
+    pub threshold_source: &'static str,
+    pub sample_pixels: usize,
+    pub sample_step: usize,
+    pub block_size: usize,
+    pub model: Model,
+    pub pixels: PixelCounts,
+    pub timings_s: BTreeMap<&'static str, f64>,
+}
+
+/// Runs the three passes; writes the score and mask working rasters.
+pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_path: &Path) -> Result<DetectSummary> {
+    if opts.block_size < 16 {
+        return Err(Error::invalid("--block-size must be at least 16"));
+    }
+    let mut timings = BTreeMap::new();
+    let t = Instant::now();
+    let (sample, step) = collect_sample(pair, opts.max_samples)?;
+    let model = Model::fit(&sample, opts.method)?;
+    timings.insert("fit", t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let (hist, reasons) = score_pass(pair, &model, opts.block_size, score_path)?;
+    timings.insert("score", t.elapsed().as_secs_f64());
+
+    let compared = reasons[MaskReason::Valid as usize];
+    if compared == 0 {
+        return Err(Error::invalid("every pixel is masked (no data, cloud, saturation or outside the AOI): nothing to compare"));
+    }
+    let (threshold, source) = match opts.threshold {
+        Some(t) => (t, "user"),
+        None => (threshold::otsu(&hist), "otsu"),
+    };
+    let t = Instant::now();
+    let changed = mask_pass(score_path, mask_path, threshold)?;
+    timings.insert("mask", t.elapsed().as_secs_f64());
+
+    let total = (pair.grid.width * pair.grid.height) as u64;
+    let masked = REASONS.iter().skip(1).map(|r| (r.name(), reasons[*r as usize])).collect();
+    Ok(DetectSummary {
+        method: opts.method,
+        threshold,
+        threshold_source: source,
+        sample_pixels: sample.len(),
+        sample_step: step,
+        block_size: opts.block_size,
+        model,
+        pixels: PixelCounts { total, compared, changed, changed_fraction: changed as f64 / compared as f64, masked },
+        timings_s: timings,
+    })
+}
+
+/// Pass 1: compared pixels on a lattice of step `d`, in fixed strips.
+fn collect_sample(pair: &AlignedPair, max_samples: usize) -> Result<(Sample, usize)> {
+    const STRIP: usize = 64;
+    let g = &pair.grid;
+    let d = sample::decimation(g.width, g.height, max_samples);
+    let (cw, ch) = (g.width.div_ceil(d), g.height.div_ceil(d));
+    let strips: Vec<(usize, usize)> = (0..ch).step_by(STRIP).map(|r0| (r0, (r0 + STRIP).min(ch))).collect();
+    let parts: Vec<Sample> = strips
+        .par_iter()
+        .map_init(
+            || SceneReader::new(pair),
+            |reader, &(r0, r1)| -> Result<Sample> {
+                let y0 = r0 * d;
+                let y1 = (r1 * d).min(g.height);
+                let win = Window { x: 0, y: y0, w: g.width, h: y1 - y0 };
+                let px = pixels::read_pixels(reader, pair, win, (cw, r1 - r0))?;
+                let mut s = Sample::new(STAT_BANDS.len());
+                for i in 0..px.len() {
+                    if px.mask[i] == MaskReason::Valid {
+                        s.push(px.x(i), px.y(i));
+                    }
+                }
+                Ok(s)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let mut sample = Sample::new(STAT_BANDS.len());
+    for p in parts {
+        sample.append(p);
+    }
+    Ok((sample, d))
+}
+
+struct Scored {
+    block: Window,
+    scores: Vec<f32>,
+    hist: Histogram,
+    reasons: [u64; REASONS.len()],
+}
+
+/// Pass 2: parallel block scoring; this thread's helper owns the output.
+fn score_pass(pair: &AlignedPair, model: &Model, block_size: usize, score_path: &Path) -> Result<(Histogram, [u64; REASONS.len()])> {
+    let g = &pair.grid;
+    let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
+    let blocks = g.blocks(block_size);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
+
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<(Histogram, [u64; REASONS.len()])> {
+            let mut band = ds.rasterband(1).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+            let mut hist = Histogram::default();
+            let mut reasons = [0u64; REASONS.len()];
+            for s in rx {
+                let mut buf = gdal::raster::Buffer::new((s.block.w, s.block.h), s.scores);
+                band.write((s.block.x as isize, s.block.y as isize), (s.block.w, s.block.h), &mut buf)
+                    .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+                hist.merge(&s.hist);
+                for (a, b) in reasons.iter_mut().zip(s.reasons) {
+                    *a += b;
+                }
+            }
+            drop(band);
+            ds.close().map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+            Ok((hist, reasons))
+        });
+
+        let work = blocks.par_iter().try_for_each_init(
+            || (SceneReader::new(pair), tx.clone()),
+            |(reader, tx), &block| -> Result<()> {
+                let read = expand(block, score::HALO, g.width, g.height);
+                let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
+                let scored = model.score_block(&px, read, block);
+                let mut hist = Histogram::default();
+                let mut reasons = [0u64; REASONS.len()];
+                let (ox, oy) = (block.x - read.x, block.y - read.y);
+                for r in 0..block.h {
+                    for c in 0..block.w {
+                        reasons[px.mask[(oy + r) * read.w + ox + c] as usize] += 1;
+                    }
+                }
+                let scores = scored
+                    .into_iter()
+                    .map(|s| match s {
+                        Some(v) => {
+                            hist.add(v);
+                            v
+                        }
+                        None => SCORE_NODATA,
+                    })
+                    .collect();
+                tx.send(Scored { block, scores, hist, reasons }).map_err(|_| Error::output(score_path, "the score writer stopped"))
+            },
+        );
+        drop(tx);
+        let written = writer.join().map_err(|_| Error::output(score_path, "the score writer panicked"))?;
+        work?;
+        written
+    })
+}
+
+/// Pass 3: the mask from the score raster and the threshold. Returns the
+/// number of changed pixels.
+fn mask_pass(score_path: &Path, mask_path: &Path, threshold: f32) -> Result<u64> {
+    let src = gdal::Dataset::open(score_path).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+    let grid = crate::align::Grid::from_dataset(&src, &score_path.to_string_lossy())?;
+    let score = src.rasterband(1).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+    let ds = create_working::<u8>(mask_path, &grid, MASK_NODATA as f64)?;
+    let mut changed = 0u64;
+    {
+        let mut band = ds.rasterband(1).map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
+        for b in grid.blocks(512) {
+            let s = score
+                .read_as::<f32>((b.x as isize, b.y as isize), (b.w, b.h), (b.w, b.h), None)
+                .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+            let m: Vec<u8> = s
+                .data()
+                .iter()
+                .map(|&v| {
+                    if v == SCORE_NODATA {
+                        MASK_NODATA
+                    } else if v >= threshold {
+                        changed += 1;
+                        MASK_CHANGE
+                    } else {
+                        MASK_NO_CHANGE
+                    }
+                })
+                .collect();
+            let mut buf = gdal::raster::Buffer::new((b.w, b.h), m);
+            band.write((b.x as isize, b.y as isize), (b.w, b.h), &mut buf).map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
+        }
+    }
+    ds.close().map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
+    Ok(changed)
+}
+
+/// The block grown by `halo` on every side, clipped to the grid.
+fn expand(b: Window, halo: usize, width: usize, height: usize) -> Window {
+    let x0 = b.x.saturating_sub(halo);
+    let y0 = b.y.saturating_sub(halo);
+    let x1 = (b.x + b.w + halo).min(width);
+    let y1 = (b.y + b.h + halo).min(height);
+    Window { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }
+}

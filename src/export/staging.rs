@@ -1,0 +1,69 @@
+//! Outputs are written into a hidden staging folder inside the output folder
+//! and renamed into place only when the whole run succeeded, so a failed run
+//! leaves nothing that looks finished. The staging folder is removed on
+//! failure (on drop).
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+pub struct Staging {
+    out: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    /// Creates `out` if needed and a staging folder inside it. Refuses an
+    /// output folder that is one of the input folders.
+    pub fn new(out: &Path, inputs: &[&Path]) -> Result<Staging> {
+        if out.exists() && !out.is_dir() {
+            return Err(Error::output(out, "exists and is not a folder"));
+        }
+        std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create output folder: {e}")))?;
+        let out_c = out.canonicalize().map_err(|e| Error::output(out, e))?;
+        for i in inputs {
+            if let Ok(ic) = i.canonicalize() {
+                if ic == out_c {
+                    return Err(Error::output(out, "is an input folder: choose another output folder"));
+                }
+            }
+        }
+        let dir = out.join(format!(".dunewatch-partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(|e| Error::output(out, format!("cannot write to output folder: {e}")))?;
+        Ok(Staging { out: out.to_path_buf(), dir, committed: false })
+    }
+
+    /// Where to write `name` while the run is in progress.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// Moves the named staged files (and folders) into the output folder, in
+    /// order; put the file that marks completion (run.json) last.
+    pub fn commit(mut self, names: &[&str]) -> Result<()> {
+        for n in names {
+            let from = self.dir.join(n);
+            let to = self.out.join(n);
+            if to.is_dir() {
+                let _ = std::fs::remove_dir_all(&to);
+            }
+            std::fs::rename(&from, &to).map_err(|e| Error::output(&to, format!("cannot move into place: {e}")))?;
+        }
+        self.committed = true;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! A whole `detect` job: read both scenes, align them, detect, and publish
+//! the outputs with run.json. The command line and batch runs call this.
+
+use crate::align::{self, AlignOptions, Grid, Source};
+use crate::detect::{self, DetectOptions, DetectSummary, OPTIONAL_BANDS, STAT_BANDS};
+use crate::error::{Error, Result};
+use crate::export::{raster::to_cog, Staging};
+use crate::read::{self, Band, Scene};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Everything a detect run needs.
+#[derive(Debug, Clone)]
+pub struct DetectRequest {
+    pub before: PathBuf,
+    pub after: PathBuf,
+    pub out: PathBuf,
+    pub align: AlignOptions,
+    pub detect: DetectOptions,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SceneInfo {
+    pub path: PathBuf,
+    pub form: read::SceneForm,
+    pub level: Option<String>,
+    pub date: Option<String>,
+    pub bands_found: Vec<Band>,
+    pub scene_classification: bool,
+    /// How each used band reaches the grid: "direct" or "warped".
+    pub alignment: BTreeMap<Band, &'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GridInfo {
+    #[serde(flatten)]
+    pub grid: Grid,
+    pub pixel_size_m: [f64; 2],
+}
+
+/// The contents of run.json.
+#[derive(Debug, Serialize)]
+pub struct RunRecord {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: &'static str,
+    pub before: SceneInfo,
+    pub after: SceneInfo,
+    pub aoi: Option<PathBuf>,
+    pub grid: GridInfo,
+    pub bands_used: Vec<Band>,
+    pub threads: usize,
+    pub detect: DetectSummary,
+    pub outputs: Vec<&'static str>,
+    pub timings_s: BTreeMap<&'static str, f64>,
+}
+
+pub const SCORE_FILE: &str = "change_score.tif";
+pub const MASK_FILE: &str = "change_mask.tif";
+pub const RUN_FILE: &str = "run.json";
+
+/// Sets GDAL up for streaming: a bounded block cache, and no .aux.xml side
+/// files written next to the user's inputs.
+pub fn configure_gdal() {
+    let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "256");
+    }
+}
+
+fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
+    SceneInfo {
+        path: scene.source.clone(),
+        form: scene.form,
+        level: scene.level.clone(),
+        date: scene.date.clone(),
+        bands_found: scene.bands.keys().copied().collect(),
+        scene_classification: scene.scl.is_some(),
+        alignment: aligned
+            .bands
+            .iter()
+            .map(|(b, ab)| (*b, if matches!(ab.source, Source::Direct { .. }) { "direct" } else { "warped" }))
+            .collect(),
+    }
+}
+
+/// Runs a detect job end to end.
+pub fn run_detect(req: &DetectRequest) -> Result<RunRecord> {
+    configure_gdal();
+    let t0 = Instant::now();
+    let mut timings = BTreeMap::new();
+    let staging = Staging::new(&req.out, &[&req.before, &req.after])?;
+
+    let t = Instant::now();
+    let before = read::open_scene(&req.before)?;
+    let after = read::open_scene(&req.after)?;
+    let pair = align::align(before, after, &STAT_BANDS, &OPTIONAL_BANDS, &req.align)?;
+    timings.insert("read_align", t.elapsed().as_secs_f64());
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(req.threads)
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
+    let threads = pool.current_num_threads();
+
+    let work_score = staging.path("score.work.tif");
+    let work_mask = staging.path("mask.work.tif");
+    let summary = pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask))?;
+
+    let t = Instant::now();
+    to_cog(&work_score, &staging.path(SCORE_FILE), "AVERAGE", threads)?;
+    to_cog(&work_mask, &staging.path(MASK_FILE), "NEAREST", threads)?;
+    let _ = std::fs::remove_file(&work_score);
+    let _ = std::fs::remove_file(&work_mask);
+    timings.insert("write_cog", t.elapsed().as_secs_f64());
+    timings.insert("total", t0.elapsed().as_secs_f64());
+
+    let (mx, my) = pair.grid.metres_per_unit();
+    let (px, py) = pair.grid.pixel_size();
+    let record = RunRecord {
+        tool: "dunewatch",
+        version: crate::VERSION,
+        command: "detect",
+        before: scene_info(&pair.before.scene, &pair.before),
+        after: scene_info(&pair.after.scene, &pair.after),
+        aoi: req.align.aoi.clone(),
+        grid: GridInfo { grid: pair.grid.clone(), pixel_size_m: [px * mx, py * my] },
+        bands_used: STAT_BANDS.iter().chain(OPTIONAL_BANDS.iter()).filter(|b| pair.before.bands.contains_key(b)).copied().collect(),
+        threads,
+        detect: summary,
+        outputs: vec![SCORE_FILE, MASK_FILE, RUN_FILE],
+        timings_s: timings,
+    };
+    let json = serde_json::to_string_pretty(&record).map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
+    std::fs::write(staging.path(RUN_FILE), json).map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
+    staging.commit(&[SCORE_FILE, MASK_FILE, RUN_FILE])?;
+    Ok(record)
+}
