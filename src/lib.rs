@@ -8,6 +8,7 @@
 pub mod align;
 pub mod detect;
 pub mod error;
+pub mod eval;
 pub mod export;
 pub mod read;
 pub mod run;
