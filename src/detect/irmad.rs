@@ -65,7 +65,7 @@ impl IrMad {
             for (i, wi) in w.iter_mut().enumerate() {
                 *wi = 1.0 - chi2_cdf(m.chi2_f32(s.x(i), s.y(i)), p);
             }
-            let converged = prev_rho.as_ref().is_some_and(|pr| pr.iter().zip(&rho).all(|(a, b)| (a - b).abs() < 1e-5));
+            let converged = prev_rho.as_ref().is_some_and(|pr| pr.iter().zip(&rho).all(|(a, b)| (a - b).abs() < 1e-4));
             fit = Some(m);
             if converged {
                 break;

@@ -52,7 +52,8 @@ pub struct DetectOptions {
     pub method: Method,
     /// Block side in pixels for the score pass.
     pub block_size: usize,
-    /// Fixed threshold on the score; None = Otsu.
+    /// Fixed threshold on the score; None = the method's default
+    /// (a significance level for the combined score, Otsu for the others).
     pub threshold: Option<f32>,
     /// Size of the statistics sample, in pixels.
     pub max_samples: usize,
@@ -60,7 +61,7 @@ pub struct DetectOptions {
 
 impl Default for DetectOptions {
     fn default() -> Self {
-        DetectOptions { method: Method::Combined, block_size: 512, threshold: None, max_samples: 1 << 20 }
+        DetectOptions { method: Method::Combined, block_size: 512, threshold: None, max_samples: 1 << 18 }
     }
 }
 
@@ -105,9 +106,10 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
     if compared == 0 {
         return Err(Error::invalid("every pixel is masked (no data, cloud, saturation or outside the AOI): nothing to compare"));
     }
-    let (threshold, source) = match opts.threshold {
-        Some(t) => (t, "user"),
-        None => (threshold::otsu(&hist), "otsu"),
+    let (threshold, source) = match (opts.threshold, opts.method.default_threshold()) {
+        (Some(t), _) => (t, "user"),
+        (None, Some(t)) => (t, "significance"),
+        (None, None) => (threshold::otsu(&hist), "otsu"),
     };
     let t = Instant::now();
     let changed = mask_pass(score_path, mask_path, threshold)?;

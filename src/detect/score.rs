@@ -60,8 +60,12 @@ impl fmt::Display for Method {
     }
 }
 
+/// Misregistration tolerance, in pixels.
+pub const SHIFT: usize = 1;
+/// Radius of the spatial mean.
+pub const SMOOTH: usize = 1;
 /// Pixels of context each block needs on every side.
-pub const HALO: usize = 1;
+pub const HALO: usize = SHIFT + SMOOTH;
 
 /// Smooth step from 0 at `a` to 1 at `b`.
 #[inline]
@@ -76,7 +80,42 @@ pub struct Model {
     pub method: Method,
     pub irmad: Option<IrMad>,
     pub cva: Cva,
+    /// Scale factors that put the sample's median chi-square statistic at
+    /// the chi-square median: the dates differ everywhere a little (season,
+    /// sun, haze), and significance must be judged against that.
+    pub irmad_calibration: f64,
+    pub cva_calibration: f64,
 }
+
+fn median_of(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 1.0;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
+}
+
+/// Median of chi-square with p degrees of freedom (Wilson-Hilferty).
+fn chi2_median(p: usize) -> f64 {
+    let k = p as f64;
+    k * (1.0 - 2.0 / (9.0 * k)).powi(3)
+}
+
+impl Method {
+    /// The default cut on this method's score: the combined score is a
+    /// calibrated change probability, so a significance level; the classic
+    /// single measures use Otsu, as in the literature they reproduce.
+    pub fn default_threshold(self) -> Option<f32> {
+        match self {
+            Method::Combined => Some(COMBINED_SIGNIFICANCE),
+            _ => None,
+        }
+    }
+}
+
+/// Default cut on the combined score (mean calibrated change probability
+/// over the 3x3 neighbourhood).
+pub const COMBINED_SIGNIFICANCE: f32 = 0.9;
 
 impl Model {
     pub fn fit(sample: &Sample, method: Method) -> Result<Model> {
@@ -89,11 +128,17 @@ impl Model {
         let cva = Cva::fit(sample);
         let irmad = match method {
             Method::Combined | Method::Irmad => Some(
-                IrMad::fit(sample, 50).ok_or_else(|| Error::invalid("IR-MAD failed: the band covariances are singular (constant or duplicated bands?)"))?,
+                IrMad::fit(sample, 30).ok_or_else(|| Error::invalid("IR-MAD failed: the band covariances are singular (constant or duplicated bands?)"))?,
             ),
             _ => None,
         };
-        Ok(Model { method, irmad, cva })
+        let p = sample.p;
+        let cva_calibration = chi2_median(p) / median_of((0..sample.len()).map(|i| cva.magnitude2(sample.x(i), sample.y(i))).collect()).max(1e-9);
+        let irmad_calibration = match &irmad {
+            Some(m) => chi2_median(p) / median_of((0..sample.len()).map(|i| m.chi2_f32(sample.x(i), sample.y(i))).collect()).max(1e-9),
+            None => 1.0,
+        };
+        Ok(Model { method, irmad, cva, irmad_calibration, cva_calibration })
     }
 
     /// Score of one compared pixel, before spatial context.
@@ -108,9 +153,9 @@ impl Model {
                 step(0.02, 0.2, built) * not_natural(&b, &a)
             }
             Method::Combined => {
-                let p_irmad = self.irmad.as_ref().map_or(0.0, |m| m.change_probability(x, y));
-                let p_cva = chi2_cdf(self.cva.magnitude2(x, y), p);
-                let change = (p_irmad * p_cva).sqrt() as f32;
+                let ci = self.irmad.as_ref().map_or(0.0, |m| m.chi2_f32(x, y)) * self.irmad_calibration;
+                let cc = self.cva.magnitude2(x, y) * self.cva_calibration;
+                let change = (chi2_cdf(ci, p) * chi2_cdf(cc, p)).sqrt() as f32;
                 change * not_natural(&Indices::of(x), &Indices::of(y))
             }
         }
@@ -120,25 +165,30 @@ impl Model {
     /// halo, clipped to the grid). Masked pixels get `None`.
     pub fn score_block(&self, px: &Pixels, read: Window, block: Window) -> Vec<Option<f32>> {
         let (rw, rh) = (read.w, read.h);
-        let raw: Vec<Option<f32>> =
-            (0..px.len()).map(|i| if px.mask[i] == MaskReason::Valid { Some(self.pixel_score(px.x(i), px.y(i))) } else { None }).collect();
         let (ox, oy) = (block.x - read.x, block.y - read.y);
+        if self.method != Method::Combined {
+            let mut out = Vec::with_capacity(block.len());
+            for r in 0..block.h {
+                for c in 0..block.w {
+                    let i = (oy + r) * rw + ox + c;
+                    out.push((px.mask[i] == MaskReason::Valid).then(|| self.pixel_score(px.x(i), px.y(i))));
+                }
+            }
+            return out;
+        }
+        let raw = self.combined_raw(px, rw, rh);
+        let sm = SMOOTH;
         let mut out = Vec::with_capacity(block.len());
         for r in 0..block.h {
             for c in 0..block.w {
                 let (rr, cc) = (oy + r, ox + c);
-                let centre = raw[rr * rw + cc];
-                if centre.is_none() {
+                if raw[rr * rw + cc].is_none() {
                     out.push(None);
                     continue;
                 }
-                if self.method != Method::Combined {
-                    out.push(centre);
-                    continue;
-                }
                 let (mut s, mut n) = (0.0f32, 0u32);
-                for dr in rr.saturating_sub(HALO)..=(rr + HALO).min(rh - 1) {
-                    for dc in cc.saturating_sub(HALO)..=(cc + HALO).min(rw - 1) {
+                for dr in rr.saturating_sub(sm)..=(rr + sm).min(rh - 1) {
+                    for dc in cc.saturating_sub(sm)..=(cc + sm).min(rw - 1) {
                         if let Some(v) = raw[dr * rw + dc] {
                             s += v;
                             n += 1;
@@ -149,6 +199,75 @@ impl Model {
             }
         }
         out
+    }
+
+    /// Combined score of every compared pixel of a window before smoothing.
+    /// Change is measured against the best-matching pixel of the other date
+    /// within `SHIFT` pixels, in both directions, so that sub-pixel to
+    /// one-pixel misregistration between dates (common across MGRS tiles)
+    /// does not paint every edge as change.
+    fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<Option<f32>> {
+        let n = px.len();
+        let p = px.x(0).len();
+        let irmad = self.irmad.as_ref().expect("combined method fits IR-MAD");
+        // Canonical variates and standardised reflectance, once per pixel.
+        let mut u = vec![0.0f32; n * p];
+        let mut v = vec![0.0f32; n * p];
+        let mut xs = vec![0.0f32; n * p];
+        let mut ys = vec![0.0f32; n * p];
+        for i in 0..n {
+            if px.mask[i] != MaskReason::Valid {
+                continue;
+            }
+            let (x, y) = (px.x(i), px.y(i));
+            for j in 0..p {
+                let (mut uu, mut vv) = (0.0f64, 0.0f64);
+                for k in 0..p {
+                    uu += irmad.a.get(k, j) * (x[k] as f64 - irmad.mean_x[k]);
+                    vv += irmad.b.get(k, j) * (y[k] as f64 - irmad.mean_y[k]);
+                }
+                u[i * p + j] = (uu / irmad.sigma[j]) as f32;
+                v[i * p + j] = (vv / irmad.sigma[j]) as f32;
+                xs[i * p + j] = (x[j] as f64 / self.cva.scale[j]) as f32;
+                ys[i * p + j] = ((y[j] as f64 - self.cva.median[j]) / self.cva.scale[j]) as f32;
+            }
+        }
+        let d2 = |a: &[f32], i: usize, b: &[f32], j: usize| -> f64 {
+            let mut s = 0.0f32;
+            for k in 0..p {
+                let d = a[i * p + k] - b[j * p + k];
+                s += d * d;
+            }
+            s as f64
+        };
+        let sh = SHIFT;
+        let mut raw = vec![None; n];
+        for r in 0..rh {
+            for c in 0..rw {
+                let i = r * rw + c;
+                if px.mask[i] != MaskReason::Valid {
+                    continue;
+                }
+                let (mut ci_ab, mut ci_ba, mut cc_ab, mut cc_ba) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+                for dr in r.saturating_sub(sh)..=(r + sh).min(rh - 1) {
+                    for dc in c.saturating_sub(sh)..=(c + sh).min(rw - 1) {
+                        let j = dr * rw + dc;
+                        if px.mask[j] != MaskReason::Valid {
+                            continue;
+                        }
+                        ci_ab = ci_ab.min(d2(&u, j, &v, i));
+                        ci_ba = ci_ba.min(d2(&u, i, &v, j));
+                        cc_ab = cc_ab.min(d2(&xs, j, &ys, i));
+                        cc_ba = cc_ba.min(d2(&xs, i, &ys, j));
+                    }
+                }
+                let ci = ci_ab.max(ci_ba) * self.irmad_calibration;
+                let cc = cc_ab.max(cc_ba) * self.cva_calibration;
+                let change = (chi2_cdf(ci, p) * chi2_cdf(cc, p)).sqrt() as f32;
+                raw[i] = Some(change * not_natural(&Indices::of(px.x(i)), &Indices::of(px.y(i))));
+            }
+        }
+        raw
     }
 }
 
