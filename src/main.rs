@@ -24,6 +24,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // GDAL's own messages would print before ours; its errors reach us as
+    // return values and are reported once, in one line, naming the file.
+    gdal::config::set_error_handler(|_, _, _| {});
     if let Err(e) = run(cli) {
         eprintln!("dunewatch: error: {e:#}");
         std::process::exit(1);

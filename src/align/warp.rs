@@ -67,7 +67,8 @@ pub(super) fn warp_to_vrt(file: &BandFile, ds: &gdal::Dataset, grid: &Grid, vrt:
     args.extend([xmin, ymin, xmax, ymax].iter().map(|v| format!("{v:.12}")));
     args.extend(["-ts".into(), grid.width.to_string(), grid.height.to_string(), "-r".into(), alg.into()]);
     args.extend(["-srcnodata".into(), nodata.to_string(), "-dstnodata".into(), nodata.to_string()]);
-    args.extend(["-q".into()]);
+    // Never substitute an overview for the full-resolution source.
+    args.extend(["-ovr".into(), "NONE".into(), "-q".into()]);
     let args = csl(&args)?;
     let dst_c = CString::new(vrt.to_string_lossy().as_bytes()).unwrap();
     unsafe {

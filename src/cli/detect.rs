@@ -34,7 +34,8 @@ pub struct DetectArgs {
     /// Change measure: combined (new-structure score), cva, irmad, indices.
     #[arg(long, default_value = "combined")]
     pub method: String,
-    /// Fixed score threshold in [0, 1] instead of Otsu's automatic one.
+    /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
+    /// calibrated change probability), Otsu's automatic cut for the others.
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Output pixel size in metres (default: the before scene's 10 m bands).

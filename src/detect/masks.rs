@@ -54,9 +54,17 @@ pub fn looks_cloudy(r: &[f32], cirrus: Option<f32>) -> bool {
     let (blue, green, red, nir, swir1) = (r[0], r[1], r[2], r[3], r[4]);
     let vis = (blue + green + red) / 3.0;
     // Thick cloud: bright blue, flat visible spectrum, bright in NIR and
-    // SWIR too. Desert sand is brighter in red than in blue, which keeps it out.
+    // SWIR too. Desert sand is brighter in red than in blue, which keeps it
+    // out. A new white or metal roof looks the same in these bands, but it
+    // is dark at 1375 nm where clouds, being above most water vapour, are
+    // not: with B10 a cloud must show there too; without it, only very
+    // bright flat pixels count.
     let flat = (blue - vis).abs() < 0.12 * vis && (red - vis).abs() < 0.12 * vis;
-    blue > 0.30 && flat && nir > 0.8 * vis && swir1 > 0.15
+    let bright_enough = match cirrus {
+        Some(c) => blue > 0.30 && c > 0.01,
+        None => blue > 0.40,
+    };
+    bright_enough && flat && nir > 0.8 * vis && swir1 > 0.15
 }
 
 #[cfg(test)]
@@ -66,6 +74,10 @@ mod tests {
     #[test]
     fn clouds_and_sand() {
         assert!(looks_cloudy(&[0.45, 0.44, 0.45, 0.47, 0.30, 0.20], None));
+        assert!(looks_cloudy(&[0.35, 0.34, 0.35, 0.37, 0.30, 0.20], Some(0.02)));
+        // A new white roof: bright and flat, but dark at 1375 nm.
+        assert!(!looks_cloudy(&[0.35, 0.34, 0.35, 0.37, 0.30, 0.20], Some(0.002)));
+        assert!(!looks_cloudy(&[0.35, 0.36, 0.37, 0.38, 0.30, 0.25], None));
         assert!(!looks_cloudy(&[0.18, 0.26, 0.34, 0.40, 0.50, 0.45], None));
         assert!(!looks_cloudy(&[0.05, 0.07, 0.06, 0.30, 0.15, 0.08], None));
         assert!(looks_cloudy(&[0.1, 0.1, 0.1, 0.2, 0.2, 0.1], Some(0.05)));

@@ -130,26 +130,29 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
     })
 }
 
-/// Pass 1: compared pixels on a lattice of step `d`, in fixed strips.
+/// Pass 1: compared pixels on a lattice of step `d`. Lattice rows are read
+/// at full resolution and every d-th pixel kept: GDAL's decimated reads
+/// would pick overviews when the file has them, and the statistics would
+/// then depend on how the input was encoded.
 fn collect_sample(pair: &AlignedPair, max_samples: usize) -> Result<(Sample, usize)> {
-    const STRIP: usize = 64;
+    const STRIP: usize = 16;
     let g = &pair.grid;
     let d = sample::decimation(g.width, g.height, max_samples);
-    let (cw, ch) = (g.width.div_ceil(d), g.height.div_ceil(d));
-    let strips: Vec<(usize, usize)> = (0..ch).step_by(STRIP).map(|r0| (r0, (r0 + STRIP).min(ch))).collect();
+    let rows: Vec<usize> = (0..g.height).step_by(d).collect();
+    let strips: Vec<&[usize]> = rows.chunks(STRIP).collect();
     let parts: Vec<Sample> = strips
         .par_iter()
         .map_init(
             || SceneReader::new(pair),
-            |reader, &(r0, r1)| -> Result<Sample> {
-                let y0 = r0 * d;
-                let y1 = (r1 * d).min(g.height);
-                let win = Window { x: 0, y: y0, w: g.width, h: y1 - y0 };
-                let px = pixels::read_pixels(reader, pair, win, (cw, r1 - r0))?;
+            |reader, strip| -> Result<Sample> {
                 let mut s = Sample::new(STAT_BANDS.len());
-                for i in 0..px.len() {
-                    if px.mask[i] == MaskReason::Valid {
-                        s.push(px.x(i), px.y(i));
+                for &y in strip.iter() {
+                    let win = Window { x: 0, y, w: g.width, h: 1 };
+                    let px = pixels::read_pixels(reader, pair, win, (g.width, 1))?;
+                    for i in (0..px.len()).step_by(d) {
+                        if px.mask[i] == MaskReason::Valid {
+                            s.push(px.x(i), px.y(i));
+                        }
                     }
                 }
                 Ok(s)

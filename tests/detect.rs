@@ -1,0 +1,439 @@
+//! `dunewatch detect` end to end: real sample tiles, every input form,
+//! grids that differ, block/thread invariance, synthetic IR-MAD checks and
+//! bad input.
+
+#[path = "common/scenes.rs"]
+mod scenes;
+#[path = "common/safe_fixture.rs"]
+mod safe_fixture;
+
+use gdal::Metadata;
+use scenes::*;
+use std::path::{Path, PathBuf};
+
+const STAT_BANDS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "B12"];
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
+}
+
+/// Offset (cols, rows) of an output grid inside the before scene's 10 m grid.
+fn offset_in_before(out_gt: &[f64; 6]) -> (usize, usize) {
+    let ds = gdal::Dataset::open(band_file(&sample_before(), "B04")).unwrap();
+    let gt = ds.geo_transform().unwrap();
+    assert!((out_gt[1] - gt[1]).abs() < 1e-12 && (out_gt[5] - gt[5]).abs() < 1e-12, "pixel size changed");
+    let fx = (out_gt[0] - gt[0]) / gt[1];
+    let fy = (out_gt[3] - gt[3]) / gt[5];
+    assert!((fx - fx.round()).abs() < 1e-6 && (fy - fy.round()).abs() < 1e-6, "grid not aligned to the before grid");
+    (fx.round() as usize, fy.round() as usize)
+}
+
+/// The label cropped to the output grid.
+fn label_on(out: &Path) -> Vec<f64> {
+    let ds = gdal::Dataset::open(out.join("change_mask.tif")).unwrap();
+    let (w, h) = ds.raster_size();
+    let (ox, oy) = offset_in_before(&ds.geo_transform().unwrap());
+    let (label, (lw, _)) = read_band(&sample_label());
+    let mut v = Vec::with_capacity(w * h);
+    for r in 0..h {
+        for c in 0..w {
+            v.push(label[(r + oy) * lw + c + ox]);
+        }
+    }
+    v
+}
+
+fn assert_beats_chance(out: &Path, factor: f64) -> f64 {
+    let (mask, _) = read_band(&out.join("change_mask.tif"));
+    let (f1, f1_random) = f1_vs_label(&mask, &label_on(out));
+    assert!(f1 > factor * f1_random, "F1 {f1:.3} not above {factor} x chance ({f1_random:.3})");
+    f1
+}
+
+#[test]
+fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
+    let t = tmp();
+    let out = t.path().join("run");
+    assert_ok(&detect(&sample_before(), &sample_after(), &out, &[]));
+
+    for (name, nodata) in [("change_mask.tif", 255.0), ("change_score.tif", -1.0)] {
+        let ds = gdal::Dataset::open(out.join(name)).unwrap();
+        let srs = ds.spatial_ref().unwrap();
+        assert_eq!(srs.auth_code().unwrap(), 4326, "{name} CRS");
+        offset_in_before(&ds.geo_transform().unwrap());
+        let band = ds.rasterband(1).unwrap();
+        assert_eq!(band.no_data_value(), Some(nodata), "{name} nodata");
+        assert_eq!(ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(), Some("COG"), "{name} layout");
+        assert_eq!(ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE").as_deref(), Some("DEFLATE"));
+        assert!(band.overview_count().unwrap() >= 1, "{name} has no overviews");
+        assert_eq!(band.block_size(), (512, 512));
+    }
+    let (mask, _) = read_band(&out.join("change_mask.tif"));
+    assert!(mask.iter().all(|&v| v == 0.0 || v == 1.0 || v == 255.0));
+    assert!(mask.iter().any(|&v| v == 1.0) && mask.iter().any(|&v| v == 0.0));
+    let (score, _) = read_band(&out.join("change_score.tif"));
+    assert!(score.iter().all(|&v| v == -1.0 || (0.0..=1.0).contains(&v)));
+    // Mask and score agree: changed exactly where the score passes the threshold.
+    let rec = run_json(&out);
+    let thr = rec["detect"]["threshold"].as_f64().unwrap();
+    for (m, s) in mask.iter().zip(&score) {
+        if *m != 255.0 {
+            assert_eq!(*m == 1.0, *s >= thr as f32 as f64);
+        }
+    }
+    let f1 = assert_beats_chance(&out, 4.0);
+    assert!(f1 > 0.2, "F1 {f1}");
+
+    assert_eq!(rec["before"]["date"], "2016-01-20");
+    assert_eq!(rec["after"]["date"], "2018-03-28");
+    assert_eq!(rec["detect"]["method"], "combined");
+    assert_eq!(rec["after"]["alignment"]["B04"], "warped", "the after scene is on another MGRS tile's grid");
+    assert_eq!(rec["before"]["alignment"]["B04"], "direct");
+    assert_eq!(rec["before"]["alignment"]["B11"], "warped");
+    let changed = rec["detect"]["pixels"]["changed"].as_u64().unwrap();
+    assert_eq!(changed, mask.iter().filter(|&&v| v == 1.0).count() as u64);
+    assert!(rec["timings_s"]["total"].as_f64().unwrap() > 0.0);
+    assert!(rec["bands_used"].as_array().unwrap().len() >= 6);
+    // Nothing left behind but the outputs.
+    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["change_mask.tif", "change_score.tif", "run.json"]);
+}
+
+#[test]
+fn same_outputs_whatever_block_size_and_thread_count() {
+    let t = tmp();
+    let a = t.path().join("a");
+    let b = t.path().join("b");
+    assert_ok(&detect(&sample_before(), &sample_after(), &a, &["--block-size", "64", "--threads", "1"]));
+    assert_ok(&detect(&sample_before(), &sample_after(), &b, &["--block-size", "300", "--threads", "2"]));
+    for f in ["change_score.tif", "change_mask.tif"] {
+        let (x, _) = read_band(&a.join(f));
+        let (y, _) = read_band(&b.join(f));
+        assert!(x == y, "{f} differs between block sizes / thread counts");
+    }
+    assert_eq!(run_json(&a)["detect"]["threshold"], run_json(&b)["detect"]["threshold"]);
+}
+
+/// A scene folder with the statistics bands under other naming styles.
+fn renamed_copy(src: &Path, dst: &Path, style: &str) {
+    std::fs::create_dir_all(dst).unwrap();
+    // B10 too: the L1C cloud test uses it.
+    for b in STAT_BANDS.iter().chain(&["B10"]) {
+        let f = band_file(src, b);
+        match style {
+            "esa_jp2" => {
+                let res = match *b {
+                    "B11" | "B12" => 20,
+                    "B10" => 60,
+                    _ => 10,
+                };
+                translate(&f, &dst.join(format!("T39QZG_20160120T104345_{b}_{res}m.jp2")), "JP2OpenJPEG");
+            }
+            "cog_archive" => translate(&f, &dst.join(format!("{b}.tif")), "COG"),
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn esa_jp2_and_cog_archive_folders_read_like_oscd_folders() {
+    let t = tmp();
+    let esa = t.path().join("esa");
+    let cog = t.path().join("cog");
+    renamed_copy(&sample_before(), &esa, "esa_jp2");
+    renamed_copy(&sample_after(), &cog, "cog_archive");
+    let base = t.path().join("base");
+    let other = t.path().join("other");
+    assert_ok(&detect(&sample_before(), &sample_after(), &base, &[]));
+    assert_ok(&detect(&esa, &cog, &other, &[]));
+    let (x, _) = read_band(&base.join("change_mask.tif"));
+    let (y, _) = read_band(&other.join("change_mask.tif"));
+    assert!(x == y, "lossless JPEG2000 / COG copies must give the same mask");
+    assert_eq!(run_json(&other)["before"]["date"], "2016-01-20");
+}
+
+#[test]
+fn multiband_geotiff_with_band_descriptions() {
+    let t = tmp();
+    let path = t.path().join("before_stack.tif");
+    let ref_ds = gdal::Dataset::open(band_file(&sample_before(), "B04")).unwrap();
+    let (w, h) = ref_ds.raster_size();
+    let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = drv.create_with_band_type::<u16, _>(&path, w, h, STAT_BANDS.len()).unwrap();
+    ds.set_geo_transform(&ref_ds.geo_transform().unwrap()).unwrap();
+    ds.set_projection(&ref_ds.projection()).unwrap();
+    for (i, b) in STAT_BANDS.iter().enumerate() {
+        let src = gdal::Dataset::open(band_file(&sample_before(), b)).unwrap();
+        let sb = src.rasterband(1).unwrap();
+        // 20 m bands are resampled onto the 10 m grid (nearest) for the stack.
+        let mut buf = sb.read_as::<u16>((0, 0), sb.size(), (w, h), None).unwrap();
+        let mut band = ds.rasterband(i + 1).unwrap();
+        band.write((0, 0), (w, h), &mut buf).unwrap();
+        band.set_description(b).unwrap();
+    }
+    ds.close().unwrap();
+    let out = t.path().join("run");
+    assert_ok(&detect(&path, &sample_after(), &out, &[]));
+    assert_eq!(run_json(&out)["before"]["form"], "multi_band_tiff");
+    assert_beats_chance(&out, 3.0);
+}
+
+#[test]
+fn after_scene_in_another_crs_is_warped_onto_the_before_grid() {
+    let t = tmp();
+    let utm = t.path().join("after_utm");
+    std::fs::create_dir_all(&utm).unwrap();
+    for b in STAT_BANDS {
+        let f = band_file(&sample_after(), b);
+        let res = if matches!(b, "B11" | "B12") { "20" } else { "10" };
+        let st = std::process::Command::new("gdalwarp")
+            .args(["-q", "-t_srs", "EPSG:32640", "-tr", res, res, "-r", "bilinear"])
+            .arg(&f)
+            .arg(utm.join(f.file_name().unwrap()))
+            .status()
+            .expect("gdalwarp (gdal-bin) is needed: run scripts/setup.sh");
+        assert!(st.success());
+    }
+    let out = t.path().join("run");
+    assert_ok(&detect(&sample_before(), &utm, &out, &[]));
+    let ds = gdal::Dataset::open(out.join("change_mask.tif")).unwrap();
+    assert_eq!(ds.spatial_ref().unwrap().auth_code().unwrap(), 4326);
+    assert_beats_chance(&out, 3.0);
+}
+
+#[test]
+fn safe_products_folder_and_zip() {
+    let t = tmp();
+    let p1 = safe_fixture::build_safe(&t.path().join("a"), "L2A_N0509");
+    let p2 = safe_fixture::build_safe(&t.path().join("b"), "L2A_N0509");
+    let zip = t.path().join("after.zip");
+    safe_fixture::zip_folder(&p2.safe_dir, &zip);
+    let out = t.path().join("run");
+    // The fixture's bands share one pattern, so IR-MAD's covariances are
+    // singular; CVA exercises the same pipeline.
+    assert_ok(&detect(&p1.safe_dir, &zip, &out, &["--method", "cva"]));
+    let rec = run_json(&out);
+    assert_eq!(rec["before"]["form"], "safe_folder");
+    assert_eq!(rec["after"]["form"], "safe_zip");
+    assert_eq!(rec["before"]["level"], "L2A");
+    assert_eq!(rec["before"]["scene_classification"], true);
+    assert_eq!(rec["grid"]["epsg"], 32634);
+    // SCL classes 3 and 8-10 are masked as shadow and cloud.
+    assert!(rec["detect"]["pixels"]["masked"]["cloud"].as_u64().unwrap() > 0);
+    assert!(rec["detect"]["pixels"]["masked"]["cloud_shadow"].as_u64().unwrap() > 0);
+    let (mask, _) = read_band(&out.join("change_mask.tif"));
+    assert!(mask.contains(&255.0));
+}
+
+/// A synthetic before/after pair of 6-band folders on a UTM grid.
+fn synthetic_pair(dir: &Path, insert_change: bool) -> (PathBuf, PathBuf) {
+    let (w, h) = (160usize, 160usize);
+    let mut seed = 12345u64;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 33) as f64) / (1u64 << 31) as f64
+    };
+    // Land cover: smooth random field per pixel, mixing two spectra.
+    let cover: Vec<f64> = (0..w * h).map(|i| (0.5 + 0.4 * ((i % w) as f64 / 13.0).sin() * ((i / w) as f64 / 17.0).cos() + 0.1 * rnd()).clamp(0.0, 1.0)).collect();
+    let sand = [0.18, 0.26, 0.34, 0.40, 0.50, 0.45];
+    let soil = [0.08, 0.10, 0.12, 0.25, 0.30, 0.22];
+    let roof = [0.35, 0.36, 0.37, 0.38, 0.30, 0.25];
+    let before = dir.join("before");
+    let after = dir.join("after");
+    for (d, name) in [(&before, "20200101"), (&after, "20210101")] {
+        std::fs::create_dir_all(d).unwrap();
+        let is_after = name == "20210101";
+        for (k, b) in STAT_BANDS.iter().enumerate() {
+            let gain = 1.0 + 0.15 * k as f64;
+            let off = 0.02;
+            let data: Vec<u16> = (0..w * h)
+                .map(|i| {
+                    let (r, c) = (i / w, i % w);
+                    let x = cover[i] * sand[k] + (1.0 - cover[i]) * soil[k];
+                    let refl = if !is_after {
+                        x + 0.004 * rnd()
+                    } else if insert_change && (60..80).contains(&r) && (60..84).contains(&c) {
+                        roof[k]
+                    } else {
+                        gain * x + off + 0.004 * rnd()
+                    };
+                    (refl * 10000.0).round() as u16
+                })
+                .collect();
+            let path = d.join(format!("T34UCF_{name}T100000_{b}.tif"));
+            let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+            let mut ds = drv.create_with_band_type::<u16, _>(&path, w, h, 1).unwrap();
+            ds.set_geo_transform(&[300000.0, 10.0, 0.0, 6100000.0, 0.0, -10.0]).unwrap();
+            ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32634).unwrap()).unwrap();
+            let mut buf = gdal::raster::Buffer::new((w, h), data);
+            ds.rasterband(1).unwrap().write((0, 0), (w, h), &mut buf).unwrap();
+            ds.close().unwrap();
+        }
+    }
+    (before, after)
+}
+
+#[test]
+fn irmad_finds_inserted_change_and_ignores_linear_radiometric_change() {
+    let t = tmp();
+    let (b, a) = synthetic_pair(&t.path().join("changed"), true);
+    let out = t.path().join("run");
+    assert_ok(&detect(&b, &a, &out, &["--method", "irmad", "--threshold", "0.999"]));
+    let (mask, (w, _)) = read_band(&out.join("change_mask.tif"));
+    let inside = |i: usize| (60..80).contains(&(i / w)) && (60..84).contains(&(i % w));
+    let found = (0..mask.len()).filter(|&i| inside(i) && mask[i] == 1.0).count();
+    let false_alarms = (0..mask.len()).filter(|&i| !inside(i) && mask[i] == 1.0).count();
+    assert!(found >= 480 * 9 / 10, "only {found} of 480 changed pixels found; run.json: {}", run_json(&out)["detect"]);
+    // IR-MAD's re-weighting slightly underestimates the no-change spread, so
+    // a few percent of unchanged pixels pass a 0.999 cut.
+    assert!(false_alarms < mask.len() / 20, "{false_alarms} false alarms");
+
+    let (b, a) = synthetic_pair(&t.path().join("linear"), false);
+    let out = t.path().join("run_linear");
+    assert_ok(&detect(&b, &a, &out, &["--method", "irmad", "--threshold", "0.999"]));
+    let (mask, _) = read_band(&out.join("change_mask.tif"));
+    let flagged = mask.iter().filter(|&&v| v == 1.0).count();
+    assert!(flagged < mask.len() / 20, "{flagged} pixels flagged under a purely linear radiometric change");
+
+    // The combined score also ignores it (calibrated, neighbourhood-tolerant).
+    let out = t.path().join("run_linear_combined");
+    assert_ok(&detect(&b, &a, &out, &[]));
+    let (mask, _) = read_band(&out.join("change_mask.tif"));
+    assert!(mask.iter().filter(|&&v| v == 1.0).count() < mask.len() / 100);
+}
+
+#[test]
+fn aoi_clips_and_masks() {
+    let t = tmp();
+    let aoi = t.path().join("aoi.geojson");
+    // A triangle inside the sample scene (lon/lat, RFC 7946).
+    std::fs::write(
+        &aoi,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[54.55,24.30],[54.60,24.30],[54.55,24.35],[54.55,24.30]]]}}]}"#,
+    )
+    .unwrap();
+    let out = t.path().join("run");
+    assert_ok(&detect(&sample_before(), &sample_after(), &out, &["--aoi", aoi.to_str().unwrap()]));
+    let ds = gdal::Dataset::open(out.join("change_mask.tif")).unwrap();
+    let (w, h) = ds.raster_size();
+    assert!(w < 785 && h < 799 && w > 400 && h > 400, "grid not clipped to the AOI: {w} x {h}");
+    let (mask, _) = read_band(&out.join("change_mask.tif"));
+    // Upper-right corner is outside the triangle, lower-left inside.
+    assert_eq!(mask[w - 1], 255.0);
+    assert_ne!(mask[(h - 2) * w + 1], 255.0);
+    let masked = run_json(&out)["detect"]["pixels"]["masked"]["outside_aoi"].as_u64().unwrap();
+    assert!(masked as usize > w * h / 3);
+}
+
+// ---- bad input: one line naming the file, non-zero exit, nothing written ----
+
+fn assert_fails_cleanly(o: &std::process::Output, out: &Path, must_name: &str, must_say: &str) {
+    assert!(!o.status.success(), "should have failed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err}");
+    assert!(err.contains(must_name), "error does not name {must_name}: {err}");
+    assert!(err.contains(must_say), "error does not say '{must_say}': {err}");
+    if out.exists() {
+        let left: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "failed run left files behind: {left:?}");
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn missing_band_is_named() {
+    let t = tmp();
+    let before = t.path().join("before");
+    copy_dir(&sample_before(), &before);
+    std::fs::remove_file(band_file(&before, "B11")).unwrap();
+    let out = t.path().join("out");
+    let o = detect(&before, &sample_after(), &out, &[]);
+    assert_fails_cleanly(&o, &out, before.to_str().unwrap(), "missing band B11");
+}
+
+#[test]
+fn truncated_file_is_named() {
+    let t = tmp();
+    let before = t.path().join("before");
+    copy_dir(&sample_before(), &before);
+    let f = band_file(&before, "B04");
+    let len = std::fs::metadata(&f).unwrap().len();
+    let data = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &data[..(len / 2) as usize]).unwrap();
+    let out = t.path().join("out");
+    let o = detect(&before, &sample_after(), &out, &[]);
+    assert_fails_cleanly(&o, &out, f.file_name().unwrap().to_str().unwrap(), "");
+}
+
+#[test]
+fn scenes_that_do_not_overlap() {
+    let t = tmp();
+    let after = t.path().join("after");
+    std::fs::create_dir_all(&after).unwrap();
+    for b in STAT_BANDS {
+        let f = band_file(&sample_after(), b);
+        // Moved ten degrees east.
+        let st = std::process::Command::new("gdal_translate")
+            .args(["-q", "-a_ullr", "64.54", "24.37", "64.61", "24.29"])
+            .arg(&f)
+            .arg(after.join(f.file_name().unwrap()))
+            .status()
+            .expect("gdal_translate (gdal-bin) is needed: run scripts/setup.sh");
+        assert!(st.success());
+    }
+    let out = t.path().join("out");
+    let o = detect(&sample_before(), &after, &out, &[]);
+    assert_fails_cleanly(&o, &out, after.to_str().unwrap(), "do not overlap");
+}
+
+#[test]
+fn all_pixels_masked() {
+    let t = tmp();
+    let before = t.path().join("before");
+    copy_dir(&sample_before(), &before);
+    // B02 all zero: Sentinel-2's no-data value everywhere.
+    let f = band_file(&before, "B02");
+    let mut ds = gdal::Dataset::open_ex(&f, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() }).unwrap();
+    let (w, h) = ds.raster_size();
+    let mut buf = gdal::raster::Buffer::new((w, h), vec![0u16; w * h]);
+    ds.rasterband(1).unwrap().write((0, 0), (w, h), &mut buf).unwrap();
+    ds.close().unwrap();
+    let out = t.path().join("out");
+    let o = detect(&before, &sample_after(), &out, &[]);
+    assert_fails_cleanly(&o, &out, "", "masked");
+}
+
+#[test]
+fn unwritable_output_folder() {
+    let t = tmp();
+    let file = t.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = file.join("out");
+    let o = detect(&sample_before(), &sample_after(), &out, &[]);
+    assert_fails_cleanly(&o, &out, out.to_str().unwrap(), "cannot create output folder");
+}
+
+#[test]
+fn output_folder_equal_to_input_folder() {
+    let t = tmp();
+    let before = t.path().join("before");
+    copy_dir(&sample_before(), &before);
+    let n = std::fs::read_dir(&before).unwrap().count();
+    let o = detect(&before, &sample_after(), &before, &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is an input folder"), "{err}");
+    assert_eq!(std::fs::read_dir(&before).unwrap().count(), n, "something was written into the input folder");
+}
