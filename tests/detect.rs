@@ -437,3 +437,22 @@ fn output_folder_equal_to_input_folder() {
     assert!(err.contains("is an input folder"), "{err}");
     assert_eq!(std::fs::read_dir(&before).unwrap().count(), n, "something was written into the input folder");
 }
+
+#[test]
+fn resolution_option_sets_the_pixel_size() {
+    let t = tmp();
+    let out = t.path().join("run");
+    assert_ok(&detect(&sample_before(), &sample_after(), &out, &["--resolution", "20"]));
+    let rec = run_json(&out);
+    let px = rec["grid"]["pixel_size_m"].as_array().unwrap();
+    for v in px {
+        let m = v.as_f64().unwrap();
+        assert!((m - 20.0).abs() < 0.5, "pixel size {m} m, asked for 20 m");
+    }
+    let w = rec["grid"]["width"].as_u64().unwrap();
+    // 785 pixels of 0.000094 degrees of longitude at 24.3 N span 7.5 km.
+    assert!((365..=385).contains(&w), "width {w} at 20 m");
+    let o = detect(&sample_before(), &sample_after(), &t.path().join("bad"), &["--resolution=-5"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resolution"));
+}
