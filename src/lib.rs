@@ -12,6 +12,7 @@ pub mod eval;
 pub mod export;
 pub mod read;
 pub mod run;
+pub mod sites;
 
 pub use error::{Error, Result};
 

@@ -20,6 +20,8 @@ enum Command {
     Detect(cli::detect::DetectArgs),
     /// Score a change mask against labels: pixel and object accuracy.
     Eval(cli::eval::EvalArgs),
+    /// Turn a run's changed pixels into ranked sites: GeoJSON, CSV, KML, chips, report.
+    Sites(cli::sites::SitesArgs),
 }
 
 fn main() {
@@ -37,5 +39,6 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Detect(a) => cli::detect::run(&a),
         Command::Eval(a) => cli::eval::run(&a),
+        Command::Sites(a) => cli::sites::run(&a),
     }
 }

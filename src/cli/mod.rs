@@ -3,3 +3,4 @@
 
 pub mod detect;
 pub mod eval;
+pub mod sites;

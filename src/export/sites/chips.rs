@@ -1,0 +1,240 @@
+//! chips/<id>.png for the top sites: before | after | change, side by side.
+//!
+//! Each panel shows the same window around the site (its bounding box grown
+//! by 60% plus 8 pixels a side, at least 48 pixels), enlarged by a whole
+//! factor to about 240 pixels (or read decimated when the window is larger).
+//! Before and after are true colour (B04, B03, B02) with one robust 2-98%
+//! stretch per band over both dates, so a brightness change stays visible.
+//! The change panel is the after image in grey with the run's change mask
+//! in orange, masked pixels in blue and the site filled in red. The site
+//! outline is drawn in yellow on every panel; a scale bar with its length
+//! in metres sits on the before panel, and the PNG's tEXt chunks repeat the
+//! scale, the site and the dates.
+
+use super::image::{enlarge, format_metres, nice_length, rgb, stretch, Canvas};
+use super::Context;
+use crate::align::reader::Date;
+use crate::align::{SceneReader, Window};
+use crate::error::{gdal_msg, Error, Result};
+use crate::read::Band;
+use crate::sites::scenes::{read_bands, Scenes};
+use crate::sites::{pixel_metres, Site};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// Panel side the chips aim at, in PNG pixels.
+pub const PANEL: usize = 240;
+const GAP: usize = 6;
+const TITLE: usize = 22;
+
+pub struct Chip {
+    pub id: u32,
+    pub rank: u32,
+    /// Relative to the run folder.
+    pub file: String,
+    pub png: Vec<u8>,
+    pub scale_bar_m: f64,
+    pub metres_per_png_px: f64,
+}
+
+/// The chip window on the run grid for a site.
+pub fn chip_window(s: &Site, gw: usize, gh: usize) -> Window {
+    let [c0, r0, c1, r1] = s.bbox_px;
+    let side = ((((c1 - c0 + 1).max(r1 - r0 + 1)) as f64 * 1.6) as usize + 16).max(48);
+    let (w, h) = (side.min(gw), side.min(gh));
+    let cx = (c0 + c1 + 1) / 2;
+    let cy = (r0 + r1 + 1) / 2;
+    let x = cx.saturating_sub(w / 2).min(gw - w);
+    let y = cy.saturating_sub(h / 2).min(gh - h);
+    Window { x, y, w, h }
+}
+
+const RGB: [Band; 3] = [Band::B04, Band::B03, Band::B02];
+
+/// Reads true colour of both dates over `win` into `shape`, with a shared stretch.
+pub fn true_colour(
+    reader: &mut SceneReader,
+    scenes: &Scenes,
+    win: Window,
+    shape: (usize, usize),
+) -> Result<(Canvas, Canvas)> {
+    let b = read_bands(reader, scenes, Date::Before, &RGB, win, shape)?;
+    let a = read_bands(reader, scenes, Date::After, &RGB, win, shape)?;
+    let st: [(f32, f32); 3] = std::array::from_fn(|k| stretch(&[&b[k], &a[k]]));
+    Ok((
+        rgb(&b[0], &b[1], &b[2], shape.0, shape.1, st),
+        rgb(&a[0], &a[1], &a[2], shape.0, shape.1, st),
+    ))
+}
+
+fn make_chip(
+    reader: &mut SceneReader,
+    mask: &gdal::Dataset,
+    mask_path: &Path,
+    ctx: &Context,
+    scenes: &Scenes,
+    s: &Site,
+) -> Result<(Canvas, f64, f64)> {
+    let g = &ctx.run.grid;
+    let win = chip_window(s, g.width, g.height);
+    let long = win.w.max(win.h);
+    let (shape, k) = if long <= PANEL {
+        ((win.w, win.h), (PANEL / long).max(1))
+    } else {
+        (
+            ((win.w * PANEL / long).max(1), (win.h * PANEL / long).max(1)),
+            1,
+        )
+    };
+    let (before, after) = true_colour(reader, scenes, win, shape)?;
+    let mb = mask
+        .rasterband(1)
+        .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?;
+    let mv = mb
+        .read_as::<u8>(
+            (win.x as isize, win.y as isize),
+            (win.w, win.h),
+            shape,
+            None,
+        )
+        .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?;
+    let mut change = Canvas::new(shape.0, shape.1, [0, 0, 0]);
+    for (i, m) in mv.data().iter().enumerate() {
+        let p = after.get(i % shape.0, i / shape.0);
+        let l = ((p[0] as u32 + p[1] as u32 + p[2] as u32) / 3) as f32 * 0.75;
+        let (x, y) = ((i % shape.0) as i64, (i / shape.0) as i64);
+        change.set(x, y, [l as u8; 3]);
+        match m {
+            1 => change.blend(x, y, [255, 150, 0], 0.45),
+            255 => change.blend(x, y, [60, 90, 200], 0.35),
+            _ => {}
+        }
+    }
+    let (before, after, mut change) =
+        (enlarge(&before, k), enlarge(&after, k), enlarge(&change, k));
+    // PNG pixels per grid pixel.
+    let sc = before.w as f64 / win.w as f64;
+    let rings: Vec<Vec<(f64, f64)>> = s
+        .outline_px
+        .iter()
+        .flatten()
+        .map(|r| {
+            r.iter()
+                .map(|&(x, y)| ((x - win.x as f64) * sc, (y - win.y as f64) * sc))
+                .collect()
+        })
+        .collect();
+    change.fill_rings(&rings, [255, 0, 0], 0.45);
+
+    let (pw, ph) = (before.w, before.h);
+    let width = 3 * pw + 4 * GAP;
+    let height = TITLE + ph + 2 * GAP;
+    let mut c = Canvas::new(width, height, [24, 24, 28]);
+    let title = format!(
+        "#{} {}  SCORE {:.2}  {}  SITE {}",
+        s.rank,
+        s.kind.name().replace('_', " "),
+        s.score,
+        area_text(s.area_m2),
+        s.id
+    );
+    c.text(GAP as i64, 6, &title, 2, [255, 255, 255]);
+    let kind_c = s.kind.colour();
+    c.fill_rect(0, 0, 3, TITLE as i64, kind_c);
+    let t = if sc >= 3.0 { 2 } else { 1 };
+    let dates = [
+        format!("BEFORE {}", ctx.scene.before_date.as_deref().unwrap_or("")),
+        format!("AFTER {}", ctx.scene.after_date.as_deref().unwrap_or("")),
+        "CHANGE".to_string(),
+    ];
+    for (i, (mut p, label)) in [before, after, change].into_iter().zip(dates).enumerate() {
+        p.rings(&rings, [255, 230, 0], t);
+        p.text(4, 4, label.trim(), 1, [255, 255, 255]);
+        c.paste(&p, (GAP + i * (pw + GAP)) as i64, (TITLE + GAP) as i64);
+    }
+    let (mx, _) = pixel_metres(g, s.lat);
+    let m_per_px = mx * win.w as f64 / pw as f64;
+    let bar = nice_length(0.4 * pw as f64 * m_per_px);
+    c.scale_bar(
+        (GAP + 6) as i64,
+        (TITLE + GAP + ph - 6) as i64,
+        bar,
+        m_per_px,
+    );
+    Ok((c, bar, m_per_px))
+}
+
+fn area_text(m2: f64) -> String {
+    if m2 >= 10_000.0 {
+        format!("{:.1} HA", m2 / 10_000.0)
+    } else {
+        format!("{:.0} m2", m2)
+    }
+}
+
+/// Writes chips for the top `ctx.opts.chips` sites into `dir` (in parallel).
+pub fn write_all(
+    dir: &Path,
+    ctx: &Context,
+    scenes: &Scenes,
+    mask_path: &Path,
+) -> Result<Vec<Chip>> {
+    let top: Vec<&Site> = ctx.sites.iter().take(ctx.opts.chips).collect();
+    top.par_iter()
+        .map_init(
+            || {
+                (
+                    SceneReader::new(&scenes.pair),
+                    gdal::Dataset::open(mask_path),
+                )
+            },
+            |(reader, mask), s| -> Result<Chip> {
+                let mask = mask
+                    .as_ref()
+                    .map_err(|e| Error::input(mask_path, gdal_msg(e)))?;
+                let (c, bar, mpp) = make_chip(reader, mask, mask_path, ctx, scenes, s)?;
+                let name = format!("{}.png", s.id);
+                let texts = [
+                    (
+                        "Title",
+                        format!(
+                            "dunewatch site {} (rank {}, {})",
+                            s.id,
+                            s.rank,
+                            s.kind.name()
+                        ),
+                    ),
+                    (
+                        "Description",
+                        format!(
+                            "before {} | after {} | change; centroid {:.6} E {:.6} N; score {:.3}",
+                            ctx.scene.before_date.as_deref().unwrap_or("?"),
+                            ctx.scene.after_date.as_deref().unwrap_or("?"),
+                            s.lon,
+                            s.lat,
+                            s.score
+                        ),
+                    ),
+                    (
+                        "Scale",
+                        format!(
+                            "scale bar {}; {:.2} m per image pixel",
+                            format_metres(bar),
+                            mpp
+                        ),
+                    ),
+                    ("Software", format!("dunewatch {}", crate::VERSION)),
+                ];
+                let png = c.write_png(&dir.join(&name), &texts)?;
+                Ok(Chip {
+                    id: s.id,
+                    rank: s.rank,
+                    file: format!("chips/{name}"),
+                    png,
+                    scale_bar_m: bar,
+                    metres_per_png_px: mpp,
+                })
+            },
+        )
+        .collect()
+}

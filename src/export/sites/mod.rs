@@ -1,0 +1,131 @@
+//! Writers of the `sites` outputs: GeoJSON, CSV, KML, chips and the HTML
+//! report. Every writer writes one complete file at the path it is given (a
+//! staging path); the caller renames them into the run folder when all are
+//! done.
+//!
+//! Mounted from [`crate::sites`] (`#[path]`), so the export folder keeps all
+//! writers while `export/mod.rs` stays untouched.
+
+pub mod chips;
+pub mod csv;
+pub mod geojson;
+pub mod image;
+pub mod kml;
+pub mod report;
+
+use super::run_info::RunInfo;
+use super::{SceneSummary, Site, SitesOptions};
+use std::collections::BTreeMap;
+
+/// Everything the writers need.
+pub struct Context<'a> {
+    pub run: &'a RunInfo,
+    pub scene: &'a SceneSummary,
+    /// Sorted by rank.
+    pub sites: &'a [Site],
+    pub by_kind: &'a BTreeMap<&'static str, usize>,
+    pub opts: &'a SitesOptions,
+}
+
+/// Rounds for output: `d` decimals.
+pub fn round(v: f64, d: i32) -> f64 {
+    let p = 10f64.powi(d);
+    (v * p).round() / p
+}
+
+/// The numeric features of a site, flat, in output order: shape, scores,
+/// and the change of each index, texture and edge density.
+pub fn feature_pairs(s: &Site) -> Vec<(&'static str, f64)> {
+    let sh = &s.shape;
+    let sp = &s.spectral;
+    let mut v = vec![
+        ("perimeter_m", round(sh.perimeter_m, 1)),
+        ("compactness", round(sh.compactness, 4)),
+        ("rectangularity", round(sh.rectangularity, 4)),
+        ("elongation", round(sh.elongation, 3)),
+        ("orientation_deg", round(sh.orientation_deg, 1)),
+        ("mean_width_m", round(sh.mean_width_m, 1)),
+        ("length_m", round(sh.min_rect_length_m, 1)),
+        ("width_m", round(sh.min_rect_width_m, 1)),
+        ("bbox_col0", s.bbox_px[0] as f64),
+        ("bbox_row0", s.bbox_px[1] as f64),
+        ("bbox_col1", s.bbox_px[2] as f64),
+        ("bbox_row1", s.bbox_px[3] as f64),
+        ("pixels", s.pixels as f64),
+        ("x", round(s.x, 3)),
+        ("y", round(s.y, 8)),
+    ];
+    if let Some(m) = s.mean_score {
+        v.push(("mean_score", round(m, 4)));
+    }
+    if let Some(m) = s.max_score {
+        v.push(("max_score", round(m, 4)));
+    }
+    let idx = |i: &crate::detect::indices::Indices| [i.ndvi, i.ndbi, i.bsi, i.mndwi, i.brightness];
+    let (b, a, d, r) = (
+        idx(&sp.before),
+        idx(&sp.after),
+        idx(&sp.delta),
+        idx(&sp.delta_rel),
+    );
+    const BEFORE: [&str; 5] = [
+        "ndvi_before",
+        "ndbi_before",
+        "bsi_before",
+        "mndwi_before",
+        "brightness_before",
+    ];
+    const AFTER: [&str; 5] = [
+        "ndvi_after",
+        "ndbi_after",
+        "bsi_after",
+        "mndwi_after",
+        "brightness_after",
+    ];
+    const DELTA: [&str; 5] = ["d_ndvi", "d_ndbi", "d_bsi", "d_mndwi", "d_brightness"];
+    const REL: [&str; 5] = [
+        "d_ndvi_vs_scene",
+        "d_ndbi_vs_scene",
+        "d_bsi_vs_scene",
+        "d_mndwi_vs_scene",
+        "d_brightness_vs_scene",
+    ];
+    for k in 0..5 {
+        v.push((BEFORE[k], round(b[k] as f64, 4)));
+        v.push((AFTER[k], round(a[k] as f64, 4)));
+        v.push((DELTA[k], round(d[k] as f64, 4)));
+        v.push((REL[k], round(r[k] as f64, 4)));
+    }
+    v.extend([
+        ("spectral_angle_deg", round(sp.spectral_angle_deg as f64, 2)),
+        (
+            "spectral_angle_vs_scene_deg",
+            round(sp.spectral_angle_excess_deg as f64, 2),
+        ),
+        ("texture_before", round(sp.texture_before as f64, 4)),
+        ("texture_after", round(sp.texture_after as f64, 4)),
+        (
+            "d_texture",
+            round((sp.texture_after - sp.texture_before) as f64, 4),
+        ),
+        (
+            "edge_density_before",
+            round(sp.edge_density_before as f64, 4),
+        ),
+        ("edge_density_after", round(sp.edge_density_after as f64, 4)),
+        (
+            "d_edge_density",
+            round((sp.edge_density_after - sp.edge_density_before) as f64, 4),
+        ),
+        ("valid_pixels", sp.pixels as f64),
+        ("decimation", s.decimation as f64),
+    ]);
+    v
+}
+
+/// The nearest watch point, if any: (name, distance in m).
+pub fn nearest_watch(s: &Site) -> Option<(&str, f64)> {
+    s.watch
+        .first()
+        .map(|h| (h.name.as_str(), round(h.distance_m, 1)))
+}

@@ -1,0 +1,783 @@
+//! Sites for analysts: the changed pixels of a finished `detect` run turned
+//! into ranked sites, handed over as GeoJSON, CSV, KML, chips and a report.
+//!
+//! 1. **label** ([`components`]): the change mask is streamed in strips of
+//!    rows through a 3x3 opening and closing ([`morphology`]) into an
+//!    8-connected labeller (union-find over runs). Components under the
+//!    minimum mapping unit are dropped as they complete; provisional labels
+//!    go to a compressed label raster in the staging folder.
+//! 2. **describe** (in parallel, one GDAL handle set per worker): for each
+//!    site, its bounding-box window (decimated when huge) of the label
+//!    raster, the score raster and both scenes' reflectance gives the
+//!    outline ([`outline`]), shape ([`shape`]), scores and spectral/texture
+//!    change ([`spectral`]) relative to the scene background.
+//! 3. **classify** ([`classify`]): kind, reasons and structure score; rank;
+//!    tag sites near watchlist points ([`watchlist`]).
+//! 4. **export** ([`export`]): sites.geojson, sites.csv, sites.kml,
+//!    chips/<id>.png and report.html, staged and renamed into the run folder
+//!    only when all are written.
+//!
+//! Default minimum mapping unit: 800 m^2. The smallest structure to keep is a
+//! 30 m x 30 m hangar (900 m^2); after the 3x3 opening, an object of that size
+//! that falls across pixel borders on a 10 m grid is often flagged as 8 or 9
+//! pixels (its edge pixels are mixed), so 800 m^2 (8 pixels at 10 m) keeps it
+//! while still dropping anything under about 0.08 ha.
+
+pub mod classify;
+pub mod components;
+pub mod morphology;
+pub mod outline;
+pub mod run_info;
+pub mod scenes;
+pub mod shape;
+pub mod spectral;
+pub mod watchlist;
+
+/// Writers of the site outputs (the files live with the other exports).
+#[path = "../export/sites/mod.rs"]
+pub mod export;
+
+use crate::align::grid::metres_per_degree;
+use crate::align::reader::Date;
+use crate::align::{Grid, SceneReader, Window};
+use crate::detect::{SCORE_NODATA, STAT_BANDS};
+use crate::error::{gdal_msg, Error, Result};
+use crate::export::Staging;
+use classify::{Evidence, Kind, KINDS};
+use components::{Component, Labeller};
+use gdal::raster::RasterCreationOptions;
+use gdal::spatial_ref::CoordTransform;
+use morphology::Morphology;
+use outline::Polygon;
+use rayon::prelude::*;
+use run_info::RunInfo;
+use scenes::Scenes;
+use serde::Serialize;
+use shape::Shape;
+use spectral::{Background, BackgroundSample, Spectral, NB};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use watchlist::{WatchHit, WatchPoint};
+
+pub use run_info::read_run;
+
+/// Options of `dunewatch sites`.
+#[derive(Debug, Clone)]
+pub struct SitesOptions {
+    /// Minimum mapping unit, m^2.
+    pub min_area_m2: f64,
+    /// 3x3 opening (removes speckle and features under 3 pixels wide).
+    pub opening: bool,
+    /// 3x3 closing (fills one-pixel holes and gaps).
+    pub closing: bool,
+    /// Named points (GeoJSON, property `name`).
+    pub watchlist: Option<PathBuf>,
+    /// Sites within this distance (m) of a watch point are tagged.
+    pub watch_distance_m: f64,
+    /// Chips for the top N sites.
+    pub chips: usize,
+    /// Scene paths overriding run.json's.
+    pub before: Option<PathBuf>,
+    pub after: Option<PathBuf>,
+    /// Rows of the change mask read at a time.
+    pub strip_rows: usize,
+    /// Largest site window read at full resolution, in pixels; larger sites
+    /// are read decimated.
+    pub max_window_px: usize,
+    /// Rows of the report's table (all sites are in the vector files).
+    pub report_rows: usize,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for SitesOptions {
+    fn default() -> Self {
+        SitesOptions {
+            min_area_m2: 800.0,
+            opening: true,
+            closing: true,
+            watchlist: None,
+            watch_distance_m: 5000.0,
+            chips: 20,
+            before: None,
+            after: None,
+            strip_rows: 256,
+            max_window_px: 1 << 20,
+            report_rows: 500,
+            threads: 0,
+        }
+    }
+}
+
+/// The features of a site that are not in [`Shape`] or [`Spectral`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    /// Stable within a run: sites numbered in reading order (top row first).
+    pub id: u32,
+    /// 1 = highest structure score.
+    pub rank: u32,
+    pub kind: Kind,
+    /// Structure score in [0, 1].
+    pub score: f64,
+    pub reasons: Vec<String>,
+    pub area_m2: f64,
+    pub pixels: u64,
+    pub lon: f64,
+    pub lat: f64,
+    /// Centroid in the grid's CRS.
+    pub x: f64,
+    pub y: f64,
+    /// Inclusive pixel bounds on the run grid: col0, row0, col1, row1.
+    pub bbox_px: [usize; 4],
+    /// lon0, lat0, lon1, lat1.
+    pub bbox_lonlat: [f64; 4],
+    pub mean_score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub shape: Shape,
+    pub spectral: Spectral,
+    pub watch: Vec<WatchHit>,
+    /// 1 when the site was read at full resolution, else the decimation.
+    pub decimation: usize,
+    /// Outline on the run grid in pixel coordinates (polygons of rings,
+    /// exterior first; x right, y down).
+    #[serde(skip)]
+    pub outline_px: Vec<Vec<Vec<(f64, f64)>>>,
+    /// Outline in lon/lat: closed rings, exteriors counter-clockwise, holes clockwise.
+    #[serde(skip)]
+    pub outline_lonlat: Vec<Vec<Vec<[f64; 2]>>>,
+}
+
+/// What the report says about the scene.
+#[derive(Debug, Clone, Serialize)]
+pub struct SceneSummary {
+    pub before: PathBuf,
+    pub after: PathBuf,
+    pub before_date: Option<String>,
+    pub after_date: Option<String>,
+    pub width: usize,
+    pub height: usize,
+    pub pixel_size_m: [f64; 2],
+    pub area_km2: f64,
+    /// Share of the grid masked as cloud or cloud shadow (from run.json).
+    pub cloud_masked_fraction: Option<f64>,
+    pub changed_fraction: Option<f64>,
+    /// lon0, lat0, lon1, lat1 of the grid.
+    pub bounds_lonlat: [f64; 4],
+    pub min_area_m2: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SitesSummary {
+    pub run_dir: PathBuf,
+    pub sites: usize,
+    pub by_kind: BTreeMap<&'static str, usize>,
+    pub chips: usize,
+    pub outputs: Vec<String>,
+    pub scene: SceneSummary,
+    pub background: Background,
+    pub timings_s: BTreeMap<&'static str, f64>,
+}
+
+pub const GEOJSON_FILE: &str = "sites.geojson";
+pub const CSV_FILE: &str = "sites.csv";
+pub const KML_FILE: &str = "sites.kml";
+pub const CHIPS_DIR: &str = "chips";
+pub const REPORT_FILE: &str = "report.html";
+
+/// Ground area of one pixel of `row` (m^2): from the geotransform, and for
+/// geographic grids with metres per degree at the row's latitude.
+pub fn pixel_area_m2(grid: &Grid, row: usize) -> f64 {
+    let (dx, dy) = grid.pixel_size();
+    if grid.is_geographic() {
+        let lat = grid.pixel_center(0.0, row as f64).1;
+        let (mx, my) = metres_per_degree(lat);
+        (dx * mx * dy * my).abs()
+    } else {
+        let (ux, uy) = grid.metres_per_unit();
+        (dx * ux * dy * uy).abs()
+    }
+}
+
+/// Metres per pixel along x and y at a latitude (geographic grids) or anywhere.
+pub(crate) fn pixel_metres(grid: &Grid, lat: f64) -> (f64, f64) {
+    let (dx, dy) = grid.pixel_size();
+    if grid.is_geographic() {
+        let (mx, my) = metres_per_degree(lat);
+        (dx.abs() * mx, dy.abs() * my)
+    } else {
+        let (ux, uy) = grid.metres_per_unit();
+        (dx.abs() * ux, dy.abs() * uy)
+    }
+}
+
+/// Pass 1: clean, label and measure components; writes provisional labels.
+fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<components::Labelled> {
+    let g = &run.grid;
+    let ds = gdal::Dataset::open(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+    let band = ds
+        .rasterband(1)
+        .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+    const TILE: usize = 256;
+    let out = {
+        let err = |e: gdal::errors::GdalError| Error::output(labels, gdal_msg(&e));
+        let drv = gdal::DriverManager::get_driver_by_name("GTiff").map_err(err)?;
+        let co = RasterCreationOptions::from_iter([
+            "TILED=YES",
+            "BLOCKXSIZE=256",
+            "BLOCKYSIZE=256",
+            "COMPRESS=DEFLATE",
+            "ZLEVEL=1",
+            "BIGTIFF=IF_SAFER",
+        ]);
+        let mut ds = drv
+            .create_with_band_type_with_options::<u32, _>(labels, g.width, g.height, 1, &co)
+            .map_err(err)?;
+        ds.set_geo_transform(&g.geotransform).map_err(err)?;
+        ds.set_projection(&g.wkt).map_err(err)?;
+        ds
+    };
+    let mut out_band = out
+        .rasterband(1)
+        .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+    let mut morph = Morphology::new(opts.opening, opts.closing);
+    let mut lab = Labeller::new(g.width, opts.min_area_m2);
+    let mut pending: Vec<u32> = Vec::with_capacity(g.width * TILE);
+    let mut row_out = 0usize; // next cleaned row
+    let mut written = 0usize; // rows written to the label raster
+    let flush = |pending: &mut Vec<u32>,
+                 written: &mut usize,
+                 band: &mut gdal::raster::RasterBand|
+     -> Result<()> {
+        let rows = pending.len() / g.width;
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut buf = gdal::raster::Buffer::new((g.width, rows), std::mem::take(pending));
+        band.write((0, *written as isize), (g.width, rows), &mut buf)
+            .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+        *written += rows;
+        Ok(())
+    };
+    let mut take = |rows: Vec<Vec<bool>>,
+                    pending: &mut Vec<u32>,
+                    written: &mut usize,
+                    band: &mut gdal::raster::RasterBand|
+     -> Result<()> {
+        for r in rows {
+            let l = lab.push_row(&r, pixel_area_m2(g, row_out));
+            row_out += 1;
+            pending.extend_from_slice(&l);
+            if pending.len() == g.width * TILE {
+                flush(pending, written, band)?;
+            }
+        }
+        Ok(())
+    };
+    let strip = opts.strip_rows.max(1);
+    let mut y = 0;
+    while y < g.height {
+        let h = strip.min(g.height - y);
+        let buf = band
+            .read_as::<u8>((0, y as isize), (g.width, h), (g.width, h), None)
+            .map_err(|e| {
+                Error::input(&run.mask, format!("cannot read pixels: {}", gdal_msg(&e)))
+            })?;
+        let data = buf.data();
+        for r in 0..h {
+            let row = &data[r * g.width..(r + 1) * g.width];
+            let ready = morph.push(row);
+            take(ready, &mut pending, &mut written, &mut out_band)?;
+        }
+        y += h;
+    }
+    let rest = morph.finish();
+    take(rest, &mut pending, &mut written, &mut out_band)?;
+    flush(&mut pending, &mut written, &mut out_band)?;
+    debug_assert_eq!(written, g.height);
+    drop(out_band);
+    out.close()
+        .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+    Ok(lab.finish())
+}
+
+/// The scene's typical change: unchanged pixels on a lattice of at most
+/// about 65536 points, read decimated in strips.
+fn background(scenes: &Scenes, run: &RunInfo) -> Result<Background> {
+    const TARGET: usize = 1 << 16;
+    const STRIP: usize = 64;
+    let g = &run.grid;
+    let d = ((g.width * g.height) as f64 / TARGET as f64)
+        .sqrt()
+        .ceil()
+        .max(1.0) as usize;
+    let (cw, ch) = (g.width.div_ceil(d), g.height.div_ceil(d));
+    let mask_ds =
+        gdal::Dataset::open(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+    let mask_band = mask_ds
+        .rasterband(1)
+        .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+    let mut reader = SceneReader::new(&scenes.pair);
+    let mut sample = BackgroundSample::default();
+    let mut r0 = 0;
+    while r0 < ch {
+        let r1 = (r0 + STRIP).min(ch);
+        let y0 = r0 * d;
+        let y1 = (r1 * d).min(g.height);
+        let win = Window {
+            x: 0,
+            y: y0,
+            w: g.width,
+            h: y1 - y0,
+        };
+        let shape = (cw, r1 - r0);
+        let m = mask_band
+            .read_as::<u8>((0, y0 as isize), (win.w, win.h), shape, None)
+            .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+        let b = scenes::read_bands(&mut reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
+        let a = scenes::read_bands(&mut reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
+        for (i, &mv) in m.data().iter().enumerate() {
+            if mv == 0 {
+                let x: [f32; NB] = std::array::from_fn(|k| b[k][i]);
+                let y: [f32; NB] = std::array::from_fn(|k| a[k][i]);
+                sample.push(&x, &y);
+            }
+        }
+        r0 = r1;
+    }
+    Ok(sample.finish())
+}
+
+/// Per-worker handles for the describe pass.
+struct Worker<'a> {
+    reader: SceneReader<'a>,
+    labels: gdal::Dataset,
+    labels_path: PathBuf,
+    score: Option<gdal::Dataset>,
+    to_lonlat: CoordTransform,
+}
+
+fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo, labels: &Path) -> Result<Worker<'a>> {
+    Ok(Worker {
+        reader: SceneReader::new(&scenes.pair),
+        labels: gdal::Dataset::open(labels).map_err(|e| Error::output(labels, gdal_msg(&e)))?,
+        labels_path: labels.to_path_buf(),
+        score: match &run.score {
+            Some(p) => Some(gdal::Dataset::open(p).map_err(|e| Error::input(p, gdal_msg(&e)))?),
+            None => None,
+        },
+        to_lonlat: run.grid.to_lonlat()?,
+    })
+}
+
+/// The site's window (bounding box plus one pixel, clamped) and read shape.
+fn site_window(c: &Component, g: &Grid, max_px: usize) -> (Window, (usize, usize), usize) {
+    let x0 = c.col0.saturating_sub(1);
+    let y0 = c.row0.saturating_sub(1);
+    let x1 = (c.col1 + 2).min(g.width);
+    let y1 = (c.row1 + 2).min(g.height);
+    let win = Window {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    };
+    let d = ((win.len() as f64 / max_px.max(1) as f64).sqrt().ceil() as usize).max(1);
+    (win, (win.w.div_ceil(d), win.h.div_ceil(d)), d)
+}
+
+fn lonlat(ct: &CoordTransform, pts: &[(f64, f64)]) -> Result<Vec<[f64; 2]>> {
+    let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    let mut ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
+    let mut zs = vec![0.0; pts.len()];
+    ct.transform_coords(&mut xs, &mut ys, &mut zs)
+        .map_err(|e| Error::invalid(format!("cannot transform to lon/lat: {}", gdal_msg(&e))))?;
+    Ok(xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect())
+}
+
+/// Twice the signed area of a closed lon/lat ring (positive = counter-clockwise).
+fn signed_area2_ll(r: &[[f64; 2]]) -> f64 {
+    (0..r.len().saturating_sub(1))
+        .map(|i| r[i][0] * r[i + 1][1] - r[i + 1][0] * r[i][1])
+        .sum()
+}
+
+/// Pass 2 for one site: everything but kind, score and rank.
+#[allow(clippy::too_many_arguments)]
+fn describe(
+    w: &mut Worker,
+    scenes: &Scenes,
+    run: &RunInfo,
+    opts: &SitesOptions,
+    site_no: u32,
+    c: &Component,
+    site_of_label: &[u32],
+    bg: &Background,
+) -> Result<Site> {
+    let g = &run.grid;
+    let (win, shape, d) = site_window(c, g, opts.max_window_px);
+    let (sw, sh) = shape;
+    let labels_path = w.labels_path.clone();
+    let lb = w
+        .labels
+        .rasterband(1)
+        .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
+    let lv = lb
+        .read_as::<u32>(
+            (win.x as isize, win.y as isize),
+            (win.w, win.h),
+            shape,
+            None,
+        )
+        .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
+    let members: Vec<bool> = lv
+        .data()
+        .iter()
+        .map(|&l| site_of_label.get(l as usize).copied() == Some(site_no))
+        .collect();
+
+    let (mut mean_score, mut max_score) = (None, None);
+    if let (Some(ds), Some(path)) = (&w.score, &run.score) {
+        let sb = ds
+            .rasterband(1)
+            .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+        let sv = sb
+            .read_as::<f32>(
+                (win.x as isize, win.y as isize),
+                (win.w, win.h),
+                shape,
+                None,
+            )
+            .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+        let (mut s, mut m, mut k) = (0.0f64, f32::NEG_INFINITY, 0usize);
+        for (v, &inside) in sv.data().iter().zip(&members) {
+            if inside && *v != SCORE_NODATA && v.is_finite() {
+                s += *v as f64;
+                m = m.max(*v);
+                k += 1;
+            }
+        }
+        if k > 0 {
+            mean_score = Some(s / k as f64);
+            max_score = Some(m as f64);
+        }
+    }
+
+    let before = scenes::read_bands(&mut w.reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
+    let after = scenes::read_bands(&mut w.reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
+    let spectral = spectral::measure(&before, &after, &members, sw, sh, bg);
+
+    // Outline and centroid, in run-grid pixel coordinates.
+    let (rx, ry) = (win.w as f64 / sw as f64, win.h as f64 / sh as f64);
+    let to_grid = |x: f64, y: f64| (win.x as f64 + x * rx, win.y as f64 + y * ry);
+    let polys: Vec<Polygon> = outline::trace(&members, sw, sh);
+    let (mut cx, mut cy, mut k) = (0.0, 0.0, 0usize);
+    for (i, _) in members.iter().enumerate().filter(|(_, &m)| m) {
+        let (x, y) = to_grid((i % sw) as f64 + 0.5, (i / sw) as f64 + 0.5);
+        cx += x;
+        cy += y;
+        k += 1;
+    }
+    let (cx, cy) = if k > 0 {
+        (cx / k as f64, cy / k as f64)
+    } else {
+        to_grid(sw as f64 / 2.0, sh as f64 / 2.0)
+    };
+    let gt = &g.geotransform;
+    let crs = |p: (f64, f64)| (gt[0] + p.0 * gt[1], gt[3] + p.1 * gt[5]);
+    let (x, y) = crs((cx, cy));
+    let ll = lonlat(&w.to_lonlat, &[(x, y)])?[0];
+    let (mxp, myp) = pixel_metres(g, if g.is_geographic() { y } else { 0.0 });
+    let shape_m = shape::measure(&polys, c.area_m2, mxp * rx, myp * ry);
+
+    let mut outline_px = Vec::new();
+    let mut outline_ll = Vec::new();
+    let mut bb = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for p in &polys {
+        let mut rings_px = Vec::new();
+        let mut rings_ll = Vec::new();
+        for (ri, r) in std::iter::once(&p.exterior)
+            .chain(p.holes.iter())
+            .enumerate()
+        {
+            let px: Vec<(f64, f64)> = r
+                .iter()
+                .map(|&(a, b)| to_grid(a as f64, b as f64))
+                .collect();
+            let mut ring = lonlat(
+                &w.to_lonlat,
+                &px.iter().map(|&q| crs(q)).collect::<Vec<_>>(),
+            )?;
+            ring.push(ring[0]);
+            let ccw = signed_area2_ll(&ring) > 0.0;
+            if (ri == 0) != ccw {
+                ring.reverse();
+            }
+            for q in &ring {
+                bb = [
+                    bb[0].min(q[0]),
+                    bb[1].min(q[1]),
+                    bb[2].max(q[0]),
+                    bb[3].max(q[1]),
+                ];
+            }
+            rings_px.push(px);
+            rings_ll.push(ring);
+        }
+        outline_px.push(rings_px);
+        outline_ll.push(rings_ll);
+    }
+    Ok(Site {
+        id: site_no,
+        rank: 0,
+        kind: Kind::Other,
+        score: 0.0,
+        reasons: Vec::new(),
+        area_m2: c.area_m2,
+        pixels: c.pixels,
+        lon: ll[0],
+        lat: ll[1],
+        x,
+        y,
+        bbox_px: [c.col0, c.row0, c.col1, c.row1],
+        bbox_lonlat: bb,
+        mean_score,
+        max_score,
+        shape: shape_m,
+        spectral,
+        watch: Vec::new(),
+        decimation: d,
+        outline_px,
+        outline_lonlat: outline_ll,
+    })
+}
+
+/// Finds, describes, classifies and ranks the sites of a run (no files written
+/// except the label raster at `labels`).
+pub fn find_sites(
+    run: &RunInfo,
+    scenes: &Scenes,
+    opts: &SitesOptions,
+    labels: &Path,
+    watch: &[WatchPoint],
+    timings: &mut BTreeMap<&'static str, f64>,
+) -> Result<(Vec<Site>, Background)> {
+    let t = Instant::now();
+    let labelled = label_pass(run, opts, labels)?;
+    timings.insert("label", t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let bg = background(scenes, run)?;
+    timings.insert("background", t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let comps = &labelled.components;
+    let site_of_label = &labelled.site_of_label;
+    let described: Vec<Site> = comps
+        .par_iter()
+        .enumerate()
+        .map_init(
+            || open_worker(scenes, run, labels),
+            |w, (i, c)| -> Result<Site> {
+                let w = w.as_mut().map_err(|e| Error::invalid(e.to_string()))?;
+                describe(w, scenes, run, opts, i as u32 + 1, c, site_of_label, &bg)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    timings.insert("describe", t.elapsed().as_secs_f64());
+
+    let mut sites = described;
+    for s in sites.iter_mut() {
+        let v = classify::classify(&Evidence {
+            area_m2: s.area_m2,
+            pixels: s.pixels,
+            min_area_m2: opts.min_area_m2,
+            mean_score: s.mean_score,
+            shape: &s.shape,
+            spectral: &s.spectral,
+        });
+        s.kind = v.kind;
+        s.score = v.score;
+        s.reasons = v.reasons;
+        s.watch = watchlist::near(watch, s.lon, s.lat, opts.watch_distance_m);
+        if let Some(h) = s.watch.first() {
+            s.reasons.push(format!(
+                "{:.1} km from watch point {}",
+                h.distance_m / 1000.0,
+                h.name
+            ));
+        }
+    }
+    sites.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.area_m2.total_cmp(&a.area_m2))
+            .then(a.id.cmp(&b.id))
+    });
+    for (i, s) in sites.iter_mut().enumerate() {
+        s.rank = i as u32 + 1;
+    }
+    Ok((sites, bg))
+}
+
+fn scene_summary(run: &RunInfo, opts: &SitesOptions) -> Result<SceneSummary> {
+    let g = &run.grid;
+    let (w, h) = (g.width, g.height);
+    let area: f64 = if g.is_geographic() {
+        (0..h).map(|r| pixel_area_m2(g, r)).sum::<f64>() * w as f64
+    } else {
+        pixel_area_m2(g, 0) * (w * h) as f64
+    };
+    let mid_lat = g.pixel_center(0.0, h as f64 / 2.0).1;
+    let (mx, my) = pixel_metres(g, mid_lat);
+    let ct = g.to_lonlat()?;
+    let b = ct
+        .transform_bounds(&g.bounds(), 21)
+        .map_err(|e| Error::invalid(gdal_msg(&e)))?;
+    let total = run.total.unwrap_or((w * h) as u64).max(1) as f64;
+    Ok(SceneSummary {
+        before: run.before.clone(),
+        after: run.after.clone(),
+        before_date: run.before_date.clone(),
+        after_date: run.after_date.clone(),
+        width: w,
+        height: h,
+        pixel_size_m: [mx, my],
+        area_km2: area / 1e6,
+        cloud_masked_fraction: run.cloud_masked.map(|c| c as f64 / total),
+        changed_fraction: match (run.changed, run.compared) {
+            (Some(c), Some(n)) if n > 0 => Some(c as f64 / n as f64),
+            _ => None,
+        },
+        bounds_lonlat: b,
+        min_area_m2: opts.min_area_m2,
+    })
+}
+
+/// Turns a finished detect run's change mask into ranked sites and writes
+/// sites.geojson, sites.csv, sites.kml, chips/ and report.html into the run
+/// folder (all or nothing).
+pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
+    crate::run::configure_gdal();
+    if !(opts.min_area_m2 >= 0.0 && opts.min_area_m2.is_finite()) {
+        return Err(Error::invalid(format!(
+            "--min-area must be a non-negative number of m2, got {}",
+            opts.min_area_m2
+        )));
+    }
+    if !(opts.watch_distance_m >= 0.0 && opts.watch_distance_m.is_finite()) {
+        return Err(Error::invalid(format!(
+            "--watch-distance must be a non-negative number of metres, got {}",
+            opts.watch_distance_m
+        )));
+    }
+    let t0 = Instant::now();
+    let mut timings = BTreeMap::new();
+    let run = run_info::read_run(run_dir)?;
+    let watch = match &opts.watchlist {
+        Some(p) => watchlist::read_watchlist(p)?,
+        None => Vec::new(),
+    };
+    let t = Instant::now();
+    let scenes = Scenes::open(&run, opts.before.as_deref(), opts.after.as_deref())?;
+    timings.insert("open_scenes", t.elapsed().as_secs_f64());
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
+    let staging = Staging::new(run_dir, &[])?;
+    let labels = staging.path("labels.work.tif");
+    let (sites, bg) =
+        pool.install(|| find_sites(&run, &scenes, opts, &labels, &watch, &mut timings))?;
+    let _ = std::fs::remove_file(&labels);
+
+    let t = Instant::now();
+    let scene = scene_summary(&run, opts)?;
+    let mut by_kind: BTreeMap<&'static str, usize> = KINDS.iter().map(|k| (k.name(), 0)).collect();
+    for s in &sites {
+        *by_kind.entry(s.kind.name()).or_default() += 1;
+    }
+    let ctx = export::Context {
+        run: &run,
+        scene: &scene,
+        sites: &sites,
+        by_kind: &by_kind,
+        opts,
+    };
+    export::geojson::write(&staging.path(GEOJSON_FILE), &ctx)?;
+    export::csv::write(&staging.path(CSV_FILE), &ctx)?;
+    export::kml::write(&staging.path(KML_FILE), &ctx)?;
+    let chips_dir = staging.path(CHIPS_DIR);
+    std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
+    let chips = pool.install(|| {
+        export::chips::write_all(
+            &chips_dir,
+            &ctx,
+            &scenes,
+            &run.dir.join(crate::run::MASK_FILE),
+        )
+    })?;
+    timings.insert("chips", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    export::report::write(
+        &staging.path(REPORT_FILE),
+        &ctx,
+        &scenes,
+        &chips_dir,
+        &chips,
+    )?;
+    timings.insert("report", t.elapsed().as_secs_f64());
+    staging.commit(&[CHIPS_DIR, CSV_FILE, KML_FILE, GEOJSON_FILE, REPORT_FILE])?;
+    timings.insert("total", t0.elapsed().as_secs_f64());
+    Ok(SitesSummary {
+        run_dir: run_dir.to_path_buf(),
+        sites: sites.len(),
+        by_kind,
+        chips: chips.len(),
+        outputs: [GEOJSON_FILE, CSV_FILE, KML_FILE, CHIPS_DIR, REPORT_FILE]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        scene,
+        background: bg,
+        timings_s: timings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(epsg: u32, gt: [f64; 6]) -> Grid {
+        let wkt = gdal::spatial_ref::SpatialRef::from_epsg(epsg)
+            .unwrap()
+            .to_wkt()
+            .unwrap();
+        Grid {
+            wkt,
+            epsg: Some(epsg as i32),
+            geotransform: gt,
+            width: 10,
+            height: 10,
+        }
+    }
+
+    #[test]
+    fn pixel_area_utm_and_geographic() {
+        let utm = grid(32634, [500000.0, 10.0, 0.0, 4e6, 0.0, -10.0]);
+        assert!((pixel_area_m2(&utm, 3) - 100.0).abs() < 1e-9);
+        // 0.0001 deg pixels: the row at 60 N is about half as wide as at the equator.
+        let geo = grid(4326, [10.0, 1e-4, 0.0, 60.00005, 0.0, -1e-4]);
+        let (mx, my) = metres_per_degree(60.0);
+        assert!((pixel_area_m2(&geo, 0) / (1e-8 * mx * my) - 1.0).abs() < 1e-5);
+        let eq = grid(4326, [10.0, 1e-4, 0.0, 0.00005, 0.0, -1e-4]);
+        let ratio = pixel_area_m2(&geo, 0) / pixel_area_m2(&eq, 0);
+        assert!((ratio - 0.5).abs() < 0.01, "{ratio}");
+    }
+}

@@ -1,0 +1,133 @@
+//! What `sites` needs from an earlier detect run: the change mask's grid
+//! (from change_mask.tif itself), and from run.json the two scenes, their
+//! dates and the pixel counts.
+//!
+//! Why read run.json as plain JSON: `sites` must keep working on run folders
+//! written by other versions of `detect`, so only the few fields used are
+//! looked up, and each missing one is reported by name.
+
+use crate::align::Grid;
+use crate::error::{gdal_msg, Error, Result};
+use crate::run::{MASK_FILE, RUN_FILE, SCORE_FILE};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub dir: PathBuf,
+    pub mask: PathBuf,
+    /// change_score.tif, when the run has it.
+    pub score: Option<PathBuf>,
+    pub grid: Grid,
+    pub before: PathBuf,
+    pub after: PathBuf,
+    pub before_date: Option<String>,
+    pub after_date: Option<String>,
+    /// Pixels on the grid, compared, changed, and masked as cloud or shadow.
+    pub total: Option<u64>,
+    pub compared: Option<u64>,
+    pub changed: Option<u64>,
+    pub cloud_masked: Option<u64>,
+    pub threshold: Option<f64>,
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// Reads a run folder; errors name the missing or broken file.
+pub fn read_run(dir: &Path) -> Result<RunInfo> {
+    if !dir.exists() {
+        return Err(Error::input(dir, "run folder not found"));
+    }
+    if !dir.is_dir() {
+        return Err(Error::input(
+            dir,
+            "is not a folder (expected the output folder of `dunewatch detect`)",
+        ));
+    }
+    let mask = dir.join(MASK_FILE);
+    if !mask.is_file() {
+        return Err(Error::input(
+            &mask,
+            "not found: run `dunewatch detect` into this folder first",
+        ));
+    }
+    let ds = gdal::Dataset::open(&mask).map_err(|e| {
+        Error::input(
+            &mask,
+            format!("cannot open the change mask: {}", gdal_msg(&e)),
+        )
+    })?;
+    let grid = Grid::from_dataset(&ds, &mask.to_string_lossy())?;
+    let band = ds
+        .rasterband(1)
+        .map_err(|e| Error::input(&mask, gdal_msg(&e)))?;
+    if band.band_type() != gdal::raster::GdalDataType::UInt8 {
+        return Err(Error::input(
+            &mask,
+            "is not a byte raster (expected 0 no change, 1 change, 255 masked)",
+        ));
+    }
+    let score = Some(dir.join(SCORE_FILE)).filter(|p| p.is_file());
+
+    let run_path = dir.join(RUN_FILE);
+    let text = std::fs::read_to_string(&run_path)
+        .map_err(|e| Error::input(&run_path, format!("cannot read: {e}")))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::input(&run_path, format!("is not valid JSON: {e}")))?;
+    let path_of = |date: &str| -> Result<PathBuf> {
+        get(&v, &[date, "path"])
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                Error::input(
+                    &run_path,
+                    format!("has no \"{date}\".\"path\" (the {date} scene)"),
+                )
+            })
+    };
+    let s = |path: &[&str]| get(&v, path).and_then(Value::as_str).map(str::to_string);
+    let n = |path: &[&str]| get(&v, path).and_then(Value::as_u64);
+    let cloud = match (
+        n(&["detect", "pixels", "masked", "cloud"]),
+        n(&["detect", "pixels", "masked", "cloud_shadow"]),
+    ) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    Ok(RunInfo {
+        dir: dir.to_path_buf(),
+        mask,
+        score,
+        grid,
+        before: path_of("before")?,
+        after: path_of("after")?,
+        before_date: s(&["before", "date"]),
+        after_date: s(&["after", "date"]),
+        total: n(&["detect", "pixels", "total"]),
+        compared: n(&["detect", "pixels", "compared"]),
+        changed: n(&["detect", "pixels", "changed"]),
+        cloud_masked: cloud,
+        threshold: get(&v, &["detect", "threshold"]).and_then(Value::as_f64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_folder_and_mask_name_the_path() {
+        let e = read_run(Path::new("/nonexistent/run"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/run") && e.contains("not found"),
+            "{e}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let e = read_run(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("change_mask.tif"), "{e}");
+    }
+}

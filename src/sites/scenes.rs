@@ -1,0 +1,157 @@
+//! The two scenes of a run put back on the run's grid, to re-read their
+//! reflectance over site windows.
+//!
+//! Why: `sites` works from a finished run folder and never recomputes the
+//! change mask, but the spectral features and the chips need the scenes'
+//! pixels. The scenes are opened and aligned exactly as `detect` does
+//! (without the AOI, which only crops), and the run's grid is found inside
+//! the aligned grid as a whole-pixel offset; anything else is an error.
+
+use super::run_info::RunInfo;
+use crate::align::reader::Date;
+use crate::align::{self, AlignOptions, AlignedPair, Grid, SceneReader, Window};
+use crate::detect::STAT_BANDS;
+use crate::error::{Error, Result};
+use crate::read::{self, Band};
+use std::path::{Path, PathBuf};
+
+pub struct Scenes {
+    pub pair: AlignedPair,
+    /// Offset of the run grid inside `pair.grid`.
+    pub x_off: usize,
+    pub y_off: usize,
+}
+
+/// Whole-pixel offset of `inner` inside `outer` (same CRS and pixel size).
+fn offset_in(outer: &Grid, inner: &Grid) -> Option<(usize, usize)> {
+    let (o, i) = (&outer.geotransform, &inner.geotransform);
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-12);
+    if !same(o[1], i[1]) || !same(o[5], i[5]) {
+        return None;
+    }
+    let fx = (i[0] - o[0]) / o[1];
+    let fy = (i[3] - o[3]) / o[5];
+    if (fx - fx.round()).abs() > 1e-3
+        || (fy - fy.round()).abs() > 1e-3
+        || fx.round() < 0.0
+        || fy.round() < 0.0
+    {
+        return None;
+    }
+    let (x, y) = (fx.round() as usize, fy.round() as usize);
+    (x + inner.width <= outer.width && y + inner.height <= outer.height).then_some((x, y))
+}
+
+impl Scenes {
+    /// Opens and aligns the scenes (`before`/`after` override run.json's paths).
+    pub fn open(run: &RunInfo, before: Option<&Path>, after: Option<&Path>) -> Result<Scenes> {
+        let pick =
+            |o: Option<&Path>, p: &PathBuf| o.map(Path::to_path_buf).unwrap_or_else(|| p.clone());
+        let (bp, ap) = (pick(before, &run.before), pick(after, &run.after));
+        for p in [&bp, &ap] {
+            if !p.exists() {
+                return Err(Error::input(
+                    p,
+                    "scene named in run.json not found (paths are relative to where `detect` ran; pass --before/--after)",
+                ));
+            }
+        }
+        let b = read::open_scene(&bp)?;
+        let a = read::open_scene(&ap)?;
+        let mut opts = AlignOptions::default();
+        let (mx, _) = run.grid.metres_per_unit();
+        let pair = align::align(b.clone(), a.clone(), &STAT_BANDS, &[], &opts)?;
+        if let Some((x, y)) = offset_in(&pair.grid, &run.grid) {
+            return Ok(Scenes {
+                pair,
+                x_off: x,
+                y_off: y,
+            });
+        }
+        // The run used --resolution: align again at the run's pixel size.
+        opts.resolution = Some(run.grid.pixel_size().0 * mx);
+        let pair = align::align(b, a, &STAT_BANDS, &[], &opts)?;
+        match offset_in(&pair.grid, &run.grid) {
+            Some((x, y)) => Ok(Scenes {
+                pair,
+                x_off: x,
+                y_off: y,
+            }),
+            None => Err(Error::input(
+                &run.mask,
+                format!(
+                    "its grid does not match the grid of the scenes {} and {}",
+                    bp.display(),
+                    ap.display()
+                ),
+            )),
+        }
+    }
+
+    /// A window of the run grid as a window of the aligned grid.
+    pub fn window(&self, w: Window) -> Window {
+        Window {
+            x: w.x + self.x_off,
+            y: w.y + self.y_off,
+            ..w
+        }
+    }
+}
+
+/// Reflectance of the statistics bands over a run-grid window, band-major:
+/// `[band][pixel]`, NaN where no data or saturated.
+pub fn read_bands(
+    reader: &mut SceneReader,
+    scenes: &Scenes,
+    date: Date,
+    bands: &[Band],
+    win: Window,
+    shape: (usize, usize),
+) -> Result<Vec<Vec<f32>>> {
+    let w = scenes.window(win);
+    bands
+        .iter()
+        .map(|b| {
+            let mut v = reader.reflectance(date, *b, w, shape)?;
+            for x in v.iter_mut() {
+                if !x.is_finite() {
+                    *x = f32::NAN;
+                }
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_of_subgrid() {
+        let g = Grid {
+            wkt: String::new(),
+            epsg: None,
+            geotransform: [100.0, 10.0, 0.0, 1000.0, 0.0, -10.0],
+            width: 50,
+            height: 40,
+        };
+        let s = g.subgrid(Window {
+            x: 3,
+            y: 7,
+            w: 10,
+            h: 10,
+        });
+        assert_eq!(offset_in(&g, &s), Some((3, 7)));
+        let moved = Grid {
+            geotransform: [105.0, 10.0, 0.0, 1000.0, 0.0, -10.0],
+            ..s.clone()
+        };
+        assert_eq!(offset_in(&g, &moved), None, "half-pixel shift");
+        let big = Grid {
+            width: 60,
+            ..g.clone()
+        };
+        assert_eq!(offset_in(&g, &big), None);
+    }
+}
