@@ -44,8 +44,8 @@
 //! 50 pixels. Size favours sites of several minimum mapping units (more
 //! pixels, less chance of noise) and disfavours ones over 20 ha (a single
 //! structure or compound is well under a square kilometre). Sites of a
-//! natural kind get at most a fifth of their score, so they never outrank
-//! comparable structures.
+//! natural kind keep a fifth of their score and ground turning bare half,
+//! so they never outrank comparable structures.
 
 use super::shape::Shape;
 use super::spectral::Spectral;
@@ -321,7 +321,10 @@ pub fn classify(e: &Evidence) -> Verdict {
         reasons.push("no valid reflectance on both dates: shape only".to_string());
     }
     if kind.is_natural() {
-        score = score.min(0.2 * score.max(0.0));
+        score *= 0.2;
+    } else if bare_gain {
+        // Ground turning bare is the opposite of construction.
+        score *= 0.5;
     }
     Verdict {
         kind,
@@ -424,6 +427,38 @@ mod tests {
         assert_eq!(runway.kind, Kind::Linear);
         let roof = verdict(shape(0.7, 0.95, 1.5), spectral(SAND, ROOF, (0.02, 0.06)));
         assert!(drift.score < 0.5 * roof.score, "{drift:?}");
+    }
+
+    #[test]
+    fn ground_turning_bare_is_clearing_not_a_structure() {
+        // A roof replaced by sand: the material changed, but towards bare soil.
+        let v = verdict(shape(0.7, 0.95, 1.5), spectral(ROOF, SAND, (0.06, 0.02)));
+        assert_eq!(v.kind, Kind::Other, "{v:?}");
+        assert!(v.reasons.iter().any(|r| r.contains("clearing")), "{v:?}");
+        let roof = verdict(shape(0.7, 0.95, 1.5), spectral(SAND, ROOF, (0.02, 0.06)));
+        assert!(v.score < 0.6 * roof.score, "{v:?} vs {roof:?}");
+    }
+
+    #[test]
+    fn shape_of_a_few_pixels_is_not_evidence() {
+        let sp = spectral(SAND, ROOF, (0.02, 0.06));
+        let e = |pixels, sh: &Shape| {
+            classify(&Evidence {
+                area_m2: 900.0,
+                pixels,
+                min_area_m2: 800.0,
+                mean_score: Some(0.8),
+                shape: sh,
+                spectral: &sp,
+            })
+            .score
+        };
+        let (square, ragged) = (shape(0.8, 1.0, 1.0), shape(0.1, 0.3, 1.0));
+        assert!(
+            (e(9, &square) - e(9, &ragged)).abs() < 1e-9,
+            "9 pixels: the opening's square"
+        );
+        assert!(e(60, &square) > e(60, &ragged) + 0.05);
     }
 
     #[test]
