@@ -446,6 +446,52 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+#[test]
+fn huge_sites_are_read_decimated_and_stay_valid() {
+    let c = case(60, 50, UTM, &shapes, &sand, &|x, y| {
+        if shapes(x, y) {
+            ROOF
+        } else {
+            SAND
+        }
+    });
+    run_sites(&c.run, &opts()).unwrap();
+    let full = geojson(&c.run);
+    // Windows of at most 64 pixels: every site is read at 1/2 or 1/3.
+    run_sites(
+        &c.run,
+        &SitesOptions {
+            max_window_px: 64,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let dec = geojson(&c.run);
+    assert_eq!(assert_rfc7946(&dec, &footprint(&c.grid)), 5);
+    let area = |v: &Value| {
+        let mut a: Vec<f64> = features(v)
+            .iter()
+            .map(|f| prop(f, "area_m2").as_f64().unwrap())
+            .collect();
+        a.sort_by(f64::total_cmp);
+        a
+    };
+    assert_eq!(
+        area(&full),
+        area(&dec),
+        "areas come from the full-resolution labelling"
+    );
+    // All but the 8 x 6 blob at the edge (a 9 x 7 window) are decimated.
+    let decimated = features(&dec)
+        .iter()
+        .filter(|f| prop(f, "features")["decimation"].as_f64().unwrap() >= 2.0)
+        .count();
+    assert_eq!(decimated, 4);
+    assert!(features(&full)
+        .iter()
+        .all(|f| prop(f, "features")["decimation"].as_f64().unwrap() == 1.0));
+}
+
 // ------------------------------------------------------------ kinds and ranking
 
 /// A 60 x 60 pixel pair (600 m): a round irrigation pivot going from fallow

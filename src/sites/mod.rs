@@ -32,6 +32,7 @@ pub mod scenes;
 pub mod shape;
 pub mod spectral;
 pub mod watchlist;
+pub mod window_read;
 
 /// Writers of the site outputs (the files live with the other exports).
 #[path = "../export/sites/mod.rs"]
@@ -331,12 +332,11 @@ fn background(scenes: &Scenes, run: &RunInfo) -> Result<Background> {
             h: y1 - y0,
         };
         let shape = (cw, r1 - r0);
-        let m = mask_band
-            .read_as::<u8>((0, y0 as isize), (win.w, win.h), shape, None)
+        let m = window_read::read_band::<u8>(&mask_band, win, shape)
             .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
         let b = scenes::read_bands(&mut reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
         let a = scenes::read_bands(&mut reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
-        for (i, &mv) in m.data().iter().enumerate() {
+        for (i, &mv) in m.iter().enumerate() {
             if mv == 0 {
                 let x: [f32; NB] = std::array::from_fn(|k| b[k][i]);
                 let y: [f32; NB] = std::array::from_fn(|k| a[k][i]);
@@ -422,16 +422,9 @@ fn describe(
         .labels
         .rasterband(1)
         .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
-    let lv = lb
-        .read_as::<u32>(
-            (win.x as isize, win.y as isize),
-            (win.w, win.h),
-            shape,
-            None,
-        )
+    let lv = window_read::read_band::<u32>(&lb, win, shape)
         .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
     let members: Vec<bool> = lv
-        .data()
         .iter()
         .map(|&l| site_of_label.get(l as usize).copied() == Some(site_no))
         .collect();
@@ -441,16 +434,10 @@ fn describe(
         let sb = ds
             .rasterband(1)
             .map_err(|e| Error::input(path, gdal_msg(&e)))?;
-        let sv = sb
-            .read_as::<f32>(
-                (win.x as isize, win.y as isize),
-                (win.w, win.h),
-                shape,
-                None,
-            )
+        let sv = window_read::read_band::<f32>(&sb, win, shape)
             .map_err(|e| Error::input(path, gdal_msg(&e)))?;
         let (mut s, mut m, mut k) = (0.0f64, f32::NEG_INFINITY, 0usize);
-        for (v, &inside) in sv.data().iter().zip(&members) {
+        for (v, &inside) in sv.iter().zip(&members) {
             if inside && *v != SCORE_NODATA && v.is_finite() {
                 s += *v as f64;
                 m = m.max(*v);

@@ -108,11 +108,14 @@ pub fn read_bands(
     win: Window,
     shape: (usize, usize),
 ) -> Result<Vec<Vec<f32>>> {
-    let w = scenes.window(win);
     bands
         .iter()
         .map(|b| {
-            let mut v = reader.reflectance(date, *b, w, shape)?;
+            // In strips: see [`super::window_read`].
+            let mut v = Vec::with_capacity(shape.0 * shape.1);
+            for (_, rows, sw) in super::window_read::strips(win, shape) {
+                v.extend(reader.reflectance(date, *b, scenes.window(sw), (shape.0, rows))?);
+            }
             for x in v.iter_mut() {
                 if !x.is_finite() {
                     *x = f32::NAN;

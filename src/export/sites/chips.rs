@@ -90,16 +90,10 @@ fn make_chip(
     let mb = mask
         .rasterband(1)
         .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?;
-    let mv = mb
-        .read_as::<u8>(
-            (win.x as isize, win.y as isize),
-            (win.w, win.h),
-            shape,
-            None,
-        )
+    let mv = crate::sites::window_read::read_band::<u8>(&mb, win, shape)
         .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?;
     let mut change = Canvas::new(shape.0, shape.1, [0, 0, 0]);
-    for (i, m) in mv.data().iter().enumerate() {
+    for (i, m) in mv.iter().enumerate() {
         let p = after.get(i % shape.0, i / shape.0);
         let l = ((p[0] as u32 + p[1] as u32 + p[2] as u32) / 3) as f32 * 0.75;
         let (x, y) = ((i % shape.0) as i64, (i / shape.0) as i64);

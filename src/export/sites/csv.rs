@@ -3,8 +3,8 @@
 //! the sites directly, then the same fields as the GeoJSON properties
 //! (reasons joined with "; ") and every feature as its own column.
 
-use super::{feature_pairs, nearest_watch, round, Context};
-use crate::error::{Error, Result};
+use super::{feature_pairs, nearest_watch, round, Context, Sink};
+use crate::error::Result;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -18,7 +18,7 @@ pub fn field(s: &str) -> String {
 }
 
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
-    let mut out = String::new();
+    let mut out = Sink::create(path)?;
     let head = [
         "id",
         "rank",
@@ -76,7 +76,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         }
         let _ = writeln!(out, "{}", row.join(","));
     }
-    std::fs::write(path, out).map_err(|e| Error::output(path, e))
+    out.finish()
 }
 
 /// A site with every optional feature present, for the header.

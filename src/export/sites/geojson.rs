@@ -11,6 +11,7 @@ use super::{feature_pairs, nearest_watch, round, Context};
 use crate::error::{Error, Result};
 use crate::sites::Site;
 use serde_json::{json, Map, Value};
+use std::io::Write;
 use std::path::Path;
 
 fn ring(r: &[[f64; 2]]) -> Value {
@@ -68,21 +69,36 @@ pub fn properties(s: &Site, ctx: &Context) -> Map<String, Value> {
     p
 }
 
-pub fn collection(ctx: &Context) -> Value {
-    let features: Vec<Value> = ctx
-        .sites
-        .iter()
-        .map(|s| json!({ "type": "Feature", "id": s.id, "geometry": geometry(s), "properties": properties(s, ctx) }))
-        .collect();
-    let b = ctx.scene.bounds_lonlat;
-    json!({
-        "type": "FeatureCollection",
-        "bbox": [round(b[0], 7), round(b[1], 7), round(b[2], 7), round(b[3], 7)],
-        "features": features,
-    })
+pub fn feature(s: &Site, ctx: &Context) -> Value {
+    json!({ "type": "Feature", "id": s.id, "geometry": geometry(s), "properties": properties(s, ctx) })
 }
 
+/// Streams the collection one feature at a time (memory stays flat with
+/// tens of thousands of sites).
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
-    let text = serde_json::to_string(&collection(ctx)).map_err(|e| Error::output(path, e))?;
-    std::fs::write(path, text).map_err(|e| Error::output(path, e))
+    let err = |e: std::io::Error| Error::output(path, e);
+    let file = std::fs::File::create(path).map_err(err)?;
+    let mut w = std::io::BufWriter::new(file);
+    let b = ctx.scene.bounds_lonlat;
+    let bbox = json!([
+        round(b[0], 7),
+        round(b[1], 7),
+        round(b[2], 7),
+        round(b[3], 7)
+    ]);
+    write!(
+        w,
+        "{{\"type\":\"FeatureCollection\",\"bbox\":{bbox},\"features\":["
+    )
+    .map_err(err)?;
+    for (i, s) in ctx.sites.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",\n").map_err(err)?;
+        } else {
+            w.write_all(b"\n").map_err(err)?;
+        }
+        serde_json::to_writer(&mut w, &feature(s, ctx)).map_err(|e| Error::output(path, e))?;
+    }
+    w.write_all(b"\n]}\n").map_err(err)?;
+    w.flush().map_err(err)
 }

@@ -4,8 +4,8 @@
 //! description, the fields as ExtendedData, and the outline as Polygon(s)
 //! in lon/lat.
 
-use super::{nearest_watch, round, Context};
-use crate::error::{Error, Result};
+use super::{nearest_watch, round, Context, Sink};
+use crate::error::Result;
 use crate::sites::classify::KINDS;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -30,7 +30,7 @@ fn coords(r: &[[f64; 2]]) -> String {
 }
 
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
-    let mut o = String::new();
+    let mut o = Sink::create(path)?;
     let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     let _ = writeln!(o, r#"<kml xmlns="http://www.opengis.net/kml/2.2">"#);
     let _ = writeln!(o, "<Document>");
@@ -107,7 +107,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         let _ = writeln!(o, "</Placemark>");
     }
     let _ = writeln!(o, "</Document>\n</kml>");
-    std::fs::write(path, o).map_err(|e| Error::output(path, e))
+    o.finish()
 }
 
 #[cfg(test)]

@@ -15,7 +15,47 @@ pub mod report;
 
 use super::run_info::RunInfo;
 use super::{SceneSummary, Site, SitesOptions};
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A buffered output file to `write!` text into; keeps the first I/O error
+/// and reports it from [`Sink::finish`], naming the file.
+pub struct Sink {
+    w: std::io::BufWriter<std::fs::File>,
+    err: Option<std::io::Error>,
+    path: PathBuf,
+}
+
+impl Sink {
+    pub fn create(path: &Path) -> Result<Sink> {
+        let f = std::fs::File::create(path).map_err(|e| Error::output(path, e))?;
+        Ok(Sink {
+            w: std::io::BufWriter::new(f),
+            err: None,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(e) = self.err.take() {
+            return Err(Error::output(&self.path, e));
+        }
+        self.w.flush().map_err(|e| Error::output(&self.path, e))
+    }
+}
+
+impl std::fmt::Write for Sink {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.err.is_none() {
+            if let Err(e) = self.w.write_all(s.as_bytes()) {
+                self.err = Some(e);
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Everything the writers need.
 pub struct Context<'a> {
