@@ -339,6 +339,19 @@ fn assert_rfc7946(v: &Value, fp: &[f64; 4]) -> usize {
             inside(fp, lon, lat),
             "centroid ({lon}, {lat}) off the scene {fp:?}"
         );
+        // The feature's bbox holds every position.
+        let bb: Vec<f64> = f["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(
+            bb[0] <= bb[2]
+                && bb[1] <= bb[3]
+                && inside(fp, bb[0], bb[1])
+                && inside(fp, bb[2], bb[3])
+        );
         let geom = &f["geometry"];
         let polys: Vec<&Value> = match geom["type"].as_str().unwrap() {
             "Polygon" => vec![&geom["coordinates"]],
@@ -352,6 +365,10 @@ fn assert_rfc7946(v: &Value, fp: &[f64; 4]) -> usize {
                 assert_eq!(r[0], r[r.len() - 1], "ring not closed");
                 for pos in r {
                     let (x, y) = (pos[0].as_f64().unwrap(), pos[1].as_f64().unwrap());
+                    assert!(
+                        x >= bb[0] && x <= bb[2] && y >= bb[1] && y <= bb[3],
+                        "position outside the feature's bbox"
+                    );
                     assert!(
                         inside(fp, x, y),
                         "position ({x}, {y}) off the scene {fp:?}: not lon/lat order?"

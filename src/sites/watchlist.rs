@@ -45,13 +45,10 @@ pub fn read_watchlist(path: &Path) -> Result<Vec<WatchPoint>> {
         return Err(Error::input(path, "watchlist not found"));
     }
     let ds = gdal::Dataset::open(path).map_err(|e| {
-        Error::input(
-            path,
-            format!(
-                "cannot read the watchlist (expected GeoJSON points with a \"name\" property): {}",
-                gdal_msg(&e)
-            ),
-        )
+        // GDAL's message for an unrecognised file says nothing useful.
+        let detail = gdal_msg(&e);
+        let detail = if detail.contains("NULL pointer") { String::new() } else { format!(": {detail}") };
+        Error::input(path, format!("cannot read the watchlist (expected GeoJSON points with a \"name\" property){detail}"))
     })?;
     let mut wgs = SpatialRef::from_epsg(4326).map_err(|e| Error::input(path, gdal_msg(&e)))?;
     wgs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);

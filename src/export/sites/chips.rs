@@ -143,7 +143,7 @@ fn make_chip(
     ];
     for (i, (mut p, label)) in [before, after, change].into_iter().zip(dates).enumerate() {
         p.rings(&rings, [255, 230, 0], t);
-        p.text(4, 4, label.trim(), 1, [255, 255, 255]);
+        p.text(4, 4, label.trim(), 2, [255, 255, 255]);
         c.paste(&p, (GAP + i * (pw + GAP)) as i64, (TITLE + GAP) as i64);
     }
     let (mx, _) = pixel_metres(g, s.lat);

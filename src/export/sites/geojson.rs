@@ -70,7 +70,14 @@ pub fn properties(s: &Site, ctx: &Context) -> Map<String, Value> {
 }
 
 pub fn feature(s: &Site, ctx: &Context) -> Value {
-    json!({ "type": "Feature", "id": s.id, "geometry": geometry(s), "properties": properties(s, ctx) })
+    let b = s.bbox_lonlat;
+    json!({
+        "type": "Feature",
+        "id": s.id,
+        "bbox": [round(b[0], 7), round(b[1], 7), round(b[2], 7), round(b[3], 7)],
+        "geometry": geometry(s),
+        "properties": properties(s, ctx),
+    })
 }
 
 /// Streams the collection one feature at a time (memory stays flat with

@@ -116,7 +116,7 @@ table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:6px 8p
 th{background:#eceef2;position:sticky;top:0}table.summary td:first-child{color:#555;width:190px}\
 .kind{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-size:12px;white-space:nowrap}\
 .swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}\
-img.chip{width:420px;image-rendering:pixelated;display:block}img.overview{max-width:100%;image-rendering:pixelated;border:1px solid #ccc}\
+img.chip{width:auto;max-width:640px;image-rendering:pixelated;display:block;margin-top:6px}img.overview{max-width:100%;image-rendering:pixelated;border:1px solid #ccc}\
 ul.reasons{margin:0;padding-left:16px}td.num{text-align:right;font-variant-numeric:tabular-nums}";
 
 /// Writes the report; `chips` are embedded for the sites that have one.
@@ -220,7 +220,7 @@ pub fn write(
     if listed < ctx.sites.len() {
         let _ = writeln!(o, "<p class=\"muted\">The top {listed} of {} sites; all are in sites.geojson, sites.csv and sites.kml.</p>", ctx.sites.len());
     }
-    let _ = writeln!(o, "<table id=\"sites\"><thead><tr><th>Rank</th><th>Site</th><th>Kind</th><th>Score</th><th>Area (m²)</th><th>Lon, lat</th><th>Watch</th><th>Reasons</th><th>Before | after | change</th></tr></thead><tbody>");
+    let _ = writeln!(o, "<table id=\"sites\"><thead><tr><th>Rank</th><th>Site</th><th>Kind</th><th>Score</th><th>Area (m²)</th><th>Lon, lat</th><th>Watch</th><th>Reasons; chip: before | after | change</th></tr></thead><tbody>");
     for s in ctx.sites.iter().take(listed) {
         let c = s.kind.colour();
         let watch = match s.watch.first() {
@@ -243,7 +243,7 @@ pub fn write(
         };
         let _ = writeln!(
             o,
-            "<tr class=\"site\" id=\"site-{id}\"><td class=\"num\">{rank}</td><td class=\"num\">{id}</td><td><span class=\"kind\" style=\"background:rgb({r},{g},{b})\">{kind}</span></td><td class=\"num\">{score:.3}</td><td class=\"num\">{area:.0}</td><td class=\"num\">{lon:.6}, {lat:.6}</td><td>{watch}</td><td><ul class=\"reasons\">{reasons}</ul></td><td>{chip}</td></tr>",
+            "<tr class=\"site\" id=\"site-{id}\"><td class=\"num\">{rank}</td><td class=\"num\">{id}</td><td><span class=\"kind\" style=\"background:rgb({r},{g},{b})\">{kind}</span></td><td class=\"num\">{score:.3}</td><td class=\"num\">{area:.0}</td><td class=\"num\">{lon:.6}, {lat:.6}</td><td>{watch}</td><td><ul class=\"reasons\">{reasons}</ul>{chip}</td></tr>",
             id = s.id,
             rank = s.rank,
             r = c[0],
