@@ -189,13 +189,23 @@ pub const REPORT_FILE: &str = "report.html";
 /// Ground area of one pixel of `row` (m^2): from the geotransform, and for
 /// geographic grids with metres per degree at the row's latitude.
 pub fn pixel_area_m2(grid: &Grid, row: usize) -> f64 {
+    row_areas(grid)(row)
+}
+
+/// [`pixel_area_m2`] for many rows: the CRS is looked at once.
+pub fn row_areas(grid: &Grid) -> impl Fn(usize) -> f64 + '_ {
+    let geographic = grid.is_geographic();
+    let units = grid.metres_per_unit();
+    move |row| row_area(grid, row, geographic, units)
+}
+
+fn row_area(grid: &Grid, row: usize, geographic: bool, (ux, uy): (f64, f64)) -> f64 {
     let (dx, dy) = grid.pixel_size();
-    if grid.is_geographic() {
+    if geographic {
         let lat = grid.pixel_center(0.0, row as f64).1;
         let (mx, my) = metres_per_degree(lat);
         (dx * mx * dy * my).abs()
     } else {
-        let (ux, uy) = grid.metres_per_unit();
         (dx * ux * dy * uy).abs()
     }
 }
@@ -241,6 +251,7 @@ fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<compo
     let mut out_band = out
         .rasterband(1)
         .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+    let area_of_row = row_areas(g);
     let mut morph = Morphology::new(opts.opening, opts.closing);
     let mut lab = Labeller::new(g.width, opts.min_area_m2);
     let mut pending: Vec<u32> = Vec::with_capacity(g.width * TILE);
@@ -266,7 +277,7 @@ fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<compo
                     band: &mut gdal::raster::RasterBand|
      -> Result<()> {
         for r in rows {
-            let l = lab.push_row(&r, pixel_area_m2(g, row_out));
+            let l = lab.push_row(&r, area_of_row(row_out));
             row_out += 1;
             pending.extend_from_slice(&l);
             if pending.len() == g.width * TILE {
@@ -615,11 +626,8 @@ pub fn find_sites(
 fn scene_summary(run: &RunInfo, opts: &SitesOptions) -> Result<SceneSummary> {
     let g = &run.grid;
     let (w, h) = (g.width, g.height);
-    let area: f64 = if g.is_geographic() {
-        (0..h).map(|r| pixel_area_m2(g, r)).sum::<f64>() * w as f64
-    } else {
-        pixel_area_m2(g, 0) * (w * h) as f64
-    };
+    let row_area = row_areas(g);
+    let area: f64 = (0..h).map(row_area).sum::<f64>() * w as f64;
     let mid_lat = g.pixel_center(0.0, h as f64 / 2.0).1;
     let (mx, my) = pixel_metres(g, mid_lat);
     let ct = g.to_lonlat()?;
