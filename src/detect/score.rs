@@ -272,10 +272,43 @@ impl Model {
 }
 
 /// Down-weights changes that are natural: vegetation appearing, land staying
-/// vegetated through a season, and water (after) — 1 means no objection.
+/// vegetated through a season, fields harvested or ploughed, and water
+/// (after) — 1 means no objection.
 fn not_natural(b: &Indices, a: &Indices) -> f32 {
     let veg_gain = step(0.05, 0.25, a.ndvi - b.ndvi);
     let stays_vegetated = step(0.3, 0.5, a.ndvi.min(b.ndvi));
     let water_after = step(-0.05, 0.2, a.mndwi);
-    (1.0 - veg_gain) * (1.0 - stays_vegetated) * (1.0 - water_after)
+    // Vegetation gone, but what replaced it is soil (residual NDVI of stubble
+    // and bare fields, or a high bare-soil index) rather than an impervious
+    // surface (NDVI under ~0.13): harvest or ploughing, not construction.
+    let harvest = step(0.25, 0.4, b.ndvi) * step(0.13, 0.19, a.ndvi).max(step(0.13, 0.19, a.bsi));
+    (1.0 - veg_gain) * (1.0 - stays_vegetated) * (1.0 - water_after) * (1.0 - harvest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_changes_are_down_weighted_construction_is_not() {
+        let field = Indices::of(&[0.03, 0.06, 0.04, 0.40, 0.20, 0.10]);
+        let ploughed = Indices::of(&[0.10, 0.13, 0.16, 0.26, 0.32, 0.25]);
+        let concrete = Indices::of(&[0.16, 0.17, 0.18, 0.20, 0.22, 0.20]);
+        let sand = Indices::of(&[0.18, 0.26, 0.34, 0.40, 0.50, 0.45]);
+        let water = Indices::of(&[0.08, 0.07, 0.05, 0.03, 0.01, 0.005]);
+        assert!(not_natural(&field, &ploughed) < 0.1, "harvest");
+        assert!(not_natural(&field, &concrete) > 0.9, "vegetation cleared for concrete");
+        assert!(not_natural(&sand, &concrete) > 0.9, "new structure on sand");
+        assert!(not_natural(&sand, &field) < 0.1, "vegetation growing");
+        assert!(not_natural(&sand, &water) < 0.1, "flooding");
+        assert!(not_natural(&field, &field) < 0.1, "stays vegetated");
+    }
+
+    #[test]
+    fn methods_parse() {
+        assert_eq!("IR-MAD".parse::<Method>().unwrap(), Method::Irmad);
+        assert!("nonsense".parse::<Method>().is_err());
+        assert_eq!(Method::Combined.default_threshold(), Some(COMBINED_SIGNIFICANCE));
+        assert_eq!(Method::Cva.default_threshold(), None);
+    }
 }
