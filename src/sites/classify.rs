@@ -19,9 +19,12 @@
 //!   rectangularity 0.85 or less, where a disc gives pi/4 and a rectangle 1)
 //!   with vegetation on either date and an NDVI change.
 //! - **cloud_or_haze**: haze and thin cloud add path radiance, so every band
-//!   is brighter, and they wash out contrast, so edges weaken; they are also
-//!   diffuse (ragged or unrectangular outline). All three are required, which
-//!   keeps a new bright roof (compact, rectangular, adding edges) out.
+//!   is brighter, and the more so at short wavelengths (scattering falls
+//!   with wavelength; thin cloud is about flat), so blue rises at least as
+//!   much as SWIR2; they wash out contrast, so edges weaken; and they are
+//!   diffuse (ragged or unrectangular outline). All four are required: fresh
+//!   sand or fill also brightens every band but most in the SWIR, and a new
+//!   bright roof is compact, rectangular and adds edges.
 //! - **linear**: a minimum-area rectangle at least 4 times as long as wide:
 //!   roads, runways, berms, tracks, canals.
 //! - **structure**: new built-up surface on formerly bare ground: the
@@ -170,9 +173,11 @@ pub fn classify(e: &Evidence) -> Verdict {
         && sp.after.ndvi >= NDVI_SOIL_VEGETATED;
     let pivot = has_spectra && round && veg_max >= NDVI_GREEN && d.ndvi.abs() >= NDVI_GAIN / 2.0;
     let all_brighter = has_spectra && sp.band_delta_rel.iter().all(|&v| v >= HAZE_BAND_RISE);
+    // Scattering: the blue rise at least the SWIR2 rise (0.01 of slack).
+    let scattering = sp.band_delta_rel[0] >= sp.band_delta_rel[5] - 0.01;
     let contrast_down = sp.edge_density_after < sp.edge_density_before;
     let diffuse = s.compactness < 0.3 || s.rectangularity < 0.6;
-    let haze = all_brighter && contrast_down && diffuse;
+    let haze = all_brighter && scattering && contrast_down && diffuse;
     let linear = s.elongation >= LINEAR_ELONGATION;
 
     // Material change: spectral angle beyond the scene's.
@@ -244,7 +249,10 @@ pub fn classify(e: &Evidence) -> Verdict {
         ));
         Kind::Vegetation
     } else if haze {
-        reasons.push(format!("brighter in all bands ({:+.3})", dbright));
+        reasons.push(format!(
+            "brighter in all bands ({:+.3}), blue {:+.3} vs SWIR2 {:+.3}: scattering",
+            dbright, sp.band_delta_rel[0], sp.band_delta_rel[5]
+        ));
         reasons.push(format!(
             "contrast down (edges {:.3} -> {:.3}) and diffuse outline: haze or thin cloud",
             sp.edge_density_before, sp.edge_density_after
@@ -466,6 +474,14 @@ mod tests {
         let hazy = SAND.map(|v| v + 0.08);
         let v = verdict(shape(0.1, 0.4, 1.5), spectral(SAND, hazy, (0.05, 0.02)));
         assert_eq!(v.kind, Kind::CloudOrHaze, "{v:?}");
+        // Sand cover brightens every band, most in the SWIR: not haze.
+        let sand_cover = [0.20, 0.28, 0.38, 0.45, 0.62, 0.58];
+        let darker_ground = SAND.map(|v| v * 0.8);
+        let v2 = verdict(
+            shape(0.1, 0.4, 1.5),
+            spectral(darker_ground, sand_cover, (0.05, 0.02)),
+        );
+        assert_ne!(v2.kind, Kind::CloudOrHaze, "{v2:?}");
         // The same brightening in a compact rectangle that adds edges is a roof.
         let v = verdict(shape(0.7, 0.95, 1.5), spectral(SAND, hazy, (0.02, 0.05)));
         assert_ne!(v.kind, Kind::CloudOrHaze, "{v:?}");

@@ -140,6 +140,17 @@ pub fn feature_pairs(s: &Site) -> Vec<(&'static str, f64)> {
         v.push((DELTA[k], round(d[k] as f64, 4)));
         v.push((REL[k], round(r[k] as f64, 4)));
     }
+    const BAND_REL: [&str; 6] = [
+        "d_b02_vs_scene",
+        "d_b03_vs_scene",
+        "d_b04_vs_scene",
+        "d_b08_vs_scene",
+        "d_b11_vs_scene",
+        "d_b12_vs_scene",
+    ];
+    for (k, name) in BAND_REL.iter().enumerate() {
+        v.push((name, round(sp.band_delta_rel[k] as f64, 4)));
+    }
     v.extend([
         ("spectral_angle_deg", round(sp.spectral_angle_deg as f64, 2)),
         (
