@@ -74,7 +74,11 @@ pub fn configure_gdal() {
 
 fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
     SceneInfo {
-        path: scene.source.clone(),
+        // Absolute, so `dunewatch sites` finds the scenes from any folder.
+        path: scene
+            .source
+            .canonicalize()
+            .unwrap_or_else(|_| scene.source.clone()),
         form: scene.form,
         level: scene.level.clone(),
         date: scene.date.clone(),
@@ -83,7 +87,16 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
         alignment: aligned
             .bands
             .iter()
-            .map(|(b, ab)| (*b, if matches!(ab.source, Source::Direct { .. }) { "direct" } else { "warped" }))
+            .map(|(b, ab)| {
+                (
+                    *b,
+                    if matches!(ab.source, Source::Direct { .. }) {
+                        "direct"
+                    } else {
+                        "warped"
+                    },
+                )
+            })
             .collect(),
     }
 }
@@ -128,15 +141,25 @@ pub fn run_detect(req: &DetectRequest) -> Result<RunRecord> {
         before: scene_info(&pair.before.scene, &pair.before),
         after: scene_info(&pair.after.scene, &pair.after),
         aoi: req.align.aoi.clone(),
-        grid: GridInfo { grid: pair.grid.clone(), pixel_size_m: [px * mx, py * my] },
-        bands_used: STAT_BANDS.iter().chain(OPTIONAL_BANDS.iter()).filter(|b| pair.before.bands.contains_key(b)).copied().collect(),
+        grid: GridInfo {
+            grid: pair.grid.clone(),
+            pixel_size_m: [px * mx, py * my],
+        },
+        bands_used: STAT_BANDS
+            .iter()
+            .chain(OPTIONAL_BANDS.iter())
+            .filter(|b| pair.before.bands.contains_key(b))
+            .copied()
+            .collect(),
         threads,
         detect: summary,
         outputs: vec![SCORE_FILE, MASK_FILE, RUN_FILE],
         timings_s: timings,
     };
-    let json = serde_json::to_string_pretty(&record).map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
-    std::fs::write(staging.path(RUN_FILE), json).map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
+    let json = serde_json::to_string_pretty(&record)
+        .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
+    std::fs::write(staging.path(RUN_FILE), json)
+        .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     staging.commit(&[SCORE_FILE, MASK_FILE, RUN_FILE])?;
     Ok(record)
 }

@@ -58,7 +58,7 @@ fn assert_beats_chance(out: &Path, factor: f64) -> f64 {
 fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     let t = tmp();
     let out = t.path().join("run");
-    assert_ok(&detect(&sample_before(), &sample_after(), &out, &[]));
+    assert_ok(&detect_with_sites(&sample_before(), &sample_after(), &out, &["--chips", "3"]));
 
     for (name, nodata) in [("change_mask.tif", 255.0), ("change_score.tif", -1.0)] {
         let ds = gdal::Dataset::open(out.join(name)).unwrap();
@@ -101,7 +101,10 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     // Nothing left behind but the outputs.
     let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["change_mask.tif", "change_score.tif", "run.json"]);
+    assert_eq!(names, ["change_mask.tif", "change_score.tif", "chips", "report.html", "run.json", "sites.csv", "sites.geojson", "sites.kml"]);
+    assert_eq!(std::fs::read_dir(out.join("chips")).unwrap().count(), 3);
+    // Scene paths are absolute, so `sites` can re-read them from anywhere.
+    assert!(Path::new(rec["before"]["path"].as_str().unwrap()).is_absolute());
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 /// Compare a before and an after Sentinel-2 scene and write a change score
 /// and change mask (Cloud-Optimized GeoTIFFs on the before scene's 10 m grid)
-/// and run.json into the output folder.
+/// and run.json into the output folder; then turn the changed pixels into
+/// ranked sites: sites.geojson, sites.csv, sites.kml, chips/ and report.html
+/// (as `dunewatch sites` does; `--no-sites` skips this step).
 ///
 /// A scene is any of: a folder of per-band rasters (`*_B04.tif`,
 /// `T34QEK_20240105T083241_B04_10m.jp2`, `B04.tif`), a SAFE product (L1C or
@@ -53,19 +55,35 @@ pub struct DetectArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Stop after the change mask: no sites, chips or report.
+    #[arg(long)]
+    pub no_sites: bool,
+    #[command(flatten)]
+    pub sites: crate::cli::sites::SiteFlags,
 }
 
 pub fn run(a: &DetectArgs) -> Result<()> {
     let method: Method = a.method.parse()?;
     if let Some(t) = a.threshold {
-        anyhow::ensure!((0.0..=1.0).contains(&t), "--threshold must be in [0, 1], got {t}");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&t),
+            "--threshold must be in [0, 1], got {t}"
+        );
     }
     let req = DetectRequest {
         before: a.before.clone(),
         after: a.after.clone(),
         out: a.out.clone(),
-        align: AlignOptions { resolution: a.resolution, aoi: a.aoi.clone() },
-        detect: DetectOptions { method, block_size: a.block_size, threshold: a.threshold, ..Default::default() },
+        align: AlignOptions {
+            resolution: a.resolution,
+            aoi: a.aoi.clone(),
+        },
+        detect: DetectOptions {
+            method,
+            block_size: a.block_size,
+            threshold: a.threshold,
+            ..Default::default()
+        },
         threads: a.threads,
     };
     let rec = run_detect(&req)?;
@@ -83,6 +101,12 @@ pub fn run(a: &DetectArgs) -> Result<()> {
             rec.detect.threshold_source,
             rec.timings_s.get("total").copied().unwrap_or(0.0)
         );
+    }
+    if !a.no_sites {
+        let s = dunewatch::sites::run_sites(&a.out, &a.sites.options(a.threads))?;
+        if !a.quiet {
+            crate::cli::sites::print_summary(&a.out, &s);
+        }
     }
     Ok(())
 }

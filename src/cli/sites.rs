@@ -24,6 +24,25 @@ use std::path::PathBuf;
 pub struct SitesArgs {
     /// Output folder of `dunewatch detect` (holds change_mask.tif and run.json).
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub flags: SiteFlags,
+    /// The before scene, when it moved since `detect` ran (default: from run.json).
+    #[arg(long)]
+    pub before: Option<PathBuf>,
+    /// The after scene, when it moved since `detect` ran (default: from run.json).
+    #[arg(long)]
+    pub after: Option<PathBuf>,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How changed pixels become sites; shared by `detect` and `sites`.
+#[derive(Args, Debug, Clone)]
+pub struct SiteFlags {
     /// Minimum site area in m2. The default keeps a 30 m x 30 m hangar (900 m2),
     /// which a 10 m grid often shows as 8 pixels after cleaning.
     #[arg(long, default_value_t = 800.0)]
@@ -43,58 +62,59 @@ pub struct SitesArgs {
     /// Skip the 3x3 closing.
     #[arg(long)]
     pub no_closing: bool,
-    /// The before scene, when it moved since `detect` ran (default: from run.json).
-    #[arg(long)]
-    pub before: Option<PathBuf>,
-    /// The after scene, when it moved since `detect` ran (default: from run.json).
-    #[arg(long)]
-    pub after: Option<PathBuf>,
     /// Sites listed in report.html (all are in the vector files).
     #[arg(long, default_value_t = 500)]
     pub report_rows: usize,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
+}
+
+impl SiteFlags {
+    pub fn options(&self, threads: usize) -> SitesOptions {
+        SitesOptions {
+            min_area_m2: self.min_area,
+            opening: !self.no_opening,
+            closing: !self.no_closing,
+            watchlist: self.watchlist.clone(),
+            watch_distance_m: self.watch_distance,
+            chips: self.chips,
+            report_rows: self.report_rows,
+            threads,
+            ..Default::default()
+        }
+    }
 }
 
 pub fn run(a: &SitesArgs) -> Result<()> {
     let opts = SitesOptions {
-        min_area_m2: a.min_area,
-        opening: !a.no_opening,
-        closing: !a.no_closing,
-        watchlist: a.watchlist.clone(),
-        watch_distance_m: a.watch_distance,
-        chips: a.chips,
         before: a.before.clone(),
         after: a.after.clone(),
-        report_rows: a.report_rows,
-        threads: a.threads,
-        ..Default::default()
+        ..a.flags.options(a.threads)
     };
     let s = run_sites(&a.run_dir, &opts)?;
     if !a.quiet {
-        let kinds: Vec<String> = s
-            .by_kind
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect();
-        println!(
-            "{}: {} sites ({}), {} chips, {:.1} s -> {}",
-            a.run_dir.display(),
-            s.sites,
-            if kinds.is_empty() {
-                "none".to_string()
-            } else {
-                kinds.join(", ")
-            },
-            s.chips,
-            s.timings_s.get("total").copied().unwrap_or(0.0),
-            s.outputs.join(", ")
-        );
+        print_summary(&a.run_dir, &s);
     }
     Ok(())
+}
+
+/// One line: how many sites of which kind, and what was written.
+pub fn print_summary(run_dir: &std::path::Path, s: &dunewatch::sites::SitesSummary) {
+    let kinds: Vec<String> = s
+        .by_kind
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!(
+        "{}: {} sites ({}), {} chips, {:.1} s -> {}",
+        run_dir.display(),
+        s.sites,
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        },
+        s.chips,
+        s.timings_s.get("total").copied().unwrap_or(0.0),
+        s.outputs.join(", ")
+    );
 }

@@ -27,7 +27,14 @@ pub fn dunewatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dunewatch")).args(args).env("GDAL_PAM_ENABLED", "NO").output().expect("run dunewatch")
 }
 
+/// `detect` without the sites step (see `detect_with_sites`).
 pub fn detect(before: &Path, after: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut e = vec!["--no-sites"];
+    e.extend_from_slice(extra);
+    detect_with_sites(before, after, out, &e)
+}
+
+pub fn detect_with_sites(before: &Path, after: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["detect", "--quiet", "--before", before.to_str().unwrap(), "--after", after.to_str().unwrap(), "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     dunewatch(&args)
