@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod per_thread;
 pub mod read;
 pub mod run;
 pub mod sites;

@@ -24,6 +24,7 @@ pub mod threshold;
 use crate::align::{AlignedPair, SceneReader, Window};
 use crate::error::{gdal_msg, Error, Result};
 use crate::export::raster::create_working;
+use crate::per_thread::PerThread;
 use crate::read::Band;
 use masks::{MaskReason, REASONS};
 use rayon::prelude::*;
@@ -140,11 +141,11 @@ fn collect_sample(pair: &AlignedPair, max_samples: usize) -> Result<(Sample, usi
     let d = sample::decimation(g.width, g.height, max_samples);
     let rows: Vec<usize> = (0..g.height).step_by(d).collect();
     let strips: Vec<&[usize]> = rows.chunks(STRIP).collect();
+    let readers = PerThread::new();
     let parts: Vec<Sample> = strips
         .par_iter()
-        .map_init(
-            || SceneReader::new(pair),
-            |reader, strip| -> Result<Sample> {
+        .map(|strip| {
+            readers.with(|| Ok(SceneReader::new(pair)), |reader| -> Result<Sample> {
                 let mut s = Sample::new(STAT_BANDS.len());
                 for &y in strip.iter() {
                     let win = Window { x: 0, y, w: g.width, h: 1 };
@@ -156,8 +157,8 @@ fn collect_sample(pair: &AlignedPair, max_samples: usize) -> Result<(Sample, usi
                     }
                 }
                 Ok(s)
-            },
-        )
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut sample = Sample::new(STAT_BANDS.len());
     for p in parts {
@@ -199,9 +200,9 @@ fn score_pass(pair: &AlignedPair, model: &Model, block_size: usize, score_path: 
             Ok((hist, reasons))
         });
 
-        let work = blocks.par_iter().try_for_each_init(
-            || (SceneReader::new(pair), tx.clone()),
-            |(reader, tx), &block| -> Result<()> {
+        let readers = PerThread::new();
+        let work = blocks.par_iter().try_for_each(|&block| {
+            readers.with(|| Ok((SceneReader::new(pair), tx.clone())), |(reader, tx)| -> Result<()> {
                 let read = expand(block, score::HALO, g.width, g.height);
                 let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
                 let scored = model.score_block(&px, read, block);
@@ -224,8 +225,10 @@ fn score_pass(pair: &AlignedPair, model: &Model, block_size: usize, score_path: 
                     })
                     .collect();
                 tx.send(Scored { block, scores, hist, reasons }).map_err(|_| Error::output(score_path, "the score writer stopped"))
-            },
-        );
+            })
+        });
+        // The per-thread senders must go before the writer can see the end.
+        drop(readers);
         drop(tx);
         let written = writer.join().map_err(|_| Error::output(score_path, "the score writer panicked"))?;
         work?;

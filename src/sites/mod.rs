@@ -365,8 +365,16 @@ struct Worker<'a> {
     labels: gdal::Dataset,
     labels_path: PathBuf,
     score: Option<gdal::Dataset>,
-    to_lonlat: CoordTransform,
+    to_lonlat: OwnedTransform,
 }
+
+/// A coordinate transformation owned by one worker. GDAL transformations
+/// must not be used by two threads at once; moving one to the thread that
+/// will be its only user is fine, which is all `PerThread` does.
+struct OwnedTransform(CoordTransform);
+
+// SAFETY: see above; the transform is only ever used from one thread at a time.
+unsafe impl Send for OwnedTransform {}
 
 fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo, labels: &Path) -> Result<Worker<'a>> {
     Ok(Worker {
@@ -377,7 +385,7 @@ fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo, labels: &Path) -> Result<W
             Some(p) => Some(gdal::Dataset::open(p).map_err(|e| Error::input(p, gdal_msg(&e)))?),
             None => None,
         },
-        to_lonlat: run.grid.to_lonlat()?,
+        to_lonlat: OwnedTransform(run.grid.to_lonlat()?),
     })
 }
 
@@ -484,7 +492,7 @@ fn describe(
     let gt = &g.geotransform;
     let crs = |p: (f64, f64)| (gt[0] + p.0 * gt[1], gt[3] + p.1 * gt[5]);
     let (x, y) = crs((cx, cy));
-    let ll = lonlat(&w.to_lonlat, &[(x, y)])?[0];
+    let ll = lonlat(&w.to_lonlat.0, &[(x, y)])?[0];
     let (mxp, myp) = pixel_metres(g, if g.is_geographic() { y } else { 0.0 });
     let shape_m = shape::measure(&polys, c.area_m2, mxp * rx, myp * ry);
 
@@ -508,7 +516,7 @@ fn describe(
                 .map(|&(a, b)| to_grid(a as f64, b as f64))
                 .collect();
             let mut ring = lonlat(
-                &w.to_lonlat,
+                &w.to_lonlat.0,
                 &px.iter().map(|&q| crs(q)).collect::<Vec<_>>(),
             )?;
             ring.push(ring[0]);
@@ -576,16 +584,16 @@ pub fn find_sites(
     let t = Instant::now();
     let comps = &labelled.components;
     let site_of_label = &labelled.site_of_label;
+    let workers = crate::per_thread::PerThread::new();
     let described: Vec<Site> = comps
         .par_iter()
         .enumerate()
-        .map_init(
-            || open_worker(scenes, run, labels),
-            |w, (i, c)| -> Result<Site> {
-                let w = w.as_mut().map_err(|e| Error::invalid(e.to_string()))?;
-                describe(w, scenes, run, opts, i as u32 + 1, c, site_of_label, &bg)
-            },
-        )
+        .map(|(i, c)| {
+            workers.with(
+                || open_worker(scenes, run, labels),
+                |w| describe(w, scenes, run, opts, i as u32 + 1, c, site_of_label, &bg),
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     timings.insert("describe", t.elapsed().as_secs_f64());
 

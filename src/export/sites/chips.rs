@@ -174,18 +174,17 @@ pub fn write_all(
     mask_path: &Path,
 ) -> Result<Vec<Chip>> {
     let top: Vec<&Site> = ctx.sites.iter().take(ctx.opts.chips).collect();
+    let workers = crate::per_thread::PerThread::new();
     top.par_iter()
-        .map_init(
+        .map(|s| {
+            workers.with(
             || {
-                (
+                Ok((
                     SceneReader::new(&scenes.pair),
-                    gdal::Dataset::open(mask_path),
-                )
+                    gdal::Dataset::open(mask_path).map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
+                ))
             },
-            |(reader, mask), s| -> Result<Chip> {
-                let mask = mask
-                    .as_ref()
-                    .map_err(|e| Error::input(mask_path, gdal_msg(e)))?;
+            |(reader, mask)| -> Result<Chip> {
                 let (c, bar, mpp) = make_chip(reader, mask, mask_path, ctx, scenes, s)?;
                 let name = format!("{}.png", s.id);
                 let texts = [
@@ -229,6 +228,7 @@ pub fn write_all(
                     metres_per_png_px: mpp,
                 })
             },
-        )
+            )
+        })
         .collect()
 }
