@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod per_thread;
+pub mod progress;
 pub mod read;
 pub mod run;
 pub mod sites;

@@ -5,6 +5,7 @@ use crate::align::{self, AlignOptions, Grid, Source};
 use crate::detect::{self, DetectOptions, DetectSummary, OPTIONAL_BANDS, STAT_BANDS};
 use crate::error::{Error, Result};
 use crate::export::{raster::to_cog, Staging};
+use crate::progress::Progress;
 use crate::read::{self, Band, Scene};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -102,7 +103,7 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
 }
 
 /// Runs a detect job end to end.
-pub fn run_detect(req: &DetectRequest) -> Result<RunRecord> {
+pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRecord> {
     configure_gdal();
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
@@ -122,11 +123,14 @@ pub fn run_detect(req: &DetectRequest) -> Result<RunRecord> {
 
     let work_score = staging.path("score.work.tif");
     let work_mask = staging.path("mask.work.tif");
-    let summary = pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask))?;
+    let summary = pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
 
     let t = Instant::now();
+    progress.start("write COGs", 2);
     to_cog(&work_score, &staging.path(SCORE_FILE), "AVERAGE", threads)?;
+    progress.advance(1);
     to_cog(&work_mask, &staging.path(MASK_FILE), "NEAREST", threads)?;
+    progress.advance(1);
     let _ = std::fs::remove_file(&work_score);
     let _ = std::fs::remove_file(&work_mask);
     timings.insert("write_cog", t.elapsed().as_secs_f64());

@@ -826,7 +826,7 @@ fn sample_tiles_top_structures_overlap_labelled_change() {
         detect: Default::default(),
         threads: 2,
     };
-    dunewatch::run::run_detect(&req).unwrap();
+    dunewatch::run::run_detect(&req, &dunewatch::progress::Silent).unwrap();
     let s = run_sites(
         &out,
         &SitesOptions {

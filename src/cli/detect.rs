@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use dunewatch::align::AlignOptions;
 use dunewatch::detect::{DetectOptions, Method};
+use dunewatch::progress::Progress;
 use dunewatch::run::{run_detect, DetectRequest};
 use std::path::PathBuf;
 
@@ -86,7 +87,10 @@ pub fn run(a: &DetectArgs) -> Result<()> {
         },
         threads: a.threads,
     };
-    let rec = run_detect(&req)?;
+    let bar = crate::cli::progress::Bar::new(a.quiet);
+    let rec = run_detect(&req, &bar);
+    bar.finish();
+    let rec = rec?;
     if !a.quiet {
         let p = &rec.detect.pixels;
         println!(

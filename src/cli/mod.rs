@@ -3,4 +3,5 @@
 
 pub mod detect;
 pub mod eval;
+pub mod progress;
 pub mod sites;

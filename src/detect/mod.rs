@@ -25,6 +25,7 @@ use crate::align::{AlignedPair, SceneReader, Window};
 use crate::error::{gdal_msg, Error, Result};
 use crate::export::raster::create_working;
 use crate::per_thread::PerThread;
+use crate::progress::Progress;
 use crate::read::Band;
 use masks::{MaskReason, REASONS};
 use rayon::prelude::*;
@@ -89,18 +90,18 @@ pub struct DetectSummary {
 }
 
 /// Runs the three passes; writes the score and mask working rasters.
-pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_path: &Path) -> Result<DetectSummary> {
+pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_path: &Path, progress: &dyn Progress) -> Result<DetectSummary> {
     if opts.block_size < 16 {
         return Err(Error::invalid("--block-size must be at least 16"));
     }
     let mut timings = BTreeMap::new();
     let t = Instant::now();
-    let (sample, step) = collect_sample(pair, opts.max_samples)?;
+    let (sample, step) = collect_sample(pair, opts.max_samples, progress)?;
     let model = Model::fit(&sample, opts.method)?;
     timings.insert("fit", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let (hist, reasons) = score_pass(pair, &model, opts.block_size, score_path)?;
+    let (hist, reasons) = score_pass(pair, &model, opts.block_size, score_path, progress)?;
     timings.insert("score", t.elapsed().as_secs_f64());
 
     let compared = reasons[MaskReason::Valid as usize];
@@ -113,7 +114,7 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
         (None, None) => (threshold::otsu(&hist), "otsu"),
     };
     let t = Instant::now();
-    let changed = mask_pass(score_path, mask_path, threshold)?;
+    let changed = mask_pass(score_path, mask_path, threshold, progress)?;
     timings.insert("mask", t.elapsed().as_secs_f64());
 
     let total = (pair.grid.width * pair.grid.height) as u64;
@@ -135,12 +136,13 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
 /// at full resolution and every d-th pixel kept: GDAL's decimated reads
 /// would pick overviews when the file has them, and the statistics would
 /// then depend on how the input was encoded.
-fn collect_sample(pair: &AlignedPair, max_samples: usize) -> Result<(Sample, usize)> {
+fn collect_sample(pair: &AlignedPair, max_samples: usize, progress: &dyn Progress) -> Result<(Sample, usize)> {
     const STRIP: usize = 16;
     let g = &pair.grid;
     let d = sample::decimation(g.width, g.height, max_samples);
     let rows: Vec<usize> = (0..g.height).step_by(d).collect();
     let strips: Vec<&[usize]> = rows.chunks(STRIP).collect();
+    progress.start("statistics", strips.len() as u64);
     let readers = PerThread::new();
     let parts: Vec<Sample> = strips
         .par_iter()
@@ -156,6 +158,7 @@ fn collect_sample(pair: &AlignedPair, max_samples: usize) -> Result<(Sample, usi
                         }
                     }
                 }
+                progress.advance(1);
                 Ok(s)
             })
         })
@@ -175,10 +178,17 @@ struct Scored {
 }
 
 /// Pass 2: parallel block scoring; this thread's helper owns the output.
-fn score_pass(pair: &AlignedPair, model: &Model, block_size: usize, score_path: &Path) -> Result<(Histogram, [u64; REASONS.len()])> {
+fn score_pass(
+    pair: &AlignedPair,
+    model: &Model,
+    block_size: usize,
+    score_path: &Path,
+    progress: &dyn Progress,
+) -> Result<(Histogram, [u64; REASONS.len()])> {
     let g = &pair.grid;
     let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
     let blocks = g.blocks(block_size);
+    progress.start("score", blocks.len() as u64);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
 
     std::thread::scope(|scope| {
@@ -224,6 +234,7 @@ fn score_pass(pair: &AlignedPair, model: &Model, block_size: usize, score_path: 
                         None => SCORE_NODATA,
                     })
                     .collect();
+                progress.advance(1);
                 tx.send(Scored { block, scores, hist, reasons }).map_err(|_| Error::output(score_path, "the score writer stopped"))
             })
         });
@@ -238,7 +249,7 @@ fn score_pass(pair: &AlignedPair, model: &Model, block_size: usize, score_path: 
 
 /// Pass 3: the mask from the score raster and the threshold. Returns the
 /// number of changed pixels.
-fn mask_pass(score_path: &Path, mask_path: &Path, threshold: f32) -> Result<u64> {
+fn mask_pass(score_path: &Path, mask_path: &Path, threshold: f32, progress: &dyn Progress) -> Result<u64> {
     let src = gdal::Dataset::open(score_path).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
     let grid = crate::align::Grid::from_dataset(&src, &score_path.to_string_lossy())?;
     let score = src.rasterband(1).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
@@ -246,7 +257,10 @@ fn mask_pass(score_path: &Path, mask_path: &Path, threshold: f32) -> Result<u64>
     let mut changed = 0u64;
     {
         let mut band = ds.rasterband(1).map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
-        for b in grid.blocks(512) {
+        let blocks = grid.blocks(512);
+        progress.start("mask", blocks.len() as u64);
+        for b in blocks {
+            progress.advance(1);
             let s = score
                 .read_as::<f32>((b.x as isize, b.y as isize), (b.w, b.h), (b.w, b.h), None)
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
