@@ -408,7 +408,7 @@ fn all_pixels_masked() {
     copy_dir(&sample_before(), &before);
     // B02 all zero: Sentinel-2's no-data value everywhere.
     let f = band_file(&before, "B02");
-    let mut ds = gdal::Dataset::open_ex(&f, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() }).unwrap();
+    let ds = gdal::Dataset::open_ex(&f, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() }).unwrap();
     let (w, h) = ds.raster_size();
     let mut buf = gdal::raster::Buffer::new((w, h), vec![0u16; w * h]);
     ds.rasterband(1).unwrap().write((0, 0), (w, h), &mut buf).unwrap();
