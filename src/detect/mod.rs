@@ -135,24 +135,30 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
 /// Pass 1: compared pixels on a lattice of step `d`. Lattice rows are read
 /// at full resolution and every d-th pixel kept: GDAL's decimated reads
 /// would pick overviews when the file has them, and the statistics would
-/// then depend on how the input was encoded.
+/// then depend on how the input was encoded. Rows are read in pieces
+/// `CHUNK` pixels wide, so a worker's tiles stay in GDAL's block cache
+/// until it has taken every lattice pixel they hold.
 fn collect_sample(pair: &AlignedPair, max_samples: usize, progress: &dyn Progress) -> Result<(Sample, usize)> {
     const STRIP: usize = 16;
+    const CHUNK: usize = 1024;
     let g = &pair.grid;
     let d = sample::decimation(g.width, g.height, max_samples);
     let rows: Vec<usize> = (0..g.height).step_by(d).collect();
-    let strips: Vec<&[usize]> = rows.chunks(STRIP).collect();
-    progress.start("statistics", strips.len() as u64);
+    let pieces: Vec<(&[usize], usize)> =
+        rows.chunks(STRIP).flat_map(|strip| (0..g.width).step_by(CHUNK).map(move |x0| (strip, x0))).collect();
+    progress.start("statistics", pieces.len() as u64);
     let readers = PerThread::new();
-    let parts: Vec<Sample> = strips
+    let parts: Vec<Sample> = pieces
         .par_iter()
-        .map(|strip| {
+        .map(|&(strip, x0)| {
             readers.with(|| Ok(SceneReader::new(pair)), |reader| -> Result<Sample> {
                 let mut s = Sample::new(STAT_BANDS.len());
+                let w = CHUNK.min(g.width - x0);
+                let first = x0.div_ceil(d) * d - x0;
                 for &y in strip.iter() {
-                    let win = Window { x: 0, y, w: g.width, h: 1 };
-                    let px = pixels::read_pixels(reader, pair, win, (g.width, 1))?;
-                    for i in (0..px.len()).step_by(d) {
+                    let win = Window { x: x0, y, w, h: 1 };
+                    let px = pixels::read_pixels(reader, pair, win, (w, 1))?;
+                    for i in (first..px.len()).step_by(d) {
                         if px.mask[i] == MaskReason::Valid {
                             s.push(px.x(i), px.y(i));
                         }
