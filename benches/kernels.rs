@@ -41,11 +41,24 @@ fn load() -> Data {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_tiles/abudhabi");
     let before = read::open_scene(&root.join("before")).expect("sample before scene");
     let after = read::open_scene(&root.join("after")).expect("sample after scene");
-    let pair = align::align(before, after, &STAT_BANDS, &OPTIONAL_BANDS, &AlignOptions::default()).expect("align");
+    let pair = align::align(
+        before,
+        after,
+        &STAT_BANDS,
+        &OPTIONAL_BANDS,
+        &AlignOptions::default(),
+    )
+    .expect("align");
     let g = &pair.grid;
     let mut reader = SceneReader::new(&pair);
-    let whole = Window { x: 0, y: 0, w: g.width, h: g.height };
-    let all = read_pixels(&mut reader, &pair, whole, (g.width, g.height)).expect("read sample tiles");
+    let whole = Window {
+        x: 0,
+        y: 0,
+        w: g.width,
+        h: g.height,
+    };
+    let all =
+        read_pixels(&mut reader, &pair, whole, (g.width, g.height)).expect("read sample tiles");
     let mut sample = Sample::new(STAT_BANDS.len());
     for i in 0..all.len() {
         if all.mask[i] == MaskReason::Valid {
@@ -53,12 +66,31 @@ fn load() -> Data {
         }
     }
     let side = BLOCK + 2 * HALO;
-    assert!(g.width >= side && g.height >= side, "sample tiles smaller than one block");
-    let read = Window { x: 0, y: 0, w: side, h: side };
-    let block = Window { x: HALO, y: HALO, w: BLOCK, h: BLOCK };
+    assert!(
+        g.width >= side && g.height >= side,
+        "sample tiles smaller than one block"
+    );
+    let read = Window {
+        x: 0,
+        y: 0,
+        w: side,
+        h: side,
+    };
+    let block = Window {
+        x: HALO,
+        y: HALO,
+        w: BLOCK,
+        h: BLOCK,
+    };
     let px = read_pixels(&mut reader, &pair, read, (side, side)).expect("read block");
     let model = Model::fit(&sample, Method::Combined).expect("fit");
-    Data { px, read, block, sample, model }
+    Data {
+        px,
+        read,
+        block,
+        sample,
+        model,
+    }
 }
 
 fn lattice(s: &Sample, n: usize) -> Sample {
@@ -77,14 +109,18 @@ fn bench_fit(c: &mut Criterion, d: &Data) {
     for n in [65_536usize, 262_144] {
         let s = lattice(&d.sample, n);
         g.throughput(Throughput::Elements(s.len() as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(s.len()), &s, |b, s| b.iter(|| IrMad::fit(black_box(s), 30).unwrap()));
+        g.bench_with_input(BenchmarkId::from_parameter(s.len()), &s, |b, s| {
+            b.iter(|| IrMad::fit(black_box(s), 30).unwrap())
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("model_fit_combined");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     let s = lattice(&d.sample, 262_144);
     g.throughput(Throughput::Elements(s.len() as u64));
-    g.bench_function("262144", |b| b.iter(|| Model::fit(black_box(&s), Method::Combined).unwrap()));
+    g.bench_function("262144", |b| {
+        b.iter(|| Model::fit(black_box(&s), Method::Combined).unwrap())
+    });
     g.finish();
 }
 
@@ -93,13 +129,20 @@ fn bench_chi2(c: &mut Criterion) {
     let mut g = c.benchmark_group("chi2_cdf");
     g.throughput(Throughput::Elements(xs.len() as u64));
     for dof in [6usize, 5] {
-        g.bench_with_input(BenchmarkId::new("dof", dof), &dof, |b, &dof| b.iter(|| xs.iter().map(|&x| chi2_cdf(black_box(x), dof)).sum::<f64>()));
+        g.bench_with_input(BenchmarkId::new("dof", dof), &dof, |b, &dof| {
+            b.iter(|| xs.iter().map(|&x| chi2_cdf(black_box(x), dof)).sum::<f64>())
+        });
     }
     g.finish();
 }
 
 fn bench_otsu(c: &mut Criterion, d: &Data) {
-    let scores: Vec<f32> = d.model.score_block(&d.px, d.read, d.block).into_iter().flatten().collect();
+    let scores: Vec<f32> = d
+        .model
+        .score_block(&d.px, d.read, d.block)
+        .into_iter()
+        .flatten()
+        .collect();
     let mut hist = Histogram::default();
     for &v in &scores {
         hist.add(v);
@@ -126,9 +169,10 @@ fn bench_score(c: &mut Criterion, d: &Data) {
     g.throughput(Throughput::Elements((BLOCK * BLOCK) as u64));
     for method in [Method::Combined, Method::Cva, Method::Irmad] {
         let model = Model::fit(&lattice(&d.sample, 262_144), method).unwrap();
-        g.bench_function(BenchmarkId::new(method.to_string(), format!("{BLOCK}px")), |b| {
-            b.iter(|| model.score_block(black_box(&d.px), d.read, d.block))
-        });
+        g.bench_function(
+            BenchmarkId::new(method.to_string(), format!("{BLOCK}px")),
+            |b| b.iter(|| model.score_block(black_box(&d.px), d.read, d.block)),
+        );
     }
     g.finish();
 }
@@ -163,7 +207,10 @@ fn bench_sites(c: &mut Criterion, d: &Data) {
             n + m.finish().len()
         })
     });
-    let cleaned: Vec<Vec<bool>> = rows.iter().map(|r| r.iter().map(|&v| v == 1).collect()).collect();
+    let cleaned: Vec<Vec<bool>> = rows
+        .iter()
+        .map(|r| r.iter().map(|&v| v == 1).collect())
+        .collect();
     g.bench_function("components_label_10980x512", |b| {
         b.iter(|| {
             let mut l = Labeller::new(W, 1000.0);

@@ -18,10 +18,16 @@ pub enum Error {
 
 impl Error {
     pub fn input(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
-        Error::Input { path: path.into(), msg: msg.to_string() }
+        Error::Input {
+            path: path.into(),
+            msg: msg.to_string(),
+        }
     }
     pub fn output(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
-        Error::Output { path: path.into(), msg: msg.to_string() }
+        Error::Output {
+            path: path.into(),
+            msg: msg.to_string(),
+        }
     }
     pub fn invalid(msg: impl std::fmt::Display) -> Self {
         Error::Invalid(msg.to_string())
@@ -33,5 +39,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Turns a GDAL message into one line: GDAL often repeats the path and ends
 /// with a newline.
 pub fn gdal_msg(e: &gdal::errors::GdalError) -> String {
-    e.to_string().lines().next().unwrap_or("GDAL error").trim().to_string()
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or("GDAL error")
+        .trim()
+        .to_string()
 }

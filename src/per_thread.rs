@@ -17,13 +17,20 @@ impl<T: Send> PerThread<T> {
     /// outside the pool.
     pub fn new() -> Self {
         let n = rayon::current_num_threads() + 1;
-        PerThread { slots: (0..n).map(|_| Mutex::new(None)).collect() }
+        PerThread {
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+        }
     }
 
     /// Runs `f` on this thread's value, making it with `init` the first time.
     /// `init` errors are returned and retried on the next call.
-    pub fn with<R, E>(&self, init: impl FnOnce() -> Result<T, E>, f: impl FnOnce(&mut T) -> Result<R, E>) -> Result<R, E> {
-        let i = rayon::current_thread_index().map_or(self.slots.len() - 1, |i| i.min(self.slots.len() - 2));
+    pub fn with<R, E>(
+        &self,
+        init: impl FnOnce() -> Result<T, E>,
+        f: impl FnOnce(&mut T) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let i = rayon::current_thread_index()
+            .map_or(self.slots.len() - 1, |i| i.min(self.slots.len() - 2));
         // Only this thread uses slot i, so the lock is never contended; a
         // panic in a previous use leaves the value usable.
         let mut slot = self.slots[i].lock().unwrap_or_else(|p| p.into_inner());
@@ -48,7 +55,10 @@ mod tests {
 
     #[test]
     fn one_init_per_thread() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let inits = AtomicUsize::new(0);
         pool.install(|| {
             let pt: PerThread<u64> = PerThread::new();
@@ -70,6 +80,10 @@ mod tests {
                 .sum();
             assert_eq!(sum, 10_000 * 9_999 / 2);
         });
-        assert!(inits.load(Ordering::SeqCst) <= 2, "{} inits", inits.load(Ordering::SeqCst));
+        assert!(
+            inits.load(Ordering::SeqCst) <= 2,
+            "{} inits",
+            inits.load(Ordering::SeqCst)
+        );
     }
 }

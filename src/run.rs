@@ -123,7 +123,8 @@ pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRec
 
     let work_score = staging.path("score.work.tif");
     let work_mask = staging.path("mask.work.tif");
-    let summary = pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
+    let summary =
+        pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
 
     let t = Instant::now();
     progress.start("write COGs", 2);

@@ -2,10 +2,10 @@
 //! grids that differ, block/thread invariance, synthetic IR-MAD checks and
 //! bad input.
 
-#[path = "common/scenes.rs"]
-mod scenes;
 #[path = "common/safe_fixture.rs"]
 mod safe_fixture;
+#[path = "common/scenes.rs"]
+mod scenes;
 
 use gdal::Metadata;
 use scenes::*;
@@ -25,10 +25,16 @@ fn run_json(out: &Path) -> serde_json::Value {
 fn offset_in_before(out_gt: &[f64; 6]) -> (usize, usize) {
     let ds = gdal::Dataset::open(band_file(&sample_before(), "B04")).unwrap();
     let gt = ds.geo_transform().unwrap();
-    assert!((out_gt[1] - gt[1]).abs() < 1e-12 && (out_gt[5] - gt[5]).abs() < 1e-12, "pixel size changed");
+    assert!(
+        (out_gt[1] - gt[1]).abs() < 1e-12 && (out_gt[5] - gt[5]).abs() < 1e-12,
+        "pixel size changed"
+    );
     let fx = (out_gt[0] - gt[0]) / gt[1];
     let fy = (out_gt[3] - gt[3]) / gt[5];
-    assert!((fx - fx.round()).abs() < 1e-6 && (fy - fy.round()).abs() < 1e-6, "grid not aligned to the before grid");
+    assert!(
+        (fx - fx.round()).abs() < 1e-6 && (fy - fy.round()).abs() < 1e-6,
+        "grid not aligned to the before grid"
+    );
     (fx.round() as usize, fy.round() as usize)
 }
 
@@ -50,7 +56,10 @@ fn label_on(out: &Path) -> Vec<f64> {
 fn assert_beats_chance(out: &Path, factor: f64) -> f64 {
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     let (f1, f1_random) = f1_vs_label(&mask, &label_on(out));
-    assert!(f1 > factor * f1_random, "F1 {f1:.3} not above {factor} x chance ({f1_random:.3})");
+    assert!(
+        f1 > factor * f1_random,
+        "F1 {f1:.3} not above {factor} x chance ({f1_random:.3})"
+    );
     f1
 }
 
@@ -58,7 +67,12 @@ fn assert_beats_chance(out: &Path, factor: f64) -> f64 {
 fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     let t = tmp();
     let out = t.path().join("run");
-    assert_ok(&detect_with_sites(&sample_before(), &sample_after(), &out, &["--chips", "3"]));
+    assert_ok(&detect_with_sites(
+        &sample_before(),
+        &sample_after(),
+        &out,
+        &["--chips", "3"],
+    ));
 
     for (name, nodata) in [("change_mask.tif", 255.0), ("change_score.tif", -1.0)] {
         let ds = gdal::Dataset::open(out.join(name)).unwrap();
@@ -67,9 +81,20 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
         offset_in_before(&ds.geo_transform().unwrap());
         let band = ds.rasterband(1).unwrap();
         assert_eq!(band.no_data_value(), Some(nodata), "{name} nodata");
-        assert_eq!(ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(), Some("COG"), "{name} layout");
-        assert_eq!(ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE").as_deref(), Some("DEFLATE"));
-        assert!(band.overview_count().unwrap() >= 1, "{name} has no overviews");
+        assert_eq!(
+            ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(),
+            Some("COG"),
+            "{name} layout"
+        );
+        assert_eq!(
+            ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+                .as_deref(),
+            Some("DEFLATE")
+        );
+        assert!(
+            band.overview_count().unwrap() >= 1,
+            "{name} has no overviews"
+        );
         assert_eq!(band.block_size(), (512, 512));
     }
     let (mask, _) = read_band(&out.join("change_mask.tif"));
@@ -91,7 +116,10 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     assert_eq!(rec["before"]["date"], "2016-01-20");
     assert_eq!(rec["after"]["date"], "2018-03-28");
     assert_eq!(rec["detect"]["method"], "combined");
-    assert_eq!(rec["after"]["alignment"]["B04"], "warped", "the after scene is on another MGRS tile's grid");
+    assert_eq!(
+        rec["after"]["alignment"]["B04"], "warped",
+        "the after scene is on another MGRS tile's grid"
+    );
     assert_eq!(rec["before"]["alignment"]["B04"], "direct");
     assert_eq!(rec["before"]["alignment"]["B11"], "warped");
     let changed = rec["detect"]["pixels"]["changed"].as_u64().unwrap();
@@ -99,9 +127,24 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     assert!(rec["timings_s"]["total"].as_f64().unwrap() > 0.0);
     assert!(rec["bands_used"].as_array().unwrap().len() >= 6);
     // Nothing left behind but the outputs.
-    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
-    assert_eq!(names, ["change_mask.tif", "change_score.tif", "chips", "report.html", "run.json", "sites.csv", "sites.geojson", "sites.kml"]);
+    assert_eq!(
+        names,
+        [
+            "change_mask.tif",
+            "change_score.tif",
+            "chips",
+            "report.html",
+            "run.json",
+            "sites.csv",
+            "sites.geojson",
+            "sites.kml"
+        ]
+    );
     assert_eq!(std::fs::read_dir(out.join("chips")).unwrap().count(), 3);
     // Scene paths are absolute, so `sites` can re-read them from anywhere.
     assert!(Path::new(rec["before"]["path"].as_str().unwrap()).is_absolute());
@@ -112,14 +155,27 @@ fn same_outputs_whatever_block_size_and_thread_count() {
     let t = tmp();
     let a = t.path().join("a");
     let b = t.path().join("b");
-    assert_ok(&detect(&sample_before(), &sample_after(), &a, &["--block-size", "64", "--threads", "1"]));
-    assert_ok(&detect(&sample_before(), &sample_after(), &b, &["--block-size", "300", "--threads", "2"]));
+    assert_ok(&detect(
+        &sample_before(),
+        &sample_after(),
+        &a,
+        &["--block-size", "64", "--threads", "1"],
+    ));
+    assert_ok(&detect(
+        &sample_before(),
+        &sample_after(),
+        &b,
+        &["--block-size", "300", "--threads", "2"],
+    ));
     for f in ["change_score.tif", "change_mask.tif"] {
         let (x, _) = read_band(&a.join(f));
         let (y, _) = read_band(&b.join(f));
         assert!(x == y, "{f} differs between block sizes / thread counts");
     }
-    assert_eq!(run_json(&a)["detect"]["threshold"], run_json(&b)["detect"]["threshold"]);
+    assert_eq!(
+        run_json(&a)["detect"]["threshold"],
+        run_json(&b)["detect"]["threshold"]
+    );
 }
 
 /// A scene folder with the statistics bands under other naming styles.
@@ -135,7 +191,11 @@ fn renamed_copy(src: &Path, dst: &Path, style: &str) {
                     "B10" => 60,
                     _ => 10,
                 };
-                translate(&f, &dst.join(format!("T39QZG_20160120T104345_{b}_{res}m.jp2")), "JP2OpenJPEG");
+                translate(
+                    &f,
+                    &dst.join(format!("T39QZG_20160120T104345_{b}_{res}m.jp2")),
+                    "JP2OpenJPEG",
+                );
             }
             "cog_archive" => translate(&f, &dst.join(format!("{b}.tif")), "COG"),
             _ => unreachable!(),
@@ -156,7 +216,10 @@ fn esa_jp2_and_cog_archive_folders_read_like_oscd_folders() {
     assert_ok(&detect(&esa, &cog, &other, &[]));
     let (x, _) = read_band(&base.join("change_mask.tif"));
     let (y, _) = read_band(&other.join("change_mask.tif"));
-    assert!(x == y, "lossless JPEG2000 / COG copies must give the same mask");
+    assert!(
+        x == y,
+        "lossless JPEG2000 / COG copies must give the same mask"
+    );
     assert_eq!(run_json(&other)["before"]["date"], "2016-01-20");
 }
 
@@ -167,8 +230,11 @@ fn multiband_geotiff_with_band_descriptions() {
     let ref_ds = gdal::Dataset::open(band_file(&sample_before(), "B04")).unwrap();
     let (w, h) = ref_ds.raster_size();
     let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut ds = drv.create_with_band_type::<u16, _>(&path, w, h, STAT_BANDS.len()).unwrap();
-    ds.set_geo_transform(&ref_ds.geo_transform().unwrap()).unwrap();
+    let mut ds = drv
+        .create_with_band_type::<u16, _>(&path, w, h, STAT_BANDS.len())
+        .unwrap();
+    ds.set_geo_transform(&ref_ds.geo_transform().unwrap())
+        .unwrap();
     ds.set_projection(&ref_ds.projection()).unwrap();
     for (i, b) in STAT_BANDS.iter().enumerate() {
         let src = gdal::Dataset::open(band_file(&sample_before(), b)).unwrap();
@@ -193,9 +259,22 @@ fn after_scene_in_another_crs_is_warped_onto_the_before_grid() {
     std::fs::create_dir_all(&utm).unwrap();
     for b in STAT_BANDS {
         let f = band_file(&sample_after(), b);
-        let res = if matches!(b, "B11" | "B12") { "20" } else { "10" };
+        let res = if matches!(b, "B11" | "B12") {
+            "20"
+        } else {
+            "10"
+        };
         let st = std::process::Command::new("gdalwarp")
-            .args(["-q", "-t_srs", "EPSG:32640", "-tr", res, res, "-r", "bilinear"])
+            .args([
+                "-q",
+                "-t_srs",
+                "EPSG:32640",
+                "-tr",
+                res,
+                res,
+                "-r",
+                "bilinear",
+            ])
             .arg(&f)
             .arg(utm.join(f.file_name().unwrap()))
             .status()
@@ -228,7 +307,12 @@ fn safe_products_folder_and_zip() {
     assert_eq!(rec["grid"]["epsg"], 32634);
     // SCL classes 3 and 8-10 are masked as shadow and cloud.
     assert!(rec["detect"]["pixels"]["masked"]["cloud"].as_u64().unwrap() > 0);
-    assert!(rec["detect"]["pixels"]["masked"]["cloud_shadow"].as_u64().unwrap() > 0);
+    assert!(
+        rec["detect"]["pixels"]["masked"]["cloud_shadow"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     assert!(mask.contains(&255.0));
 }
@@ -238,11 +322,19 @@ fn synthetic_pair(dir: &Path, insert_change: bool) -> (PathBuf, PathBuf) {
     let (w, h) = (160usize, 160usize);
     let mut seed = 12345u64;
     let mut rnd = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((seed >> 33) as f64) / (1u64 << 31) as f64
     };
     // Land cover: smooth random field per pixel, mixing two spectra.
-    let cover: Vec<f64> = (0..w * h).map(|i| (0.5 + 0.4 * ((i % w) as f64 / 13.0).sin() * ((i / w) as f64 / 17.0).cos() + 0.1 * rnd()).clamp(0.0, 1.0)).collect();
+    let cover: Vec<f64> = (0..w * h)
+        .map(|i| {
+            (0.5 + 0.4 * ((i % w) as f64 / 13.0).sin() * ((i / w) as f64 / 17.0).cos()
+                + 0.1 * rnd())
+            .clamp(0.0, 1.0)
+        })
+        .collect();
     let sand = [0.18, 0.26, 0.34, 0.40, 0.50, 0.45];
     let soil = [0.08, 0.10, 0.12, 0.25, 0.30, 0.22];
     let roof = [0.35, 0.36, 0.37, 0.38, 0.30, 0.25];
@@ -271,10 +363,15 @@ fn synthetic_pair(dir: &Path, insert_change: bool) -> (PathBuf, PathBuf) {
             let path = d.join(format!("T34UCF_{name}T100000_{b}.tif"));
             let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
             let mut ds = drv.create_with_band_type::<u16, _>(&path, w, h, 1).unwrap();
-            ds.set_geo_transform(&[300000.0, 10.0, 0.0, 6100000.0, 0.0, -10.0]).unwrap();
-            ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32634).unwrap()).unwrap();
+            ds.set_geo_transform(&[300000.0, 10.0, 0.0, 6100000.0, 0.0, -10.0])
+                .unwrap();
+            ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32634).unwrap())
+                .unwrap();
             let mut buf = gdal::raster::Buffer::new((w, h), data);
-            ds.rasterband(1).unwrap().write((0, 0), (w, h), &mut buf).unwrap();
+            ds.rasterband(1)
+                .unwrap()
+                .write((0, 0), (w, h), &mut buf)
+                .unwrap();
             ds.close().unwrap();
         }
     }
@@ -286,22 +383,46 @@ fn irmad_finds_inserted_change_and_ignores_linear_radiometric_change() {
     let t = tmp();
     let (b, a) = synthetic_pair(&t.path().join("changed"), true);
     let out = t.path().join("run");
-    assert_ok(&detect(&b, &a, &out, &["--method", "irmad", "--threshold", "0.999"]));
+    assert_ok(&detect(
+        &b,
+        &a,
+        &out,
+        &["--method", "irmad", "--threshold", "0.999"],
+    ));
     let (mask, (w, _)) = read_band(&out.join("change_mask.tif"));
     let inside = |i: usize| (60..80).contains(&(i / w)) && (60..84).contains(&(i % w));
-    let found = (0..mask.len()).filter(|&i| inside(i) && mask[i] == 1.0).count();
-    let false_alarms = (0..mask.len()).filter(|&i| !inside(i) && mask[i] == 1.0).count();
-    assert!(found >= 480 * 9 / 10, "only {found} of 480 changed pixels found; run.json: {}", run_json(&out)["detect"]);
+    let found = (0..mask.len())
+        .filter(|&i| inside(i) && mask[i] == 1.0)
+        .count();
+    let false_alarms = (0..mask.len())
+        .filter(|&i| !inside(i) && mask[i] == 1.0)
+        .count();
+    assert!(
+        found >= 480 * 9 / 10,
+        "only {found} of 480 changed pixels found; run.json: {}",
+        run_json(&out)["detect"]
+    );
     // IR-MAD's re-weighting slightly underestimates the no-change spread, so
     // a few percent of unchanged pixels pass a 0.999 cut.
-    assert!(false_alarms < mask.len() / 20, "{false_alarms} false alarms");
+    assert!(
+        false_alarms < mask.len() / 20,
+        "{false_alarms} false alarms"
+    );
 
     let (b, a) = synthetic_pair(&t.path().join("linear"), false);
     let out = t.path().join("run_linear");
-    assert_ok(&detect(&b, &a, &out, &["--method", "irmad", "--threshold", "0.999"]));
+    assert_ok(&detect(
+        &b,
+        &a,
+        &out,
+        &["--method", "irmad", "--threshold", "0.999"],
+    ));
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     let flagged = mask.iter().filter(|&&v| v == 1.0).count();
-    assert!(flagged < mask.len() / 20, "{flagged} pixels flagged under a purely linear radiometric change");
+    assert!(
+        flagged < mask.len() / 20,
+        "{flagged} pixels flagged under a purely linear radiometric change"
+    );
 
     // The combined score also ignores it (calibrated, neighbourhood-tolerant).
     let out = t.path().join("run_linear_combined");
@@ -321,15 +442,25 @@ fn aoi_clips_and_masks() {
     )
     .unwrap();
     let out = t.path().join("run");
-    assert_ok(&detect(&sample_before(), &sample_after(), &out, &["--aoi", aoi.to_str().unwrap()]));
+    assert_ok(&detect(
+        &sample_before(),
+        &sample_after(),
+        &out,
+        &["--aoi", aoi.to_str().unwrap()],
+    ));
     let ds = gdal::Dataset::open(out.join("change_mask.tif")).unwrap();
     let (w, h) = ds.raster_size();
-    assert!(w < 785 && h < 799 && w > 400 && h > 400, "grid not clipped to the AOI: {w} x {h}");
+    assert!(
+        w < 785 && h < 799 && w > 400 && h > 400,
+        "grid not clipped to the AOI: {w} x {h}"
+    );
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     // Upper-right corner is outside the triangle, lower-left inside.
     assert_eq!(mask[w - 1], 255.0);
     assert_ne!(mask[(h - 2) * w + 1], 255.0);
-    let masked = run_json(&out)["detect"]["pixels"]["masked"]["outside_aoi"].as_u64().unwrap();
+    let masked = run_json(&out)["detect"]["pixels"]["masked"]["outside_aoi"]
+        .as_u64()
+        .unwrap();
     assert!(masked as usize > w * h / 3);
 }
 
@@ -338,11 +469,24 @@ fn aoi_clips_and_masks() {
 fn assert_fails_cleanly(o: &std::process::Output, out: &Path, must_name: &str, must_say: &str) {
     assert!(!o.status.success(), "should have failed");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err}");
-    assert!(err.contains(must_name), "error does not name {must_name}: {err}");
-    assert!(err.contains(must_say), "error does not say '{must_say}': {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error must be one line: {err}"
+    );
+    assert!(
+        err.contains(must_name),
+        "error does not name {must_name}: {err}"
+    );
+    assert!(
+        err.contains(must_say),
+        "error does not say '{must_say}': {err}"
+    );
     if out.exists() {
-        let left: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert!(left.is_empty(), "failed run left files behind: {left:?}");
     }
 }
@@ -408,10 +552,20 @@ fn all_pixels_masked() {
     copy_dir(&sample_before(), &before);
     // B02 all zero: Sentinel-2's no-data value everywhere.
     let f = band_file(&before, "B02");
-    let ds = gdal::Dataset::open_ex(&f, gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() }).unwrap();
+    let ds = gdal::Dataset::open_ex(
+        &f,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let (w, h) = ds.raster_size();
     let mut buf = gdal::raster::Buffer::new((w, h), vec![0u16; w * h]);
-    ds.rasterband(1).unwrap().write((0, 0), (w, h), &mut buf).unwrap();
+    ds.rasterband(1)
+        .unwrap()
+        .write((0, 0), (w, h), &mut buf)
+        .unwrap();
     ds.close().unwrap();
     let out = t.path().join("out");
     let o = detect(&before, &sample_after(), &out, &[]);
@@ -425,7 +579,12 @@ fn unwritable_output_folder() {
     std::fs::write(&file, b"x").unwrap();
     let out = file.join("out");
     let o = detect(&sample_before(), &sample_after(), &out, &[]);
-    assert_fails_cleanly(&o, &out, out.to_str().unwrap(), "cannot create output folder");
+    assert_fails_cleanly(
+        &o,
+        &out,
+        out.to_str().unwrap(),
+        "cannot create output folder",
+    );
 }
 
 #[test]
@@ -438,14 +597,23 @@ fn output_folder_equal_to_input_folder() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("is an input folder"), "{err}");
-    assert_eq!(std::fs::read_dir(&before).unwrap().count(), n, "something was written into the input folder");
+    assert_eq!(
+        std::fs::read_dir(&before).unwrap().count(),
+        n,
+        "something was written into the input folder"
+    );
 }
 
 #[test]
 fn resolution_option_sets_the_pixel_size() {
     let t = tmp();
     let out = t.path().join("run");
-    assert_ok(&detect(&sample_before(), &sample_after(), &out, &["--resolution", "20"]));
+    assert_ok(&detect(
+        &sample_before(),
+        &sample_after(),
+        &out,
+        &["--resolution", "20"],
+    ));
     let rec = run_json(&out);
     let px = rec["grid"]["pixel_size_m"].as_array().unwrap();
     for v in px {
@@ -455,7 +623,12 @@ fn resolution_option_sets_the_pixel_size() {
     let w = rec["grid"]["width"].as_u64().unwrap();
     // 785 pixels of 0.000094 degrees of longitude at 24.3 N span 7.5 km.
     assert!((365..=385).contains(&w), "width {w} at 20 m");
-    let o = detect(&sample_before(), &sample_after(), &t.path().join("bad"), &["--resolution=-5"]);
+    let o = detect(
+        &sample_before(),
+        &sample_after(),
+        &t.path().join("bad"),
+        &["--resolution=-5"],
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resolution"));
 }

@@ -37,9 +37,14 @@ impl Window {
 
 impl Grid {
     pub fn from_dataset(ds: &gdal::Dataset, path: &str) -> Result<Grid> {
-        let gt = ds.geo_transform().map_err(|_| Error::input(path, "has no geotransform (not georeferenced)"))?;
+        let gt = ds
+            .geo_transform()
+            .map_err(|_| Error::input(path, "has no geotransform (not georeferenced)"))?;
         if gt[2] != 0.0 || gt[4] != 0.0 {
-            return Err(Error::input(path, "rotated geotransforms are not supported"));
+            return Err(Error::input(
+                path,
+                "rotated geotransforms are not supported",
+            ));
         }
         let wkt = ds.projection();
         if wkt.is_empty() {
@@ -50,11 +55,18 @@ impl Grid {
             s.auth_code().ok()
         });
         let (width, height) = ds.raster_size();
-        Ok(Grid { wkt, epsg, geotransform: gt, width, height })
+        Ok(Grid {
+            wkt,
+            epsg,
+            geotransform: gt,
+            width,
+            height,
+        })
     }
 
     pub fn srs(&self) -> Result<SpatialRef> {
-        let mut s = SpatialRef::from_wkt(&self.wkt).map_err(|e| Error::invalid(format!("bad CRS: {}", gdal_msg(&e))))?;
+        let mut s = SpatialRef::from_wkt(&self.wkt)
+            .map_err(|e| Error::invalid(format!("bad CRS: {}", gdal_msg(&e))))?;
         s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
         Ok(s)
     }
@@ -93,7 +105,13 @@ impl Grid {
         let mut gt = *g;
         gt[0] = g[0] + w.x as f64 * g[1];
         gt[3] = g[3] + w.y as f64 * g[5];
-        Grid { wkt: self.wkt.clone(), epsg: self.epsg, geotransform: gt, width: w.w, height: w.h }
+        Grid {
+            wkt: self.wkt.clone(),
+            epsg: self.epsg,
+            geotransform: gt,
+            width: w.w,
+            height: w.h,
+        }
     }
 
     /// The same extent with another pixel size (CRS units).
@@ -136,7 +154,12 @@ impl Grid {
         if x1 <= x0 || y1 <= y0 {
             return None;
         }
-        Some(Window { x: x0 as usize, y: y0 as usize, w: (x1 - x0) as usize, h: (y1 - y0) as usize })
+        Some(Window {
+            x: x0 as usize,
+            y: y0 as usize,
+            w: (x1 - x0) as usize,
+            h: (y1 - y0) as usize,
+        })
     }
 
     /// Splits the grid into blocks of `size` x `size` pixels, row by row.
@@ -172,7 +195,10 @@ pub fn metres_per_degree(lat_deg: f64) -> (f64, f64) {
     let s = (1.0 - e2 * phi.sin().powi(2)).sqrt();
     let n = a / s; // prime vertical radius
     let m = a * (1.0 - e2) / s.powi(3); // meridional radius
-    (n * phi.cos() * std::f64::consts::PI / 180.0, m * std::f64::consts::PI / 180.0)
+    (
+        n * phi.cos() * std::f64::consts::PI / 180.0,
+        m * std::f64::consts::PI / 180.0,
+    )
 }
 
 /// Transforms bounds between two CRSs, densifying the edges.
@@ -181,7 +207,8 @@ pub fn transform_bounds(b: [f64; 4], from: &SpatialRef, to: &SpatialRef) -> Resu
         return Ok(b);
     }
     let ct = CoordTransform::new(from, to).map_err(|e| Error::invalid(gdal_msg(&e)))?;
-    ct.transform_bounds(&b, 21).map_err(|e| Error::invalid(format!("cannot transform bounds: {}", gdal_msg(&e))))
+    ct.transform_bounds(&b, 21)
+        .map_err(|e| Error::invalid(format!("cannot transform bounds: {}", gdal_msg(&e))))
 }
 
 #[cfg(test)]
@@ -199,7 +226,13 @@ mod tests {
 
     #[test]
     fn blocks_cover_grid_once() {
-        let g = Grid { wkt: String::new(), epsg: None, geotransform: [0.0, 10.0, 0.0, 0.0, 0.0, -10.0], width: 1030, height: 517 };
+        let g = Grid {
+            wkt: String::new(),
+            epsg: None,
+            geotransform: [0.0, 10.0, 0.0, 0.0, 0.0, -10.0],
+            width: 1030,
+            height: 517,
+        };
         let blocks = g.blocks(256);
         assert_eq!(blocks.iter().map(|w| w.len()).sum::<usize>(), 1030 * 517);
         assert_eq!(blocks.len(), 5 * 3);
@@ -207,9 +240,23 @@ mod tests {
 
     #[test]
     fn window_of_bounds_clamps() {
-        let g = Grid { wkt: String::new(), epsg: None, geotransform: [100.0, 10.0, 0.0, 1000.0, 0.0, -10.0], width: 50, height: 40 };
+        let g = Grid {
+            wkt: String::new(),
+            epsg: None,
+            geotransform: [100.0, 10.0, 0.0, 1000.0, 0.0, -10.0],
+            width: 50,
+            height: 40,
+        };
         let w = g.window_of_bounds([150.0, 700.0, 10_000.0, 950.0]).unwrap();
-        assert_eq!(w, Window { x: 5, y: 5, w: 45, h: 25 });
+        assert_eq!(
+            w,
+            Window {
+                x: 5,
+                y: 5,
+                w: 45,
+                h: 25
+            }
+        );
         assert!(g.window_of_bounds([0.0, 0.0, 50.0, 50.0]).is_none());
     }
 }

@@ -21,7 +21,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub enum Source {
     /// The file is on the output grid already, shifted by whole pixels.
-    Direct { path: String, index: usize, x_off: usize, y_off: usize },
+    Direct {
+        path: String,
+        index: usize,
+        x_off: usize,
+        y_off: usize,
+    },
     /// A warped VRT on exactly the output grid.
     Warped { vrt: String },
 }
@@ -71,15 +76,30 @@ fn reference_band(scene: &Scene) -> Result<&BandFile> {
     GRID_BANDS
         .iter()
         .find_map(|b| scene.bands.get(b))
-        .ok_or_else(|| Error::input(&scene.source, format!("no 10 m band (B02, B03, B04 or B08) to define the grid; bands found: {}", scene.band_list())))
+        .ok_or_else(|| {
+            Error::input(
+                &scene.source,
+                format!(
+                    "no 10 m band (B02, B03, B04 or B08) to define the grid; bands found: {}",
+                    scene.band_list()
+                ),
+            )
+        })
 }
 
 fn open(path: &str) -> Result<gdal::Dataset> {
-    gdal::Dataset::open(path).map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))
+    gdal::Dataset::open(path)
+        .map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))
 }
 
 /// Puts `needed` bands (and optional ones, when present) of both scenes on one grid.
-pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], opts: &AlignOptions) -> Result<AlignedPair> {
+pub fn align(
+    before: Scene,
+    after: Scene,
+    needed: &[Band],
+    optional: &[Band],
+    opts: &AlignOptions,
+) -> Result<AlignedPair> {
     for scene in [&before, &after] {
         for b in needed {
             scene.band(*b, "change detection")?;
@@ -94,7 +114,9 @@ pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], op
         None => full.clone(),
         Some(r) => {
             if r <= 0.0 || !r.is_finite() {
-                return Err(Error::invalid(format!("--resolution must be a positive number of metres, got {r}")));
+                return Err(Error::invalid(format!(
+                    "--resolution must be a positive number of metres, got {r}"
+                )));
             }
             let (mx, my) = full.metres_per_unit();
             full.with_pixel_size(r / mx, r / my)
@@ -102,7 +124,8 @@ pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], op
     };
 
     // Keep only the overlap of the two footprints.
-    let after_bounds = grid::transform_bounds(after_grid.bounds(), &after_grid.srs()?, &grid.srs()?)?;
+    let after_bounds =
+        grid::transform_bounds(after_grid.bounds(), &after_grid.srs()?, &grid.srs()?)?;
     let win = grid.window_of_bounds(after_bounds).ok_or_else(|| {
         Error::invalid(format!(
             "{} and {} do not overlap: nothing to compare",
@@ -115,7 +138,9 @@ pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], op
     let aoi_geoms = match &opts.aoi {
         Some(path) => {
             let (geoms, bounds) = read_aoi(path, &grid)?;
-            let w = grid.window_of_bounds(bounds).ok_or_else(|| Error::input(path, "the area of interest does not overlap the scenes"))?;
+            let w = grid.window_of_bounds(bounds).ok_or_else(|| {
+                Error::input(path, "the area of interest does not overlap the scenes")
+            })?;
             grid = grid.subgrid(w);
             Some((path, geoms))
         }
@@ -125,7 +150,12 @@ pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], op
     let tmp = tempfile::Builder::new()
         .prefix("dunewatch-align-")
         .tempdir()
-        .map_err(|e| Error::output(std::env::temp_dir(), format!("cannot create a temporary folder: {e}")))?;
+        .map_err(|e| {
+            Error::output(
+                std::env::temp_dir(),
+                format!("cannot create a temporary folder: {e}"),
+            )
+        })?;
     let mut counter = 0usize;
     let mut place = |file: &BandFile, categorical: bool| -> Result<AlignedBand> {
         counter += 1;
@@ -154,20 +184,39 @@ pub fn align(before: Scene, after: Scene, needed: &[Band], optional: &[Band], op
     let (bb, bsc) = aligned.pop().unwrap();
     Ok(AlignedPair {
         grid,
-        before: AlignedScene { scene: before, bands: bb, scl: bsc },
-        after: AlignedScene { scene: after, bands: ab, scl: asc },
+        before: AlignedScene {
+            scene: before,
+            bands: bb,
+            scl: bsc,
+        },
+        after: AlignedScene {
+            scene: after,
+            bands: ab,
+            scl: asc,
+        },
         aoi,
         _tmp: tmp,
     })
 }
 
 /// Direct read when the file is on the grid, else a warped VRT.
-fn place_band(file: &BandFile, grid: &Grid, tmp: &Path, n: usize, categorical: bool) -> Result<AlignedBand> {
+fn place_band(
+    file: &BandFile,
+    grid: &Grid,
+    tmp: &Path,
+    n: usize,
+    categorical: bool,
+) -> Result<AlignedBand> {
     let ds = open(&file.path)?;
     if file.index > ds.raster_count() {
-        return Err(Error::input(&file.path, format!("has no band {}", file.index)));
+        return Err(Error::input(
+            &file.path,
+            format!("has no band {}", file.index),
+        ));
     }
-    let band = ds.rasterband(file.index).map_err(|e| Error::input(&file.path, gdal_msg(&e)))?;
+    let band = ds
+        .rasterband(file.index)
+        .map_err(|e| Error::input(&file.path, gdal_msg(&e)))?;
     let nodata = band.no_data_value().unwrap_or(0.0);
     let saturated = match band.band_type() {
         gdal::raster::GdalDataType::UInt16 if !categorical => Some(65535.0),
@@ -175,21 +224,34 @@ fn place_band(file: &BandFile, grid: &Grid, tmp: &Path, n: usize, categorical: b
     };
     let src_grid = Grid::from_dataset(&ds, &file.path)?;
     let source = match offset_on_grid(&src_grid, grid)? {
-        Some((x_off, y_off)) => Source::Direct { path: file.path.clone(), index: file.index, x_off, y_off },
+        Some((x_off, y_off)) => Source::Direct {
+            path: file.path.clone(),
+            index: file.index,
+            x_off,
+            y_off,
+        },
         None => {
             let vrt = tmp.join(format!("band{n}.vrt"));
             warp::warp_to_vrt(file, &ds, grid, &vrt, categorical, nodata)?;
-            Source::Warped { vrt: vrt.to_string_lossy().into_owned() }
+            Source::Warped {
+                vrt: vrt.to_string_lossy().into_owned(),
+            }
         }
     };
-    Ok(AlignedBand { file: file.clone(), source, nodata, saturated })
+    Ok(AlignedBand {
+        file: file.clone(),
+        source,
+        nodata,
+        saturated,
+    })
 }
 
 /// Whole-pixel offset of `grid` inside `src`, if `src` has the same CRS and
 /// pixel size and covers all of `grid`.
 fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
     let (sg, gg) = (&src.geotransform, &grid.geotransform);
-    let same_px = (sg[1] - gg[1]).abs() <= 1e-9 * gg[1].abs() && (sg[5] - gg[5]).abs() <= 1e-9 * gg[5].abs();
+    let same_px =
+        (sg[1] - gg[1]).abs() <= 1e-9 * gg[1].abs() && (sg[5] - gg[5]).abs() <= 1e-9 * gg[5].abs();
     if !same_px {
         return Ok(None);
     }
@@ -202,7 +264,11 @@ fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
     }
     let fx = (gg[0] - sg[0]) / sg[1];
     let fy = (gg[3] - sg[3]) / sg[5];
-    if (fx - fx.round()).abs() > 1e-3 || (fy - fy.round()).abs() > 1e-3 || fx.round() < 0.0 || fy.round() < 0.0 {
+    if (fx - fx.round()).abs() > 1e-3
+        || (fy - fy.round()).abs() > 1e-3
+        || fx.round() < 0.0
+        || fy.round() < 0.0
+    {
         return Ok(None);
     }
     let (x, y) = (fx.round() as usize, fy.round() as usize);
@@ -216,25 +282,45 @@ fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
 /// their bounds.
 fn read_aoi(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
     use gdal::vector::LayerAccess;
-    let ds = gdal::Dataset::open(path).map_err(|e| Error::input(path, format!("cannot open area of interest: {}", gdal_msg(&e))))?;
+    let ds = gdal::Dataset::open(path).map_err(|e| {
+        Error::input(
+            path,
+            format!("cannot open area of interest: {}", gdal_msg(&e)),
+        )
+    })?;
     let target = grid.srs()?;
     let mut geoms = Vec::new();
-    let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
     for mut layer in ds.layers() {
         // GeoJSON without a crs member is WGS 84 (RFC 7946).
         let layer_srs = layer.spatial_ref();
         for feature in layer.features() {
-            let Some(g) = feature.geometry() else { continue };
+            let Some(g) = feature.geometry() else {
+                continue;
+            };
             let mut g = g.clone();
             let mut src = match &layer_srs {
                 Some(s) => s.clone(),
-                None => gdal::spatial_ref::SpatialRef::from_epsg(4326).map_err(|e| Error::input(path, gdal_msg(&e)))?,
+                None => gdal::spatial_ref::SpatialRef::from_epsg(4326)
+                    .map_err(|e| Error::input(path, gdal_msg(&e)))?,
             };
             src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
             g.set_spatial_ref(src);
-            let g = g.transform_to(&target).map_err(|e| Error::input(path, format!("cannot reproject: {}", gdal_msg(&e))))?;
+            let g = g
+                .transform_to(&target)
+                .map_err(|e| Error::input(path, format!("cannot reproject: {}", gdal_msg(&e))))?;
             let env = g.envelope();
-            b = [b[0].min(env.MinX), b[1].min(env.MinY), b[2].max(env.MaxX), b[3].max(env.MaxY)];
+            b = [
+                b[0].min(env.MinX),
+                b[1].min(env.MinY),
+                b[2].max(env.MaxX),
+                b[3].max(env.MaxY),
+            ];
             geoms.push(g);
         }
     }

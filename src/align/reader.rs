@@ -20,7 +20,10 @@ pub struct SceneReader<'a> {
 
 impl<'a> SceneReader<'a> {
     pub fn new(pair: &'a AlignedPair) -> Self {
-        SceneReader { pair, open: HashMap::new() }
+        SceneReader {
+            pair,
+            open: HashMap::new(),
+        }
     }
 
     pub fn aligned(&self, date: Date, band: Band) -> Option<&'a AlignedBand> {
@@ -34,7 +37,13 @@ impl<'a> SceneReader<'a> {
     /// Reflectance of `band` over `win`, read into `shape` (cols, rows)
     /// (smaller than the window for decimated reads, by nearest neighbour).
     /// No data is NaN and saturation is +inf, so one f32 carries both.
-    pub fn reflectance(&mut self, date: Date, band: Band, win: Window, shape: (usize, usize)) -> Result<Vec<f32>> {
+    pub fn reflectance(
+        &mut self,
+        date: Date,
+        band: Band,
+        win: Window,
+        shape: (usize, usize),
+    ) -> Result<Vec<f32>> {
         let ab = self
             .aligned(date, band)
             .ok_or_else(|| Error::invalid(format!("band {band} was not aligned")))?;
@@ -56,20 +65,45 @@ impl<'a> SceneReader<'a> {
     }
 
     /// The band's own values (DN, class codes) over `win`.
-    pub fn raw(&mut self, ab: &AlignedBand, win: Window, shape: (usize, usize)) -> Result<Vec<f32>> {
+    pub fn raw(
+        &mut self,
+        ab: &AlignedBand,
+        win: Window,
+        shape: (usize, usize),
+    ) -> Result<Vec<f32>> {
         let (path, index, x, y) = match &ab.source {
-            Source::Direct { path, index, x_off, y_off } => (path, *index, win.x + x_off, win.y + y_off),
+            Source::Direct {
+                path,
+                index,
+                x_off,
+                y_off,
+            } => (path, *index, win.x + x_off, win.y + y_off),
             Source::Warped { vrt } => (vrt, 1, win.x, win.y),
         };
         if !self.open.contains_key(path) {
-            let ds = gdal::Dataset::open(path).map_err(|e| Error::input(&ab.file.path, format!("cannot open raster: {}", gdal_msg(&e))))?;
+            let ds = gdal::Dataset::open(path).map_err(|e| {
+                Error::input(
+                    &ab.file.path,
+                    format!("cannot open raster: {}", gdal_msg(&e)),
+                )
+            })?;
             self.open.insert(path.clone(), ds);
         }
         let ds = &self.open[path];
-        let band = ds.rasterband(index).map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
+        let band = ds
+            .rasterband(index)
+            .map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
         let buf = band
             .read_as::<f32>((x as isize, y as isize), (win.w, win.h), shape, None)
-            .map_err(|e| Error::input(&ab.file.path, format!("cannot read pixels (truncated or corrupt file?): {}", gdal_msg(&e))))?;
+            .map_err(|e| {
+                Error::input(
+                    &ab.file.path,
+                    format!(
+                        "cannot read pixels (truncated or corrupt file?): {}",
+                        gdal_msg(&e)
+                    ),
+                )
+            })?;
         Ok(buf.into_shape_and_vec().1)
     }
 }

@@ -31,7 +31,8 @@ fn select_band(src: &gdal::Dataset, index: usize, dst: &Path) -> Result<gdal::Da
     let args = csl(&["-of".into(), "VRT".into(), "-b".into(), index.to_string()])?;
     let dst_c = CString::new(dst.to_string_lossy().as_bytes()).unwrap();
     unsafe {
-        let opts = gdal_sys::GDALTranslateOptionsNew(args.as_ptr() as *mut *mut _, std::ptr::null_mut());
+        let opts =
+            gdal_sys::GDALTranslateOptionsNew(args.as_ptr() as *mut *mut _, std::ptr::null_mut());
         let mut usage = 0;
         let h = gdal_sys::GDALTranslate(dst_c.as_ptr(), src.c_dataset(), opts, &mut usage);
         gdal_sys::GDALTranslateOptionsFree(opts);
@@ -43,7 +44,14 @@ fn select_band(src: &gdal::Dataset, index: usize, dst: &Path) -> Result<gdal::Da
 }
 
 /// Makes a warped VRT of one band on exactly `grid`.
-pub(super) fn warp_to_vrt(file: &BandFile, ds: &gdal::Dataset, grid: &Grid, vrt: &Path, categorical: bool, nodata: f64) -> Result<()> {
+pub(super) fn warp_to_vrt(
+    file: &BandFile,
+    ds: &gdal::Dataset,
+    grid: &Grid,
+    vrt: &Path,
+    categorical: bool,
+    nodata: f64,
+) -> Result<()> {
     let one_band;
     let src: &gdal::Dataset = if ds.raster_count() > 1 || file.index != 1 {
         one_band = select_band(ds, file.index, &vrt.with_extension("band.vrt"))?;
@@ -63,25 +71,56 @@ pub(super) fn warp_to_vrt(file: &BandFile, ds: &gdal::Dataset, grid: &Grid, vrt:
         (false, true) => "average",
     };
     let [xmin, ymin, xmax, ymax] = grid.bounds();
-    let mut args: Vec<String> = vec!["-of".into(), "VRT".into(), "-t_srs".into(), grid.wkt.clone(), "-te".into()];
+    let mut args: Vec<String> = vec![
+        "-of".into(),
+        "VRT".into(),
+        "-t_srs".into(),
+        grid.wkt.clone(),
+        "-te".into(),
+    ];
     args.extend([xmin, ymin, xmax, ymax].iter().map(|v| format!("{v:.12}")));
-    args.extend(["-ts".into(), grid.width.to_string(), grid.height.to_string(), "-r".into(), alg.into()]);
-    args.extend(["-srcnodata".into(), nodata.to_string(), "-dstnodata".into(), nodata.to_string()]);
+    args.extend([
+        "-ts".into(),
+        grid.width.to_string(),
+        grid.height.to_string(),
+        "-r".into(),
+        alg.into(),
+    ]);
+    args.extend([
+        "-srcnodata".into(),
+        nodata.to_string(),
+        "-dstnodata".into(),
+        nodata.to_string(),
+    ]);
     // Never substitute an overview for the full-resolution source.
     args.extend(["-ovr".into(), "NONE".into(), "-q".into()]);
     let args = csl(&args)?;
     let dst_c = CString::new(vrt.to_string_lossy().as_bytes()).unwrap();
     unsafe {
-        let opts = gdal_sys::GDALWarpAppOptionsNew(args.as_ptr() as *mut *mut _, std::ptr::null_mut());
+        let opts =
+            gdal_sys::GDALWarpAppOptionsNew(args.as_ptr() as *mut *mut _, std::ptr::null_mut());
         if opts.is_null() {
-            return Err(Error::input(&file.path, format!("cannot set up warping: {}", last_gdal_error())));
+            return Err(Error::input(
+                &file.path,
+                format!("cannot set up warping: {}", last_gdal_error()),
+            ));
         }
         let mut srcs = [src.c_dataset()];
         let mut usage = 0;
-        let h = gdal_sys::GDALWarp(dst_c.as_ptr(), std::ptr::null_mut(), 1, srcs.as_mut_ptr(), opts, &mut usage);
+        let h = gdal_sys::GDALWarp(
+            dst_c.as_ptr(),
+            std::ptr::null_mut(),
+            1,
+            srcs.as_mut_ptr(),
+            opts,
+            &mut usage,
+        );
         gdal_sys::GDALWarpAppOptionsFree(opts);
         if h.is_null() {
-            return Err(Error::input(&file.path, format!("cannot warp onto the output grid: {}", last_gdal_error())));
+            return Err(Error::input(
+                &file.path,
+                format!("cannot warp onto the output grid: {}", last_gdal_error()),
+            ));
         }
         gdal_sys::GDALClose(h);
     }
@@ -89,22 +128,45 @@ pub(super) fn warp_to_vrt(file: &BandFile, ds: &gdal::Dataset, grid: &Grid, vrt:
 }
 
 /// Burns the AOI polygons (already in the grid CRS) into a byte raster on the grid.
-pub(super) fn rasterize_aoi(path: &Path, geoms: &[gdal::vector::Geometry], grid: &Grid, tmp: &Path) -> Result<AlignedBand> {
+pub(super) fn rasterize_aoi(
+    path: &Path,
+    geoms: &[gdal::vector::Geometry],
+    grid: &Grid,
+    tmp: &Path,
+) -> Result<AlignedBand> {
     let out = tmp.join("aoi.tif");
-    let drv = gdal::DriverManager::get_driver_by_name("GTiff").map_err(|e| Error::invalid(gdal_msg(&e)))?;
-    let opts = gdal::raster::RasterCreationOptions::from_iter(["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"]);
+    let drv = gdal::DriverManager::get_driver_by_name("GTiff")
+        .map_err(|e| Error::invalid(gdal_msg(&e)))?;
+    let opts = gdal::raster::RasterCreationOptions::from_iter([
+        "TILED=YES",
+        "COMPRESS=DEFLATE",
+        "SPARSE_OK=TRUE",
+    ]);
     let mut ds = drv
         .create_with_band_type_with_options::<u8, _>(&out, grid.width, grid.height, 1, &opts)
         .map_err(|e| Error::output(&out, gdal_msg(&e)))?;
-    ds.set_geo_transform(&grid.geotransform).map_err(|e| Error::output(&out, gdal_msg(&e)))?;
-    ds.set_projection(&grid.wkt).map_err(|e| Error::output(&out, gdal_msg(&e)))?;
+    ds.set_geo_transform(&grid.geotransform)
+        .map_err(|e| Error::output(&out, gdal_msg(&e)))?;
+    ds.set_projection(&grid.wkt)
+        .map_err(|e| Error::output(&out, gdal_msg(&e)))?;
     let burn = vec![1.0; geoms.len()];
-    gdal::raster::rasterize(&mut ds, &[1], geoms, &burn, None).map_err(|e| Error::input(path, format!("cannot rasterize: {}", gdal_msg(&e))))?;
+    gdal::raster::rasterize(&mut ds, &[1], geoms, &burn, None)
+        .map_err(|e| Error::input(path, format!("cannot rasterize: {}", gdal_msg(&e))))?;
     ds.close().map_err(|e| Error::output(&out, gdal_msg(&e)))?;
     let p = out.to_string_lossy().into_owned();
     Ok(AlignedBand {
-        file: BandFile { path: p.clone(), index: 1, add_offset: 0.0, quantification: 1.0 },
-        source: Source::Direct { path: p, index: 1, x_off: 0, y_off: 0 },
+        file: BandFile {
+            path: p.clone(),
+            index: 1,
+            add_offset: 0.0,
+            quantification: 1.0,
+        },
+        source: Source::Direct {
+            path: p,
+            index: 1,
+            x_off: 0,
+            y_off: 0,
+        },
         nodata: 255.0,
         saturated: None,
     })

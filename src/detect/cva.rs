@@ -28,7 +28,9 @@ impl Cva {
         let mut med = Vec::with_capacity(p);
         let mut scale = Vec::with_capacity(p);
         for k in 0..p {
-            let mut d: Vec<f64> = (0..s.len()).map(|i| (s.y(i)[k] - s.x(i)[k]) as f64).collect();
+            let mut d: Vec<f64> = (0..s.len())
+                .map(|i| (s.y(i)[k] - s.x(i)[k]) as f64)
+                .collect();
             let m = median(&mut d);
             d.iter_mut().for_each(|v| *v = (*v - m).abs());
             let mad = median(&mut d) * 1.4826;
@@ -58,7 +60,10 @@ mod tests {
         let mut s = Sample::new(2);
         for i in 0..1000 {
             let v = (i % 17) as f32 * 0.01;
-            s.push(&[v, v * 2.0], &[v + 0.05, v * 2.0 - 0.02 + (i % 3) as f32 * 0.001]);
+            s.push(
+                &[v, v * 2.0],
+                &[v + 0.05, v * 2.0 - 0.02 + (i % 3) as f32 * 0.001],
+            );
         }
         let c = Cva::fit(&s);
         assert!((c.median[0] - 0.05).abs() < 1e-6);

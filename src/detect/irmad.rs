@@ -60,12 +60,26 @@ impl IrMad {
                     b.set(i, j, b.get(i, j) / r);
                 }
             }
-            let sigma: Vec<f64> = rho.iter().map(|r| (2.0 * (1.0 - r)).max(1e-12).sqrt()).collect();
-            let m = IrMad { p, mean_x: mx, mean_y: my, a, b, rho: rho.clone(), sigma, iterations: it };
+            let sigma: Vec<f64> = rho
+                .iter()
+                .map(|r| (2.0 * (1.0 - r)).max(1e-12).sqrt())
+                .collect();
+            let m = IrMad {
+                p,
+                mean_x: mx,
+                mean_y: my,
+                a,
+                b,
+                rho: rho.clone(),
+                sigma,
+                iterations: it,
+            };
             for (i, wi) in w.iter_mut().enumerate() {
                 *wi = 1.0 - chi2_cdf(m.chi2_f32(s.x(i), s.y(i)), p);
             }
-            let converged = prev_rho.as_ref().is_some_and(|pr| pr.iter().zip(&rho).all(|(a, b)| (a - b).abs() < 1e-4));
+            let converged = prev_rho
+                .as_ref()
+                .is_some_and(|pr| pr.iter().zip(&rho).all(|(a, b)| (a - b).abs() < 1e-4));
             fit = Some(m);
             if converged {
                 break;
@@ -162,7 +176,9 @@ mod tests {
 
     /// Deterministic pseudo-random numbers for synthetic scenes.
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 33) as f32) / (1u64 << 31) as f32
     }
 
@@ -171,9 +187,15 @@ mod tests {
         let mut s = Sample::new(p);
         for _ in 0..n {
             let base = lcg(&mut seed);
-            let x: Vec<f32> = (0..p).map(|k| 0.1 + 0.3 * base + 0.05 * k as f32 + 0.02 * lcg(&mut seed)).collect();
+            let x: Vec<f32> = (0..p)
+                .map(|k| 0.1 + 0.3 * base + 0.05 * k as f32 + 0.02 * lcg(&mut seed))
+                .collect();
             // After = gain/offset of before plus a little noise: no change.
-            let y: Vec<f32> = x.iter().enumerate().map(|(k, v)| (1.0 + 0.1 * k as f32) * v + 0.03 + 0.003 * lcg(&mut seed)).collect();
+            let y: Vec<f32> = x
+                .iter()
+                .enumerate()
+                .map(|(k, v)| (1.0 + 0.1 * k as f32) * v + 0.03 + 0.003 * lcg(&mut seed))
+                .collect();
             s.push(&x, &y);
         }
         s
@@ -183,8 +205,13 @@ mod tests {
     fn linear_radiometric_change_is_not_change() {
         let s = scene(5000, 4);
         let m = IrMad::fit(&s, 30).unwrap();
-        let flagged = (0..s.len()).filter(|&i| m.change_probability(s.x(i), s.y(i)) > 0.999).count();
-        assert!(flagged < 50, "{flagged} of 5000 pixels flagged under a purely linear change");
+        let flagged = (0..s.len())
+            .filter(|&i| m.change_probability(s.x(i), s.y(i)) > 0.999)
+            .count();
+        assert!(
+            flagged < 50,
+            "{flagged} of 5000 pixels flagged under a purely linear change"
+        );
     }
 
     #[test]
@@ -196,9 +223,15 @@ mod tests {
             y.copy_from_slice(&[0.6, 0.1, 0.5, 0.05]);
         }
         let m = IrMad::fit(&s, 30).unwrap();
-        let found = (0..5000).step_by(50).filter(|&i| m.change_probability(s.x(i), s.y(i)) > 0.999).count();
+        let found = (0..5000)
+            .step_by(50)
+            .filter(|&i| m.change_probability(s.x(i), s.y(i)) > 0.999)
+            .count();
         assert!(found >= 95, "only {found} of 100 inserted changes found");
-        let false_alarms = (0..5000).filter(|i| i % 50 != 0).filter(|&i| m.change_probability(s.x(i), s.y(i)) > 0.999).count();
+        let false_alarms = (0..5000)
+            .filter(|i| i % 50 != 0)
+            .filter(|&i| m.change_probability(s.x(i), s.y(i)) > 0.999)
+            .count();
         assert!(false_alarms < 50, "{false_alarms} false alarms");
     }
 }

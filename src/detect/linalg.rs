@@ -12,7 +12,10 @@ pub struct Mat {
 
 impl Mat {
     pub fn zeros(n: usize) -> Mat {
-        Mat { n, a: vec![0.0; n * n] }
+        Mat {
+            n,
+            a: vec![0.0; n * n],
+        }
     }
     pub fn identity(n: usize) -> Mat {
         let mut m = Mat::zeros(n);
@@ -53,7 +56,9 @@ impl Mat {
         r
     }
     pub fn mul_vec(&self, v: &[f64]) -> Vec<f64> {
-        (0..self.n).map(|i| (0..self.n).map(|j| self.get(i, j) * v[j]).sum()).collect()
+        (0..self.n)
+            .map(|i| (0..self.n).map(|j| self.get(i, j) * v[j]).sum())
+            .collect()
     }
 
     /// Lower-triangular L with L L^T = self, or None if not positive definite.
@@ -109,7 +114,10 @@ impl Mat {
         let mut a = self.clone();
         let mut v = Mat::identity(n);
         for _sweep in 0..100 {
-            let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a.get(i, j).powi(2)).sum();
+            let off: f64 = (0..n)
+                .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+                .map(|(i, j)| a.get(i, j).powi(2))
+                .sum();
             if off < 1e-30 {
                 break;
             }
@@ -146,7 +154,11 @@ impl Mat {
             }
         }
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&i, &j| a.get(j, j).partial_cmp(&a.get(i, i)).unwrap_or(std::cmp::Ordering::Equal));
+        order.sort_by(|&i, &j| {
+            a.get(j, j)
+                .partial_cmp(&a.get(i, i))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let vals = order.iter().map(|&i| a.get(i, i)).collect();
         let mut vecs = Mat::zeros(n);
         for (c, &i) in order.iter().enumerate() {
@@ -163,7 +175,10 @@ mod tests {
     use super::*;
 
     fn spd() -> Mat {
-        Mat { n: 3, a: vec![4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0] }
+        Mat {
+            n: 3,
+            a: vec![4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0],
+        }
     }
 
     #[test]
@@ -174,7 +189,12 @@ mod tests {
         for (x, y) in r.a.iter().zip(&m.a) {
             assert!((x - y).abs() < 1e-12);
         }
-        assert!(Mat { n: 2, a: vec![1.0, 2.0, 2.0, 1.0] }.cholesky().is_none());
+        assert!(Mat {
+            n: 2,
+            a: vec![1.0, 2.0, 2.0, 1.0]
+        }
+        .cholesky()
+        .is_none());
     }
 
     #[test]

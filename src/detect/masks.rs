@@ -18,8 +18,14 @@ pub enum MaskReason {
     OutsideAoi = 5,
 }
 
-pub const REASONS: [MaskReason; 6] =
-    [MaskReason::Valid, MaskReason::NoData, MaskReason::Saturated, MaskReason::Cloud, MaskReason::CloudShadow, MaskReason::OutsideAoi];
+pub const REASONS: [MaskReason; 6] = [
+    MaskReason::Valid,
+    MaskReason::NoData,
+    MaskReason::Saturated,
+    MaskReason::Cloud,
+    MaskReason::CloudShadow,
+    MaskReason::OutsideAoi,
+];
 
 impl MaskReason {
     pub fn name(self) -> &'static str {
@@ -74,9 +80,15 @@ mod tests {
     #[test]
     fn clouds_and_sand() {
         assert!(looks_cloudy(&[0.45, 0.44, 0.45, 0.47, 0.30, 0.20], None));
-        assert!(looks_cloudy(&[0.35, 0.34, 0.35, 0.37, 0.30, 0.20], Some(0.02)));
+        assert!(looks_cloudy(
+            &[0.35, 0.34, 0.35, 0.37, 0.30, 0.20],
+            Some(0.02)
+        ));
         // A new white roof: bright and flat, but dark at 1375 nm.
-        assert!(!looks_cloudy(&[0.35, 0.34, 0.35, 0.37, 0.30, 0.20], Some(0.002)));
+        assert!(!looks_cloudy(
+            &[0.35, 0.34, 0.35, 0.37, 0.30, 0.20],
+            Some(0.002)
+        ));
         assert!(!looks_cloudy(&[0.35, 0.36, 0.37, 0.38, 0.30, 0.25], None));
         assert!(!looks_cloudy(&[0.18, 0.26, 0.34, 0.40, 0.50, 0.45], None));
         assert!(!looks_cloudy(&[0.05, 0.07, 0.06, 0.30, 0.15, 0.08], None));

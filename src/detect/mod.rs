@@ -38,7 +38,14 @@ use std::time::Instant;
 use threshold::Histogram;
 
 /// Bands compared between dates (blue, green, red, NIR, SWIR1, SWIR2).
-pub const STAT_BANDS: [Band; 6] = [Band::B02, Band::B03, Band::B04, Band::B08, Band::B11, Band::B12];
+pub const STAT_BANDS: [Band; 6] = [
+    Band::B02,
+    Band::B03,
+    Band::B04,
+    Band::B08,
+    Band::B11,
+    Band::B12,
+];
 /// Used when present: B10 (cirrus) for the L1C cloud test.
 pub const OPTIONAL_BANDS: [Band; 1] = [Band::B10];
 
@@ -63,7 +70,12 @@ pub struct DetectOptions {
 
 impl Default for DetectOptions {
     fn default() -> Self {
-        DetectOptions { method: Method::Combined, block_size: 512, threshold: None, max_samples: 1 << 18 }
+        DetectOptions {
+            method: Method::Combined,
+            block_size: 512,
+            threshold: None,
+            max_samples: 1 << 18,
+        }
     }
 }
 
@@ -90,7 +102,13 @@ pub struct DetectSummary {
 }
 
 /// Runs the three passes; writes the score and mask working rasters.
-pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_path: &Path, progress: &dyn Progress) -> Result<DetectSummary> {
+pub fn detect(
+    pair: &AlignedPair,
+    opts: &DetectOptions,
+    score_path: &Path,
+    mask_path: &Path,
+    progress: &dyn Progress,
+) -> Result<DetectSummary> {
     if opts.block_size < 16 {
         return Err(Error::invalid("--block-size must be at least 16"));
     }
@@ -118,7 +136,11 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
     timings.insert("mask", t.elapsed().as_secs_f64());
 
     let total = (pair.grid.width * pair.grid.height) as u64;
-    let masked = REASONS.iter().skip(1).map(|r| (r.name(), reasons[*r as usize])).collect();
+    let masked = REASONS
+        .iter()
+        .skip(1)
+        .map(|r| (r.name(), reasons[*r as usize]))
+        .collect();
     Ok(DetectSummary {
         method: opts.method,
         threshold,
@@ -127,7 +149,13 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
         sample_step: step,
         block_size: opts.block_size,
         model,
-        pixels: PixelCounts { total, compared, changed, changed_fraction: changed as f64 / compared as f64, masked },
+        pixels: PixelCounts {
+            total,
+            compared,
+            changed,
+            changed_fraction: changed as f64 / compared as f64,
+            masked,
+        },
         timings_s: timings,
     })
 }
@@ -138,35 +166,44 @@ pub fn detect(pair: &AlignedPair, opts: &DetectOptions, score_path: &Path, mask_
 /// then depend on how the input was encoded. Rows are read in pieces
 /// `CHUNK` pixels wide, so a worker's tiles stay in GDAL's block cache
 /// until it has taken every lattice pixel they hold.
-fn collect_sample(pair: &AlignedPair, max_samples: usize, progress: &dyn Progress) -> Result<(Sample, usize)> {
+fn collect_sample(
+    pair: &AlignedPair,
+    max_samples: usize,
+    progress: &dyn Progress,
+) -> Result<(Sample, usize)> {
     const STRIP: usize = 16;
     const CHUNK: usize = 1024;
     let g = &pair.grid;
     let d = sample::decimation(g.width, g.height, max_samples);
     let rows: Vec<usize> = (0..g.height).step_by(d).collect();
-    let pieces: Vec<(&[usize], usize)> =
-        rows.chunks(STRIP).flat_map(|strip| (0..g.width).step_by(CHUNK).map(move |x0| (strip, x0))).collect();
+    let pieces: Vec<(&[usize], usize)> = rows
+        .chunks(STRIP)
+        .flat_map(|strip| (0..g.width).step_by(CHUNK).map(move |x0| (strip, x0)))
+        .collect();
     progress.start("statistics", pieces.len() as u64);
     let readers = PerThread::new();
     let parts: Vec<Sample> = pieces
         .par_iter()
         .map(|&(strip, x0)| {
-            readers.with(|| Ok(SceneReader::new(pair)), |reader| -> Result<Sample> {
-                let mut s = Sample::new(STAT_BANDS.len());
-                let w = CHUNK.min(g.width - x0);
-                let first = x0.div_ceil(d) * d - x0;
-                for &y in strip.iter() {
-                    let win = Window { x: x0, y, w, h: 1 };
-                    let px = pixels::read_pixels(reader, pair, win, (w, 1))?;
-                    for i in (first..px.len()).step_by(d) {
-                        if px.mask[i] == MaskReason::Valid {
-                            s.push(px.x(i), px.y(i));
+            readers.with(
+                || Ok(SceneReader::new(pair)),
+                |reader| -> Result<Sample> {
+                    let mut s = Sample::new(STAT_BANDS.len());
+                    let w = CHUNK.min(g.width - x0);
+                    let first = x0.div_ceil(d) * d - x0;
+                    for &y in strip.iter() {
+                        let win = Window { x: x0, y, w, h: 1 };
+                        let px = pixels::read_pixels(reader, pair, win, (w, 1))?;
+                        for i in (first..px.len()).step_by(d) {
+                            if px.mask[i] == MaskReason::Valid {
+                                s.push(px.x(i), px.y(i));
+                            }
                         }
                     }
-                }
-                progress.advance(1);
-                Ok(s)
-            })
+                    progress.advance(1);
+                    Ok(s)
+                },
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     let mut sample = Sample::new(STAT_BANDS.len());
@@ -199,55 +236,73 @@ fn score_pass(
 
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(Histogram, [u64; REASONS.len()])> {
-            let mut band = ds.rasterband(1).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+            let mut band = ds
+                .rasterband(1)
+                .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
             let mut hist = Histogram::default();
             let mut reasons = [0u64; REASONS.len()];
             for s in rx {
                 let mut buf = gdal::raster::Buffer::new((s.block.w, s.block.h), s.scores);
-                band.write((s.block.x as isize, s.block.y as isize), (s.block.w, s.block.h), &mut buf)
-                    .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+                band.write(
+                    (s.block.x as isize, s.block.y as isize),
+                    (s.block.w, s.block.h),
+                    &mut buf,
+                )
+                .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
                 hist.merge(&s.hist);
                 for (a, b) in reasons.iter_mut().zip(s.reasons) {
                     *a += b;
                 }
             }
             drop(band);
-            ds.close().map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+            ds.close()
+                .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
             Ok((hist, reasons))
         });
 
         let readers = PerThread::new();
         let work = blocks.par_iter().try_for_each(|&block| {
-            readers.with(|| Ok((SceneReader::new(pair), tx.clone())), |(reader, tx)| -> Result<()> {
-                let read = expand(block, score::HALO, g.width, g.height);
-                let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
-                let scored = model.score_block(&px, read, block);
-                let mut hist = Histogram::default();
-                let mut reasons = [0u64; REASONS.len()];
-                let (ox, oy) = (block.x - read.x, block.y - read.y);
-                for r in 0..block.h {
-                    for c in 0..block.w {
-                        reasons[px.mask[(oy + r) * read.w + ox + c] as usize] += 1;
-                    }
-                }
-                let scores = scored
-                    .into_iter()
-                    .map(|s| match s {
-                        Some(v) => {
-                            hist.add(v);
-                            v
+            readers.with(
+                || Ok((SceneReader::new(pair), tx.clone())),
+                |(reader, tx)| -> Result<()> {
+                    let read = expand(block, score::HALO, g.width, g.height);
+                    let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
+                    let scored = model.score_block(&px, read, block);
+                    let mut hist = Histogram::default();
+                    let mut reasons = [0u64; REASONS.len()];
+                    let (ox, oy) = (block.x - read.x, block.y - read.y);
+                    for r in 0..block.h {
+                        for c in 0..block.w {
+                            reasons[px.mask[(oy + r) * read.w + ox + c] as usize] += 1;
                         }
-                        None => SCORE_NODATA,
+                    }
+                    let scores = scored
+                        .into_iter()
+                        .map(|s| match s {
+                            Some(v) => {
+                                hist.add(v);
+                                v
+                            }
+                            None => SCORE_NODATA,
+                        })
+                        .collect();
+                    progress.advance(1);
+                    tx.send(Scored {
+                        block,
+                        scores,
+                        hist,
+                        reasons,
                     })
-                    .collect();
-                progress.advance(1);
-                tx.send(Scored { block, scores, hist, reasons }).map_err(|_| Error::output(score_path, "the score writer stopped"))
-            })
+                    .map_err(|_| Error::output(score_path, "the score writer stopped"))
+                },
+            )
         });
         // The per-thread senders must go before the writer can see the end.
         drop(readers);
         drop(tx);
-        let written = writer.join().map_err(|_| Error::output(score_path, "the score writer panicked"))?;
+        let written = writer
+            .join()
+            .map_err(|_| Error::output(score_path, "the score writer panicked"))?;
         work?;
         written
     })
@@ -255,14 +310,24 @@ fn score_pass(
 
 /// Pass 3: the mask from the score raster and the threshold. Returns the
 /// number of changed pixels.
-fn mask_pass(score_path: &Path, mask_path: &Path, threshold: f32, progress: &dyn Progress) -> Result<u64> {
-    let src = gdal::Dataset::open(score_path).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+fn mask_pass(
+    score_path: &Path,
+    mask_path: &Path,
+    threshold: f32,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let src =
+        gdal::Dataset::open(score_path).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
     let grid = crate::align::Grid::from_dataset(&src, &score_path.to_string_lossy())?;
-    let score = src.rasterband(1).map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+    let score = src
+        .rasterband(1)
+        .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
     let ds = create_working::<u8>(mask_path, &grid, MASK_NODATA as f64)?;
     let mut changed = 0u64;
     {
-        let mut band = ds.rasterband(1).map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
+        let mut band = ds
+            .rasterband(1)
+            .map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
         let blocks = grid.blocks(512);
         progress.start("mask", blocks.len() as u64);
         for b in blocks {
@@ -285,10 +350,12 @@ fn mask_pass(score_path: &Path, mask_path: &Path, threshold: f32, progress: &dyn
                 })
                 .collect();
             let mut buf = gdal::raster::Buffer::new((b.w, b.h), m);
-            band.write((b.x as isize, b.y as isize), (b.w, b.h), &mut buf).map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
+            band.write((b.x as isize, b.y as isize), (b.w, b.h), &mut buf)
+                .map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
         }
     }
-    ds.close().map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
+    ds.close()
+        .map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
     Ok(changed)
 }
 
@@ -298,5 +365,10 @@ fn expand(b: Window, halo: usize, width: usize, height: usize) -> Window {
     let y0 = b.y.saturating_sub(halo);
     let x1 = (b.x + b.w + halo).min(width);
     let y1 = (b.y + b.h + halo).min(height);
-    Window { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }
+    Window {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    }
 }

@@ -34,7 +34,12 @@ impl Pixels {
     }
 }
 
-fn read_date(reader: &mut SceneReader, date: Date, win: Window, shape: (usize, usize)) -> Result<Vec<f32>> {
+fn read_date(
+    reader: &mut SceneReader,
+    date: Date,
+    win: Window,
+    shape: (usize, usize),
+) -> Result<Vec<f32>> {
     let n = shape.0 * shape.1;
     let mut out = vec![0.0f32; n * P];
     for (k, b) in STAT_BANDS.iter().enumerate() {
@@ -47,7 +52,12 @@ fn read_date(reader: &mut SceneReader, date: Date, win: Window, shape: (usize, u
 }
 
 /// Reads both dates over `win` into `shape` and works out the mask.
-pub fn read_pixels(reader: &mut SceneReader, pair: &AlignedPair, win: Window, shape: (usize, usize)) -> Result<Pixels> {
+pub fn read_pixels(
+    reader: &mut SceneReader,
+    pair: &AlignedPair,
+    win: Window,
+    shape: (usize, usize),
+) -> Result<Pixels> {
     let n = shape.0 * shape.1;
     let before = read_date(reader, Date::Before, win, shape)?;
     let after = read_date(reader, Date::After, win, shape)?;
@@ -61,9 +71,14 @@ pub fn read_pixels(reader: &mut SceneReader, pair: &AlignedPair, win: Window, sh
             }
         }
     }
-    for (date, refl, scene) in [(Date::Before, &before, &pair.before), (Date::After, &after, &pair.after)] {
+    for (date, refl, scene) in [
+        (Date::Before, &before, &pair.before),
+        (Date::After, &after, &pair.after),
+    ] {
         let cirrus = match scene.bands.get(&Band::B10) {
-            Some(_) if scene.scl.is_none() => Some(reader.reflectance(date, Band::B10, win, shape)?),
+            Some(_) if scene.scl.is_none() => {
+                Some(reader.reflectance(date, Band::B10, win, shape)?)
+            }
             _ => None,
         };
         let scl = match &scene.scl {
@@ -71,7 +86,10 @@ pub fn read_pixels(reader: &mut SceneReader, pair: &AlignedPair, win: Window, sh
             None => None,
         };
         for i in 0..n {
-            if mask[i] != MaskReason::Valid && mask[i] != MaskReason::Cloud && mask[i] != MaskReason::CloudShadow {
+            if mask[i] != MaskReason::Valid
+                && mask[i] != MaskReason::Cloud
+                && mask[i] != MaskReason::CloudShadow
+            {
                 continue;
             }
             let r = &refl[i * P..(i + 1) * P];
@@ -87,10 +105,17 @@ pub fn read_pixels(reader: &mut SceneReader, pair: &AlignedPair, win: Window, sh
                 MaskReason::Valid
             };
             // No data and saturation outrank cloud.
-            if reason != MaskReason::Valid && (mask[i] == MaskReason::Valid || (reason as u8) < (mask[i] as u8)) {
+            if reason != MaskReason::Valid
+                && (mask[i] == MaskReason::Valid || (reason as u8) < (mask[i] as u8))
+            {
                 mask[i] = reason;
             }
         }
     }
-    Ok(Pixels { shape, before, after, mask })
+    Ok(Pixels {
+        shape,
+        before,
+        after,
+        mask,
+    })
 }

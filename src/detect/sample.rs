@@ -12,7 +12,11 @@ pub struct Sample {
 
 impl Sample {
     pub fn new(p: usize) -> Self {
-        Sample { p, before: Vec::new(), after: Vec::new() }
+        Sample {
+            p,
+            before: Vec::new(),
+            after: Vec::new(),
+        }
     }
     pub fn len(&self) -> usize {
         if self.p == 0 {

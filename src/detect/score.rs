@@ -44,7 +44,9 @@ impl FromStr for Method {
             "cva" => Ok(Method::Cva),
             "irmad" | "ir-mad" => Ok(Method::Irmad),
             "indices" => Ok(Method::Indices),
-            _ => Err(Error::invalid(format!("unknown method '{s}' (combined, cva, irmad, indices)"))),
+            _ => Err(Error::invalid(format!(
+                "unknown method '{s}' (combined, cva, irmad, indices)"
+            ))),
         }
     }
 }
@@ -133,12 +135,32 @@ impl Model {
             _ => None,
         };
         let p = sample.p;
-        let cva_calibration = chi2_median(p) / median_of((0..sample.len()).map(|i| cva.magnitude2(sample.x(i), sample.y(i))).collect()).max(1e-9);
+        let cva_calibration = chi2_median(p)
+            / median_of(
+                (0..sample.len())
+                    .map(|i| cva.magnitude2(sample.x(i), sample.y(i)))
+                    .collect(),
+            )
+            .max(1e-9);
         let irmad_calibration = match &irmad {
-            Some(m) => chi2_median(p) / median_of((0..sample.len()).map(|i| m.chi2_f32(sample.x(i), sample.y(i))).collect()).max(1e-9),
+            Some(m) => {
+                chi2_median(p)
+                    / median_of(
+                        (0..sample.len())
+                            .map(|i| m.chi2_f32(sample.x(i), sample.y(i)))
+                            .collect(),
+                    )
+                    .max(1e-9)
+            }
             None => 1.0,
         };
-        Ok(Model { method, irmad, cva, irmad_calibration, cva_calibration })
+        Ok(Model {
+            method,
+            irmad,
+            cva,
+            irmad_calibration,
+            cva_calibration,
+        })
     }
 
     /// Score of one compared pixel, before spatial context.
@@ -146,14 +168,21 @@ impl Model {
         let p = x.len();
         match self.method {
             Method::Cva => chi2_cdf(self.cva.magnitude2(x, y), p) as f32,
-            Method::Irmad => self.irmad.as_ref().map_or(0.0, |m| m.change_probability(x, y) as f32),
+            Method::Irmad => self
+                .irmad
+                .as_ref()
+                .map_or(0.0, |m| m.change_probability(x, y) as f32),
             Method::Indices => {
                 let (b, a) = (Indices::of(x), Indices::of(y));
-                let built = (a.bsi - b.bsi).max(a.ndbi - b.ndbi).max(b.ndvi - a.ndvi).max((a.brightness - b.brightness).abs());
+                let built = (a.bsi - b.bsi)
+                    .max(a.ndbi - b.ndbi)
+                    .max(b.ndvi - a.ndvi)
+                    .max((a.brightness - b.brightness).abs());
                 step(0.02, 0.2, built) * not_natural(&b, &a)
             }
             Method::Combined => {
-                let ci = self.irmad.as_ref().map_or(0.0, |m| m.chi2_f32(x, y)) * self.irmad_calibration;
+                let ci =
+                    self.irmad.as_ref().map_or(0.0, |m| m.chi2_f32(x, y)) * self.irmad_calibration;
                 let cc = self.cva.magnitude2(x, y) * self.cva_calibration;
                 let change = (chi2_cdf(ci, p) * chi2_cdf(cc, p)).sqrt() as f32;
                 change * not_natural(&Indices::of(x), &Indices::of(y))
@@ -171,7 +200,10 @@ impl Model {
             for r in 0..block.h {
                 for c in 0..block.w {
                     let i = (oy + r) * rw + ox + c;
-                    out.push((px.mask[i] == MaskReason::Valid).then(|| self.pixel_score(px.x(i), px.y(i))));
+                    out.push(
+                        (px.mask[i] == MaskReason::Valid)
+                            .then(|| self.pixel_score(px.x(i), px.y(i))),
+                    );
                 }
             }
             return out;
@@ -248,7 +280,8 @@ impl Model {
                 if px.mask[i] != MaskReason::Valid {
                     continue;
                 }
-                let (mut ci_ab, mut ci_ba, mut cc_ab, mut cc_ba) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+                let (mut ci_ab, mut ci_ba, mut cc_ab, mut cc_ba) =
+                    (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
                 for dr in r.saturating_sub(sh)..=(r + sh).min(rh - 1) {
                     for dc in c.saturating_sub(sh)..=(c + sh).min(rw - 1) {
                         let j = dr * rw + dc;
@@ -297,7 +330,10 @@ mod tests {
         let sand = Indices::of(&[0.18, 0.26, 0.34, 0.40, 0.50, 0.45]);
         let water = Indices::of(&[0.08, 0.07, 0.05, 0.03, 0.01, 0.005]);
         assert!(not_natural(&field, &ploughed) < 0.1, "harvest");
-        assert!(not_natural(&field, &concrete) > 0.9, "vegetation cleared for concrete");
+        assert!(
+            not_natural(&field, &concrete) > 0.9,
+            "vegetation cleared for concrete"
+        );
         assert!(not_natural(&sand, &concrete) > 0.9, "new structure on sand");
         assert!(not_natural(&sand, &field) < 0.1, "vegetation growing");
         assert!(not_natural(&sand, &water) < 0.1, "flooding");
@@ -308,7 +344,10 @@ mod tests {
     fn methods_parse() {
         assert_eq!("IR-MAD".parse::<Method>().unwrap(), Method::Irmad);
         assert!("nonsense".parse::<Method>().is_err());
-        assert_eq!(Method::Combined.default_threshold(), Some(COMBINED_SIGNIFICANCE));
+        assert_eq!(
+            Method::Combined.default_threshold(),
+            Some(COMBINED_SIGNIFICANCE)
+        );
         assert_eq!(Method::Cva.default_threshold(), None);
     }
 }

@@ -13,7 +13,9 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; BINS] }
+        Histogram {
+            counts: vec![0; BINS],
+        }
     }
 }
 
@@ -44,7 +46,12 @@ pub fn otsu(h: &Histogram) -> f32 {
     if total == 0.0 {
         return 0.5;
     }
-    let sum_all: f64 = h.counts.iter().enumerate().map(|(i, &c)| i as f64 * c as f64).sum();
+    let sum_all: f64 = h
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| i as f64 * c as f64)
+        .sum();
     let (mut w0, mut sum0) = (0.0f64, 0.0f64);
     let (mut best, mut best_t) = (-1.0f64, BINS / 2);
     for (i, &c) in h.counts.iter().enumerate().take(BINS - 1) {

@@ -8,14 +8,29 @@ use gdal::raster::{GdalType, RasterCreationOptions};
 use std::path::Path;
 
 /// Creates a tiled, uncompressed single-band GeoTIFF on `grid`.
-pub fn create_working<T: GdalType + Copy>(path: &Path, grid: &Grid, nodata: f64) -> Result<gdal::Dataset> {
+pub fn create_working<T: GdalType + Copy>(
+    path: &Path,
+    grid: &Grid,
+    nodata: f64,
+) -> Result<gdal::Dataset> {
     let err = |e: gdal::errors::GdalError| Error::output(path, gdal_msg(&e));
     let drv = gdal::DriverManager::get_driver_by_name("GTiff").map_err(err)?;
-    let opts = RasterCreationOptions::from_iter(["TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512", "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]);
-    let mut ds = drv.create_with_band_type_with_options::<T, _>(path, grid.width, grid.height, 1, &opts).map_err(err)?;
+    let opts = RasterCreationOptions::from_iter([
+        "TILED=YES",
+        "BLOCKXSIZE=512",
+        "BLOCKYSIZE=512",
+        "BIGTIFF=IF_SAFER",
+        "SPARSE_OK=TRUE",
+    ]);
+    let mut ds = drv
+        .create_with_band_type_with_options::<T, _>(path, grid.width, grid.height, 1, &opts)
+        .map_err(err)?;
     ds.set_geo_transform(&grid.geotransform).map_err(err)?;
     ds.set_projection(&grid.wkt).map_err(err)?;
-    ds.rasterband(1).map_err(err)?.set_no_data_value(Some(nodata)).map_err(err)?;
+    ds.rasterband(1)
+        .map_err(err)?
+        .set_no_data_value(Some(nodata))
+        .map_err(err)?;
     Ok(ds)
 }
 

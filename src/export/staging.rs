@@ -19,19 +19,28 @@ impl Staging {
         if out.exists() && !out.is_dir() {
             return Err(Error::output(out, "exists and is not a folder"));
         }
-        std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create output folder: {e}")))?;
+        std::fs::create_dir_all(out)
+            .map_err(|e| Error::output(out, format!("cannot create output folder: {e}")))?;
         let out_c = out.canonicalize().map_err(|e| Error::output(out, e))?;
         for i in inputs {
             if let Ok(ic) = i.canonicalize() {
                 if ic == out_c {
-                    return Err(Error::output(out, "is an input folder: choose another output folder"));
+                    return Err(Error::output(
+                        out,
+                        "is an input folder: choose another output folder",
+                    ));
                 }
             }
         }
         let dir = out.join(format!(".dunewatch-partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).map_err(|e| Error::output(out, format!("cannot write to output folder: {e}")))?;
-        Ok(Staging { out: out.to_path_buf(), dir, committed: false })
+        std::fs::create_dir(&dir)
+            .map_err(|e| Error::output(out, format!("cannot write to output folder: {e}")))?;
+        Ok(Staging {
+            out: out.to_path_buf(),
+            dir,
+            committed: false,
+        })
     }
 
     /// Where to write `name` while the run is in progress.
@@ -52,7 +61,8 @@ impl Staging {
             if to.is_dir() {
                 let _ = std::fs::remove_dir_all(&to);
             }
-            std::fs::rename(&from, &to).map_err(|e| Error::output(&to, format!("cannot move into place: {e}")))?;
+            std::fs::rename(&from, &to)
+                .map_err(|e| Error::output(&to, format!("cannot move into place: {e}")))?;
         }
         self.committed = true;
         let _ = std::fs::remove_dir_all(&self.dir);

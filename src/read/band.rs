@@ -155,10 +155,19 @@ mod tests {
             Band::from_file_name("S2A_OPER_MSI_L1C_TL_MTI__20160120T104345_A003020_T39QZG_B04.tif"),
             Some(Band::B04)
         );
-        assert_eq!(Band::from_file_name("T34QEK_20240105T083241_B04_10m.jp2"), Some(Band::B04));
-        assert_eq!(Band::from_file_name("T40QBM_20180328T065919_B8A.tif"), Some(Band::B8A));
+        assert_eq!(
+            Band::from_file_name("T34QEK_20240105T083241_B04_10m.jp2"),
+            Some(Band::B04)
+        );
+        assert_eq!(
+            Band::from_file_name("T40QBM_20180328T065919_B8A.tif"),
+            Some(Band::B8A)
+        );
         assert_eq!(Band::from_file_name("B11.tif"), Some(Band::B11));
-        assert_eq!(Band::from_file_name("T34QEK_20240105T083241_SCL_20m.jp2"), None);
+        assert_eq!(
+            Band::from_file_name("T34QEK_20240105T083241_SCL_20m.jp2"),
+            None
+        );
         assert_eq!(Band::from_file_name("preview.png"), None);
     }
 

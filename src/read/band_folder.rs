@@ -46,7 +46,9 @@ pub fn open_band_folder(dir: &Path) -> Result<Scene> {
         bands.insert(b, band_file_with_scaling(&path)?);
     }
     let date = dates::date_from_oscd_side_file(dir).or_else(|| {
-        files.iter().find_map(|f| dates::date_from_name(&f.file_name()?.to_string_lossy()))
+        files
+            .iter()
+            .find_map(|f| dates::date_from_name(&f.file_name()?.to_string_lossy()))
     });
     let level = files.iter().find_map(|f| {
         let n = f.to_string_lossy().to_ascii_uppercase();
@@ -62,14 +64,20 @@ pub fn open_band_folder(dir: &Path) -> Result<Scene> {
         source: dir.to_path_buf(),
         form: SceneForm::BandFolder,
         bands,
-        scl: scl.map(|(_, p)| BandFile { path: p.to_string_lossy().into_owned(), index: 1, add_offset: 0.0, quantification: 1.0 }),
+        scl: scl.map(|(_, p)| BandFile {
+            path: p.to_string_lossy().into_owned(),
+            index: 1,
+            add_offset: 0.0,
+            quantification: 1.0,
+        }),
         date,
         level,
     })
 }
 
 fn collect_rasters(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::input(dir, format!("cannot list folder: {e}")))?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::input(dir, format!("cannot list folder: {e}")))?;
     for entry in rd.flatten() {
         let p = entry.path();
         if p.is_dir() {
@@ -102,8 +110,15 @@ fn resolution_suffix(name: &str) -> Option<u32> {
 /// Plain counts (reflectance x 10000) unless the file itself declares a
 /// scale and offset, as some COG archives do.
 pub(crate) fn band_file_with_scaling(path: &Path) -> Result<BandFile> {
-    let ds = gdal::Dataset::open(path).map_err(|e| Error::input(path, format!("cannot open raster: {}", crate::error::gdal_msg(&e))))?;
-    let band = ds.rasterband(1).map_err(|e| Error::input(path, crate::error::gdal_msg(&e)))?;
+    let ds = gdal::Dataset::open(path).map_err(|e| {
+        Error::input(
+            path,
+            format!("cannot open raster: {}", crate::error::gdal_msg(&e)),
+        )
+    })?;
+    let band = ds
+        .rasterband(1)
+        .map_err(|e| Error::input(path, crate::error::gdal_msg(&e)))?;
     let mut bf = BandFile::counts(path.to_string_lossy().into_owned());
     let scale = band.scale().unwrap_or(1.0);
     let offset = band.offset().unwrap_or(0.0);
@@ -120,7 +135,10 @@ mod tests {
 
     #[test]
     fn resolution_and_scl_names() {
-        assert_eq!(resolution_suffix("T34QEK_20240105T083241_B04_10m.jp2"), Some(10));
+        assert_eq!(
+            resolution_suffix("T34QEK_20240105T083241_B04_10m.jp2"),
+            Some(10)
+        );
         assert_eq!(resolution_suffix("B04.tif"), None);
         assert!(is_scl_name("T34QEK_20240105T083241_SCL_20m.jp2"));
         assert!(is_scl_name("SCL.tif"));

@@ -36,7 +36,13 @@ pub fn date_from_oscd_side_file(folder: &Path) -> Option<String> {
     };
     let text = std::fs::read_to_string(folder.parent()?.join("dates.txt")).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix(key)?.trim_start_matches(':').trim().get(..8).map(str::to_string))
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim_start_matches(':')
+                .trim()
+                .get(..8)
+                .map(str::to_string)
+        })
         .and_then(|d| date_from_name(&d))
 }
 
@@ -46,9 +52,13 @@ mod tests {
 
     #[test]
     fn dates_in_names() {
-        assert_eq!(date_from_name("T34QEK_20240105T083241_B04_10m.jp2").as_deref(), Some("2024-01-05"));
         assert_eq!(
-            date_from_name("S2A_OPER_MSI_L1C_TL_MTI__20160120T104345_A003020_T39QZG_B04.tif").as_deref(),
+            date_from_name("T34QEK_20240105T083241_B04_10m.jp2").as_deref(),
+            Some("2024-01-05")
+        );
+        assert_eq!(
+            date_from_name("S2A_OPER_MSI_L1C_TL_MTI__20160120T104345_A003020_T39QZG_B04.tif")
+                .as_deref(),
             Some("2016-01-20")
         );
         assert_eq!(date_from_name("B04.tif"), None);

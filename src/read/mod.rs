@@ -31,7 +31,12 @@ pub struct BandFile {
 impl BandFile {
     /// A single-band file in plain L1C/L2A counts (reflectance x 10000).
     pub fn counts(path: impl Into<String>) -> Self {
-        BandFile { path: path.into(), index: 1, add_offset: 0.0, quantification: 10000.0 }
+        BandFile {
+            path: path.into(),
+            index: 1,
+            add_offset: 0.0,
+            quantification: 10000.0,
+        }
     }
 }
 
@@ -78,14 +83,23 @@ impl Scene {
         if self.bands.is_empty() {
             return "none".into();
         }
-        self.bands.keys().map(|b| b.name()).collect::<Vec<_>>().join(" ")
+        self.bands
+            .keys()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 /// Opens a scene in any supported form, telling the form from what is on disk.
 pub fn open_scene(path: &Path) -> Result<Scene> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if meta.is_dir() {
         if safe::is_safe_folder(path) {
             return safe::open_safe_folder(path);

@@ -8,16 +8,24 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub fn open_multiband(path: &Path) -> Result<Scene> {
-    let ds = gdal::Dataset::open(path).map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))?;
+    let ds = gdal::Dataset::open(path)
+        .map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))?;
     let s = path.to_string_lossy().into_owned();
     let mut bands = BTreeMap::new();
     let mut scl = None;
     let mut unnamed = 0;
     for i in 1..=ds.raster_count() {
-        let rb = ds.rasterband(i).map_err(|e| Error::input(path, gdal_msg(&e)))?;
+        let rb = ds
+            .rasterband(i)
+            .map_err(|e| Error::input(path, gdal_msg(&e)))?;
         let desc = rb.description().unwrap_or_default();
         if desc.trim().eq_ignore_ascii_case("SCL") {
-            scl = Some(BandFile { path: s.clone(), index: i, add_offset: 0.0, quantification: 1.0 });
+            scl = Some(BandFile {
+                path: s.clone(),
+                index: i,
+                add_offset: 0.0,
+                quantification: 1.0,
+            });
             continue;
         }
         match Band::from_description(&desc) {
@@ -44,11 +52,21 @@ pub fn open_multiband(path: &Path) -> Result<Scene> {
             ),
         ));
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let date = ds
         .metadata_item("ACQUISITION_DATE", "")
         .or_else(|| ds.metadata_item("TIFFTAG_DATETIME", ""))
         .and_then(|d| dates::date_from_name(&d.replace([':', '-'], "")))
         .or_else(|| dates::date_from_name(&name));
-    Ok(Scene { source: path.to_path_buf(), form: SceneForm::MultiBandTiff, bands, scl, date, level: None })
+    Ok(Scene {
+        source: path.to_path_buf(),
+        form: SceneForm::MultiBandTiff,
+        bands,
+        scl,
+        date,
+        level: None,
+    })
 }

@@ -24,7 +24,11 @@ pub fn sample_label() -> PathBuf {
 
 /// Runs `dunewatch` with arguments.
 pub fn dunewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dunewatch")).args(args).env("GDAL_PAM_ENABLED", "NO").output().expect("run dunewatch")
+    Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+        .args(args)
+        .env("GDAL_PAM_ENABLED", "NO")
+        .output()
+        .expect("run dunewatch")
 }
 
 /// `detect` without the sites step (see `detect_with_sites`).
@@ -35,13 +39,26 @@ pub fn detect(before: &Path, after: &Path, out: &Path, extra: &[&str]) -> Output
 }
 
 pub fn detect_with_sites(before: &Path, after: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["detect", "--quiet", "--before", before.to_str().unwrap(), "--after", after.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "detect",
+        "--quiet",
+        "--before",
+        before.to_str().unwrap(),
+        "--after",
+        after.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     dunewatch(&args)
 }
 
 pub fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "dunewatch failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "dunewatch failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Whole first band as f64, with its (cols, rows).
@@ -59,7 +76,13 @@ pub fn band_file(dir: &Path, band: &str) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_str().unwrap().ends_with(&format!("_{band}.tif")))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with(&format!("_{band}.tif"))
+        })
         .unwrap_or_else(|| panic!("no {band} in {}", dir.display()))
 }
 

@@ -178,28 +178,29 @@ pub fn write_all(
     top.par_iter()
         .map(|s| {
             workers.with(
-            || {
-                Ok((
-                    SceneReader::new(&scenes.pair),
-                    gdal::Dataset::open(mask_path).map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
-                ))
-            },
-            |(reader, mask)| -> Result<Chip> {
-                let (c, bar, mpp) = make_chip(reader, mask, mask_path, ctx, scenes, s)?;
-                let name = format!("{}.png", s.id);
-                let texts = [
-                    (
-                        "Title",
-                        format!(
-                            "dunewatch site {} (rank {}, {})",
-                            s.id,
-                            s.rank,
-                            s.kind.name()
+                || {
+                    Ok((
+                        SceneReader::new(&scenes.pair),
+                        gdal::Dataset::open(mask_path)
+                            .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
+                    ))
+                },
+                |(reader, mask)| -> Result<Chip> {
+                    let (c, bar, mpp) = make_chip(reader, mask, mask_path, ctx, scenes, s)?;
+                    let name = format!("{}.png", s.id);
+                    let texts = [
+                        (
+                            "Title",
+                            format!(
+                                "dunewatch site {} (rank {}, {})",
+                                s.id,
+                                s.rank,
+                                s.kind.name()
+                            ),
                         ),
-                    ),
-                    (
-                        "Description",
-                        format!(
+                        (
+                            "Description",
+                            format!(
                             "before {} | after {} | change; centroid {:.6} E {:.6} N; score {:.3}",
                             ctx.scene.before_date.as_deref().unwrap_or("?"),
                             ctx.scene.after_date.as_deref().unwrap_or("?"),
@@ -207,27 +208,27 @@ pub fn write_all(
                             s.lat,
                             s.score
                         ),
-                    ),
-                    (
-                        "Scale",
-                        format!(
-                            "scale bar {}; {:.2} m per image pixel",
-                            format_metres(bar),
-                            mpp
                         ),
-                    ),
-                    ("Software", format!("dunewatch {}", crate::VERSION)),
-                ];
-                let png = c.write_png(&dir.join(&name), &texts)?;
-                Ok(Chip {
-                    id: s.id,
-                    rank: s.rank,
-                    file: format!("chips/{name}"),
-                    png,
-                    scale_bar_m: bar,
-                    metres_per_png_px: mpp,
-                })
-            },
+                        (
+                            "Scale",
+                            format!(
+                                "scale bar {}; {:.2} m per image pixel",
+                                format_metres(bar),
+                                mpp
+                            ),
+                        ),
+                        ("Software", format!("dunewatch {}", crate::VERSION)),
+                    ];
+                    let png = c.write_png(&dir.join(&name), &texts)?;
+                    Ok(Chip {
+                        id: s.id,
+                        rank: s.rank,
+                        file: format!("chips/{name}"),
+                        png,
+                        scale_bar_m: bar,
+                        metres_per_png_px: mpp,
+                    })
+                },
             )
         })
         .collect()
