@@ -35,7 +35,8 @@
 #
 # Every run is stopped at CAP seconds (default 1800) and reported as such.
 #
-# Environment: THREADS (default 2), PEERS=0 to skip the peers, PEER_MEM_GB, CAP.
+# Environment: THREADS (default 2), PEERS=0 to skip the peers, PEER_MEM_GB, CAP,
+# DETECT_ARGS (extra options for every dunewatch run, e.g. --no-sites).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -53,6 +54,7 @@ THREADS=${THREADS:-2}
 PEERS=${PEERS:-1}
 PEER_MEM_GB=${PEER_MEM_GB:-20}
 CAP=${CAP:-1800}
+DETECT_ARGS=${DETECT_ARGS:-}
 OUT="$DATA/runs"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
@@ -105,7 +107,8 @@ measure() {
 detect() { # name before after [extra args]
   local name=$1 b=$2 a=$3; shift 3
   rm -rf "$OUT/$name.out"
-  measure "$name" "$BIN" detect --before "$b" --after "$a" --out "$OUT/$name.out" --quiet "$@"
+  # shellcheck disable=SC2086
+  measure "$name" "$BIN" detect --before "$b" --after "$a" --out "$OUT/$name.out" --quiet $DETECT_ARGS "$@"
 }
 
 # The files dunewatch decodes for a pair, as it resolves them.
