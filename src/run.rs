@@ -1,7 +1,7 @@
 //! A whole `detect` job: read both scenes, align them, detect, and publish
 //! the outputs with run.json. The command line and batch runs call this.
 
-use crate::align::{self, AlignOptions, Grid, Source};
+use crate::align::{self, AlignOptions, Grid};
 use crate::detect::{self, DetectOptions, DetectSummary, OPTIONAL_BANDS, STAT_BANDS};
 use crate::error::{Error, Result};
 use crate::export::{raster::to_cog, Staging};
@@ -89,14 +89,7 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
             .bands
             .iter()
             .map(|(b, ab)| {
-                (
-                    *b,
-                    if matches!(ab.source, Source::Direct { .. }) {
-                        "direct"
-                    } else {
-                        "warped"
-                    },
-                )
+(*b, ab.source.kind())
             })
             .collect(),
     }
@@ -128,10 +121,19 @@ pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRec
 
     let t = Instant::now();
     progress.start("write COGs", 2);
-    to_cog(&work_score, &staging.path(SCORE_FILE), "AVERAGE", threads)?;
-    progress.advance(1);
-    to_cog(&work_mask, &staging.path(MASK_FILE), "NEAREST", threads)?;
-    progress.advance(1);
+    // The two conversions are independent; the score's is the long one.
+    let (score_cog, mask_cog) = (staging.path(SCORE_FILE), staging.path(MASK_FILE));
+    std::thread::scope(|s| -> Result<()> {
+        let mask = s.spawn(|| -> Result<()> {
+            to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
+            progress.advance(1);
+            Ok(())
+        });
+        to_cog(&work_score, &score_cog, "AVERAGE", threads)?;
+        progress.advance(1);
+        mask.join()
+            .map_err(|_| Error::output(&mask_cog, "the COG writer panicked"))?
+    })?;
     let _ = std::fs::remove_file(&work_score);
     let _ = std::fs::remove_file(&work_mask);
     timings.insert("write_cog", t.elapsed().as_secs_f64());

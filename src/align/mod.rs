@@ -1,11 +1,14 @@
 //! One grid for both dates. The output grid is the before scene's 10 m grid
 //! (or `--resolution`), cut to where both scenes (and the AOI) overlap.
-//! Bands already on that grid are read directly; everything else (20/60 m
-//! bands, an after scene from another MGRS tile or CRS) is read through a
-//! GDAL warped VRT, so nothing is ever resampled whole into memory.
+//! Bands already on that grid are read directly; bands on the same grid at
+//! a whole multiple of its pixel size (Sentinel-2's 20 and 60 m bands) are
+//! upsampled block by block in [`upsample`]; everything else (an after scene
+//! from another MGRS tile or CRS, `--resolution`) is read through a GDAL
+//! warped VRT. Nothing is ever resampled whole into memory.
 
 pub mod grid;
 pub mod reader;
+pub mod upsample;
 mod warp;
 
 pub use grid::{Grid, Window};
@@ -27,8 +30,35 @@ pub enum Source {
         x_off: usize,
         y_off: usize,
     },
+    /// The file is on the output grid's lattice at `factor` times its
+    /// pixel size: read natively and interpolated (see [`upsample`]).
+    Upsampled {
+        path: String,
+        index: usize,
+        /// Source pixel size over grid pixel size (2 for 20 m onto 10 m).
+        factor: usize,
+        /// Offset of the grid's origin from the source's, in grid pixels.
+        x_off: usize,
+        y_off: usize,
+        /// Source size in its own pixels.
+        src_w: usize,
+        src_h: usize,
+        /// Nearest neighbour (class codes) instead of bilinear.
+        nearest: bool,
+    },
     /// A warped VRT on exactly the output grid.
     Warped { vrt: String },
+}
+
+impl Source {
+    /// How the band reaches the grid, for run.json.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Direct { .. } => "direct",
+            Source::Upsampled { .. } => "upsampled",
+            Source::Warped { .. } => "warped",
+        }
+    }
 }
 
 /// One band on the output grid.
@@ -223,14 +253,27 @@ fn place_band(
         _ => None,
     };
     let src_grid = Grid::from_dataset(&ds, &file.path)?;
-    let source = match offset_on_grid(&src_grid, grid)? {
-        Some((x_off, y_off)) => Source::Direct {
+    let source = match (
+        offset_on_grid(&src_grid, grid)?,
+        upsampling_onto(&src_grid, grid)?,
+    ) {
+        (Some((x_off, y_off)), _) => Source::Direct {
             path: file.path.clone(),
             index: file.index,
             x_off,
             y_off,
         },
-        None => {
+        (None, Some((factor, x_off, y_off))) => Source::Upsampled {
+            path: file.path.clone(),
+            index: file.index,
+            factor,
+            x_off,
+            y_off,
+            src_w: src_grid.width,
+            src_h: src_grid.height,
+            nearest: categorical,
+        },
+        (None, None) => {
             let vrt = tmp.join(format!("band{n}.vrt"));
             warp::warp_to_vrt(file, &ds, grid, &vrt, categorical, nodata)?;
             Source::Warped {
@@ -246,20 +289,21 @@ fn place_band(
     })
 }
 
+fn same_crs(a: &Grid, b: &Grid) -> Result<bool> {
+    let mut s1 = a.srs()?;
+    let mut s2 = b.srs()?;
+    s1.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    s2.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    Ok(s1 == s2)
+}
+
 /// Whole-pixel offset of `grid` inside `src`, if `src` has the same CRS and
 /// pixel size and covers all of `grid`.
 fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
     let (sg, gg) = (&src.geotransform, &grid.geotransform);
     let same_px =
         (sg[1] - gg[1]).abs() <= 1e-9 * gg[1].abs() && (sg[5] - gg[5]).abs() <= 1e-9 * gg[5].abs();
-    if !same_px {
-        return Ok(None);
-    }
-    let mut s1 = src.srs()?;
-    let mut s2 = grid.srs()?;
-    s1.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    s2.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    if s1 != s2 {
+    if !same_px || !same_crs(src, grid)? {
         return Ok(None);
     }
     let fx = (gg[0] - sg[0]) / sg[1];
@@ -276,6 +320,38 @@ fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
         return Ok(None);
     }
     Ok(Some((x, y)))
+}
+
+/// `(factor, x_off, y_off)` when `src` is in the grid's CRS with pixels a
+/// whole `factor` (2 to 8) times the grid's, its edges on the grid's pixel
+/// edges, and it covers the grid: then upsampling is a fixed-weight
+/// interpolation that needs no warper.
+fn upsampling_onto(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize, usize)>> {
+    let (sg, gg) = (&src.geotransform, &grid.geotransform);
+    let kx = sg[1] / gg[1];
+    let ky = sg[5] / gg[5];
+    let k = kx.round();
+    if !(2.0..=8.0).contains(&k)
+        || (kx - k).abs() > 1e-6 * k
+        || (ky - k).abs() > 1e-6 * k
+        || !same_crs(src, grid)?
+    {
+        return Ok(None);
+    }
+    let fx = (gg[0] - sg[0]) / gg[1];
+    let fy = (gg[3] - sg[3]) / gg[5];
+    if (fx - fx.round()).abs() > 1e-3
+        || (fy - fy.round()).abs() > 1e-3
+        || fx.round() < 0.0
+        || fy.round() < 0.0
+    {
+        return Ok(None);
+    }
+    let (k, x, y) = (k as usize, fx.round() as usize, fy.round() as usize);
+    if x + grid.width > src.width * k || y + grid.height > src.height * k {
+        return Ok(None);
+    }
+    Ok(Some((k, x, y)))
 }
 
 /// Reads polygons from a vector file and returns them in the grid CRS, with

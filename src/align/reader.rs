@@ -1,7 +1,7 @@
 //! Block reads on the output grid. One reader per worker thread: GDAL
 //! datasets are not Sync, so each worker opens its own handles, lazily.
 
-use super::{AlignedBand, AlignedPair, Source, Window};
+use super::{upsample, AlignedBand, AlignedPair, Source, Window};
 use crate::error::{gdal_msg, Error, Result};
 use crate::read::Band;
 use std::collections::HashMap;
@@ -79,7 +79,52 @@ impl<'a> SceneReader<'a> {
                 y_off,
             } => (path, *index, win.x + x_off, win.y + y_off),
             Source::Warped { vrt } => (vrt, 1, win.x, win.y),
+            Source::Upsampled {
+                path,
+                index,
+                factor,
+                x_off,
+                y_off,
+                src_w,
+                src_h,
+                nearest,
+            } => {
+                let cols = upsample::taps(win.x + x_off, win.w, shape.0, *factor, *src_w, *nearest);
+                let rows = upsample::taps(win.y + y_off, win.h, shape.1, *factor, *src_h, *nearest);
+                let src = self.read(
+                    ab,
+                    path,
+                    *index,
+                    Window {
+                        x: cols.start,
+                        y: rows.start,
+                        w: cols.len,
+                        h: rows.len,
+                    },
+                    (cols.len, rows.len),
+                )?;
+                return Ok(upsample::interpolate(
+                    &src,
+                    &cols,
+                    &rows,
+                    ab.nodata as f32,
+                    ab.saturated.map(|s| s as f32),
+                ));
+            }
         };
+        self.read(ab, path, index, Window { x, y, ..win }, shape)
+    }
+
+    /// A window of a file's band, as f32, into `shape`.
+    fn read(
+        &mut self,
+        ab: &AlignedBand,
+        path: &str,
+        index: usize,
+        win: Window,
+        shape: (usize, usize),
+    ) -> Result<Vec<f32>> {
+        let (x, y) = (win.x, win.y);
         if !self.open.contains_key(path) {
             let ds = gdal::Dataset::open(path).map_err(|e| {
                 Error::input(
@@ -87,7 +132,7 @@ impl<'a> SceneReader<'a> {
                     format!("cannot open raster: {}", gdal_msg(&e)),
                 )
             })?;
-            self.open.insert(path.clone(), ds);
+            self.open.insert(path.to_string(), ds);
         }
         let ds = &self.open[path];
         let band = ds

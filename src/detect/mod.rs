@@ -1,9 +1,9 @@
 //! Change detection as a streamed, parallel block pipeline whose memory does
 //! not grow with the scene:
 //!
-//! 1. **sample**: a lattice sample of compared pixels over the whole scene,
-//!    read decimated in fixed strips (so it is the same whatever the block
-//!    size or thread count); IR-MAD and CVA statistics are fitted on it.
+//! 1. **sample**: a lattice sample of compared pixels in fixed windows spread
+//!    over the scene (so it is the same whatever the block size or thread
+//!    count); IR-MAD and CVA statistics are fitted on it.
 //! 2. **score**: blocks (plus a halo for spatial context) are read and scored
 //!    in parallel with rayon, one GDAL handle set per worker; one writer
 //!    thread owns the score raster and sums the score histogram.
@@ -160,41 +160,33 @@ pub fn detect(
     })
 }
 
-/// Pass 1: compared pixels on a lattice of step `d`. Lattice rows are read
-/// at full resolution and every d-th pixel kept: GDAL's decimated reads
+/// Pass 1: compared pixels on a lattice of step `d` (anchored at the grid
+/// origin) inside the sample windows (see [`sample::windows`]). Windows are
+/// read at full resolution and every d-th pixel kept: GDAL's decimated reads
 /// would pick overviews when the file has them, and the statistics would
-/// then depend on how the input was encoded. Rows are read in pieces
-/// `CHUNK` pixels wide, so a worker's tiles stay in GDAL's block cache
-/// until it has taken every lattice pixel they hold.
+/// then depend on how the input was encoded.
 fn collect_sample(
     pair: &AlignedPair,
     max_samples: usize,
     progress: &dyn Progress,
 ) -> Result<(Sample, usize)> {
-    const STRIP: usize = 16;
-    const CHUNK: usize = 1024;
     let g = &pair.grid;
-    let d = sample::decimation(g.width, g.height, max_samples);
-    let rows: Vec<usize> = (0..g.height).step_by(d).collect();
-    let pieces: Vec<(&[usize], usize)> = rows
-        .chunks(STRIP)
-        .flat_map(|strip| (0..g.width).step_by(CHUNK).map(move |x0| (strip, x0)))
-        .collect();
-    progress.start("statistics", pieces.len() as u64);
+    let windows = sample::windows(g.width, g.height);
+    let d = sample::decimation(windows.iter().map(|w| w.len()).sum(), max_samples);
+    progress.start("statistics", windows.len() as u64);
     let readers = PerThread::new();
-    let parts: Vec<Sample> = pieces
+    let parts: Vec<Sample> = windows
         .par_iter()
-        .map(|&(strip, x0)| {
+        .map(|&win| {
             readers.with(
                 || Ok(SceneReader::new(pair)),
                 |reader| -> Result<Sample> {
                     let mut s = Sample::new(STAT_BANDS.len());
-                    let w = CHUNK.min(g.width - x0);
-                    let first = x0.div_ceil(d) * d - x0;
-                    for &y in strip.iter() {
-                        let win = Window { x: x0, y, w, h: 1 };
-                        let px = pixels::read_pixels(reader, pair, win, (w, 1))?;
-                        for i in (first..px.len()).step_by(d) {
+                    let px = pixels::read_pixels(reader, pair, win, (win.w, win.h))?;
+                    let first = |o: usize| o.div_ceil(d) * d - o;
+                    for r in (first(win.y)..win.h).step_by(d) {
+                        for c in (first(win.x)..win.w).step_by(d) {
+                            let i = r * win.w + c;
                             if px.mask[i] == MaskReason::Valid {
                                 s.push(px.x(i), px.y(i));
                             }

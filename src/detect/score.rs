@@ -212,16 +212,18 @@ impl Model {
         let sm = SMOOTH;
         let mut out = Vec::with_capacity(block.len());
         for r in 0..block.h {
+            let rr = oy + r;
+            let rows = rr.saturating_sub(sm)..=(rr + sm).min(rh - 1);
             for c in 0..block.w {
-                let (rr, cc) = (oy + r, ox + c);
-                if raw[rr * rw + cc].is_none() {
+                let cc = ox + c;
+                if raw[rr * rw + cc].is_nan() {
                     out.push(None);
                     continue;
                 }
                 let (mut s, mut n) = (0.0f32, 0u32);
-                for dr in rr.saturating_sub(sm)..=(rr + sm).min(rh - 1) {
-                    for dc in cc.saturating_sub(sm)..=(cc + sm).min(rw - 1) {
-                        if let Some(v) = raw[dr * rw + dc] {
+                for dr in rows.clone() {
+                    for &v in &raw[dr * rw + cc.saturating_sub(sm)..=dr * rw + (cc + sm).min(rw - 1)] {
+                        if !v.is_nan() {
                             s += v;
                             n += 1;
                         }
@@ -233,74 +235,137 @@ impl Model {
         out
     }
 
-    /// Combined score of every compared pixel of a window before smoothing.
-    /// Change is measured against the best-matching pixel of the other date
-    /// within `SHIFT` pixels, in both directions, so that sub-pixel to
-    /// one-pixel misregistration between dates (common across MGRS tiles)
-    /// does not paint every edge as change.
-    fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<Option<f32>> {
+    /// Combined score of every compared pixel of a window before smoothing
+    /// (NaN where masked). Change is measured against the best-matching
+    /// pixel of the other date within `SHIFT` pixels, in both directions, so
+    /// that sub-pixel to one-pixel misregistration between dates (common
+    /// across MGRS tiles) does not paint every edge as change.
+    fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
         let n = px.len();
-        let p = px.x(0).len();
         let irmad = self.irmad.as_ref().expect("combined method fits IR-MAD");
+        let proj = Projections::new(irmad, &self.cva);
         // Canonical variates and standardised reflectance, once per pixel.
-        let mut u = vec![0.0f32; n * p];
-        let mut v = vec![0.0f32; n * p];
-        let mut xs = vec![0.0f32; n * p];
-        let mut ys = vec![0.0f32; n * p];
-        for i in 0..n {
-            if px.mask[i] != MaskReason::Valid {
-                continue;
-            }
-            let (x, y) = (px.x(i), px.y(i));
-            for j in 0..p {
-                let (mut uu, mut vv) = (0.0f64, 0.0f64);
-                for k in 0..p {
-                    uu += irmad.a.get(k, j) * (x[k] as f64 - irmad.mean_x[k]);
-                    vv += irmad.b.get(k, j) * (y[k] as f64 - irmad.mean_y[k]);
-                }
-                u[i * p + j] = (uu / irmad.sigma[j]) as f32;
-                v[i * p + j] = (vv / irmad.sigma[j]) as f32;
-                xs[i * p + j] = (x[j] as f64 / self.cva.scale[j]) as f32;
-                ys[i * p + j] = ((y[j] as f64 - self.cva.median[j]) / self.cva.scale[j]) as f32;
-            }
+        let zero = [0.0f32; P];
+        let (mut u, mut v, mut xs, mut ys) =
+            (vec![zero; n], vec![zero; n], vec![zero; n], vec![zero; n]);
+        let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
+        for i in (0..n).filter(|&i| valid[i]) {
+            let x: &[f32; P] = px.x(i).try_into().expect("six bands");
+            let y: &[f32; P] = px.y(i).try_into().expect("six bands");
+            u[i] = proj.u(x);
+            v[i] = proj.v(y);
+            xs[i] = proj.xs(x);
+            ys[i] = proj.ys(y);
         }
-        let d2 = |a: &[f32], i: usize, b: &[f32], j: usize| -> f64 {
+        let d2 = |a: &[f32; P], b: &[f32; P]| -> f32 {
             let mut s = 0.0f32;
-            for k in 0..p {
-                let d = a[i * p + k] - b[j * p + k];
+            for k in 0..P {
+                let d = a[k] - b[k];
                 s += d * d;
             }
-            s as f64
+            s
         };
         let sh = SHIFT;
-        let mut raw = vec![None; n];
+        let mut raw = vec![f32::NAN; n];
         for r in 0..rh {
+            let rows = r.saturating_sub(sh)..=(r + sh).min(rh - 1);
             for c in 0..rw {
                 let i = r * rw + c;
-                if px.mask[i] != MaskReason::Valid {
+                if !valid[i] {
                     continue;
                 }
                 let (mut ci_ab, mut ci_ba, mut cc_ab, mut cc_ba) =
-                    (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
-                for dr in r.saturating_sub(sh)..=(r + sh).min(rh - 1) {
-                    for dc in c.saturating_sub(sh)..=(c + sh).min(rw - 1) {
-                        let j = dr * rw + dc;
-                        if px.mask[j] != MaskReason::Valid {
+                    (f32::MAX, f32::MAX, f32::MAX, f32::MAX);
+                for dr in rows.clone() {
+                    for j in dr * rw + c.saturating_sub(sh)..=dr * rw + (c + sh).min(rw - 1) {
+                        if !valid[j] {
                             continue;
                         }
-                        ci_ab = ci_ab.min(d2(&u, j, &v, i));
-                        ci_ba = ci_ba.min(d2(&u, i, &v, j));
-                        cc_ab = cc_ab.min(d2(&xs, j, &ys, i));
-                        cc_ba = cc_ba.min(d2(&xs, i, &ys, j));
+                        ci_ab = ci_ab.min(d2(&u[j], &v[i]));
+                        ci_ba = ci_ba.min(d2(&u[i], &v[j]));
+                        cc_ab = cc_ab.min(d2(&xs[j], &ys[i]));
+                        cc_ba = cc_ba.min(d2(&xs[i], &ys[j]));
                     }
                 }
-                let ci = ci_ab.max(ci_ba) * self.irmad_calibration;
-                let cc = cc_ab.max(cc_ba) * self.cva_calibration;
-                let change = (chi2_cdf(ci, p) * chi2_cdf(cc, p)).sqrt() as f32;
-                raw[i] = Some(change * not_natural(&Indices::of(px.x(i)), &Indices::of(px.y(i))));
+                let ci = ci_ab.max(ci_ba) as f64 * self.irmad_calibration;
+                let cc = cc_ab.max(cc_ba) as f64 * self.cva_calibration;
+                let change = (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32;
+                raw[i] = change * not_natural(&Indices::of(px.x(i)), &Indices::of(px.y(i)));
             }
         }
         raw
+    }
+}
+
+/// Bands compared.
+const P: usize = super::STAT_BANDS.len();
+
+/// The fitted per-pixel transforms of the combined score in single
+/// precision: IR-MAD canonical variates scaled by the MAD standard
+/// deviations (so their squared difference is the chi-square statistic) and
+/// CVA's robust standardisation.
+struct Projections {
+    wx: [[f32; P]; P],
+    cx: [f32; P],
+    wy: [[f32; P]; P],
+    cy: [f32; P],
+    inv_scale: [f32; P],
+    median_y: [f32; P],
+}
+
+impl Projections {
+    fn new(m: &IrMad, cva: &Cva) -> Projections {
+        let mut p = Projections {
+            wx: [[0.0; P]; P],
+            cx: [0.0; P],
+            wy: [[0.0; P]; P],
+            cy: [0.0; P],
+            inv_scale: [0.0; P],
+            median_y: [0.0; P],
+        };
+        for j in 0..P {
+            let (mut ox, mut oy) = (0.0f64, 0.0f64);
+            for k in 0..P {
+                let a = m.a.get(k, j) / m.sigma[j];
+                let b = m.b.get(k, j) / m.sigma[j];
+                p.wx[j][k] = a as f32;
+                p.wy[j][k] = b as f32;
+                ox += a * m.mean_x[k];
+                oy += b * m.mean_y[k];
+            }
+            p.cx[j] = -ox as f32;
+            p.cy[j] = -oy as f32;
+            p.inv_scale[j] = (1.0 / cva.scale[j]) as f32;
+            p.median_y[j] = cva.median[j] as f32;
+        }
+        p
+    }
+
+    #[inline]
+    fn lin(w: &[[f32; P]; P], c: &[f32; P], x: &[f32; P]) -> [f32; P] {
+        std::array::from_fn(|j| {
+            let mut s = c[j];
+            for k in 0..P {
+                s += w[j][k] * x[k];
+            }
+            s
+        })
+    }
+    #[inline]
+    fn u(&self, x: &[f32; P]) -> [f32; P] {
+        Self::lin(&self.wx, &self.cx, x)
+    }
+    #[inline]
+    fn v(&self, y: &[f32; P]) -> [f32; P] {
+        Self::lin(&self.wy, &self.cy, y)
+    }
+    #[inline]
+    fn xs(&self, x: &[f32; P]) -> [f32; P] {
+        std::array::from_fn(|j| x[j] * self.inv_scale[j])
+    }
+    #[inline]
+    fn ys(&self, y: &[f32; P]) -> [f32; P] {
+        std::array::from_fn(|j| (y[j] - self.median_y[j]) * self.inv_scale[j])
     }
 }
 

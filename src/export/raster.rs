@@ -36,13 +36,24 @@ pub fn create_working<T: GdalType + Copy>(
 
 /// Copies a working raster to a COG: DEFLATE, 512 px tiles, overviews made
 /// with `resampling` (NEAREST for class masks, AVERAGE for scores).
+///
+/// Float rasters use DEFLATE's fastest level and no predictor: their
+/// mantissas barely compress (level 6 with the floating-point predictor
+/// saves about 5% of the size for twice the time), while byte masks compress
+/// tens of times with the default predictor and level.
 pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Result<()> {
     let err = |e: gdal::errors::GdalError| Error::output(dst, gdal_msg(&e));
     let ds = gdal::Dataset::open(src).map_err(|e| Error::output(src, gdal_msg(&e)))?;
+    let float = ds
+        .rasterband(1)
+        .map(|b| b.band_type() == gdal::raster::GdalDataType::Float32)
+        .unwrap_or(false);
     let drv = gdal::DriverManager::get_driver_by_name("COG").map_err(err)?;
+    let (predictor, level) = if float { ("NO", "1") } else { ("YES", "6") };
     let opts = RasterCreationOptions::from_iter([
         "COMPRESS=DEFLATE".to_string(),
-        "PREDICTOR=YES".to_string(),
+        format!("PREDICTOR={predictor}"),
+        format!("LEVEL={level}"),
         "BLOCKSIZE=512".to_string(),
         "BIGTIFF=IF_SAFER".to_string(),
         "OVERVIEWS=IGNORE_EXISTING".to_string(),
