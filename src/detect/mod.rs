@@ -4,9 +4,10 @@
 //! 1. **sample**: a lattice sample of compared pixels in fixed windows spread
 //!    over the scene (so it is the same whatever the block size or thread
 //!    count); IR-MAD and CVA statistics are fitted on it.
-//! 2. **score**: blocks (plus a halo for spatial context) are read and scored
-//!    in parallel with rayon, one GDAL handle set per worker; one writer
-//!    thread owns the score raster and sums the score histogram.
+//! 2. **score**: whole-width strips (plus a halo for spatial context) are
+//!    read by one thread per worker, each owning its GDAL handles and always
+//!    the same files, then scored in parallel column blocks with rayon; one
+//!    writer thread owns the score raster and sums the score histogram.
 //! 3. **threshold**: Otsu on that histogram (or `--threshold`), then the
 //!    mask is written from the score raster.
 
@@ -205,6 +206,9 @@ fn collect_sample(
     Ok((sample, d))
 }
 
+/// Output rows per strip of the score pass.
+pub const STRIP_ROWS: usize = 128;
+
 struct Scored {
     block: Window,
     scores: Vec<f32>,
@@ -212,7 +216,22 @@ struct Scored {
     reasons: [u64; REASONS.len()],
 }
 
-/// Pass 2: parallel block scoring; this thread's helper owns the output.
+/// One item of one strip, from a reader thread.
+type Delivery = (usize, usize, Result<Vec<f32>>);
+
+/// Pass 2: the scene in whole-width strips of [`STRIP_ROWS`] rows, top to
+/// bottom, each read with a halo of [`score::HALO`] rows.
+///
+/// Reading: one thread per worker, each owning its GDAL handles and always
+/// the same rasters (item `i` goes to thread `i % n`), so the file tiles a
+/// strip decodes stay in that handle's block cache for the next strips and
+/// every tile is decoded about once; the threads decode different files in
+/// parallel and run at most a strip ahead (the channel is bounded).
+/// Reading blocks with their halos instead decodes every tile on a block
+/// border again for each neighbour, three to four times in all.
+///
+/// Scoring: rayon over `block_size`-wide column blocks of the strip (plus a
+/// column halo); one writer thread owns the score raster.
 fn score_pass(
     pair: &AlignedPair,
     model: &Model,
@@ -222,9 +241,20 @@ fn score_pass(
 ) -> Result<(Histogram, [u64; REASONS.len()])> {
     let g = &pair.grid;
     let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
-    let blocks = g.blocks(block_size);
-    progress.start("score", blocks.len() as u64);
+    let strips: Vec<Window> = (0..g.height)
+        .step_by(STRIP_ROWS)
+        .map(|y| Window {
+            x: 0,
+            y,
+            w: g.width,
+            h: STRIP_ROWS.min(g.height - y),
+        })
+        .collect();
+    progress.start("score", strips.len() as u64);
+    let items = pixels::items(pair);
+    let n_readers = rayon::current_num_threads().clamp(1, items.len());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
+    let (item_tx, item_rx) = std::sync::mpsc::sync_channel::<Delivery>(items.len());
 
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(Histogram, [u64; REASONS.len()])> {
@@ -252,51 +282,117 @@ fn score_pass(
             Ok((hist, reasons))
         });
 
-        let readers = PerThread::new();
-        let work = blocks.par_iter().try_for_each(|&block| {
-            readers.with(
-                || Ok((SceneReader::new(pair), tx.clone())),
-                |(reader, tx)| -> Result<()> {
-                    let read = expand(block, score::HALO, g.width, g.height);
-                    let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
-                    let scored = model.score_block(&px, read, block);
-                    let mut hist = Histogram::default();
-                    let mut reasons = [0u64; REASONS.len()];
-                    let (ox, oy) = (block.x - read.x, block.y - read.y);
-                    for r in 0..block.h {
-                        for c in 0..block.w {
-                            reasons[px.mask[(oy + r) * read.w + ox + c] as usize] += 1;
+        for t in 0..n_readers {
+            let (item_tx, items, strips) = (item_tx.clone(), &items, &strips);
+            scope.spawn(move || {
+                let mut reader = SceneReader::new(pair);
+                for (k, strip) in strips.iter().enumerate() {
+                    let read = expand(*strip, score::HALO, g.width, g.height);
+                    for i in (t..items.len()).step_by(n_readers) {
+                        let v =
+                            pixels::read_item(&mut reader, pair, items[i], read, (read.w, read.h));
+                        let failed = v.is_err();
+                        // A closed channel means the pass has stopped.
+                        if item_tx.send((k, i, v)).is_err() || failed {
+                            return;
                         }
                     }
-                    let scores = scored
-                        .into_iter()
-                        .map(|s| match s {
-                            Some(v) => {
-                                hist.add(v);
-                                v
-                            }
-                            None => SCORE_NODATA,
-                        })
-                        .collect();
-                    progress.advance(1);
-                    tx.send(Scored {
-                        block,
-                        scores,
-                        hist,
-                        reasons,
-                    })
-                    .map_err(|_| Error::output(score_path, "the score writer stopped"))
-                },
-            )
-        });
-        // The per-thread senders must go before the writer can see the end.
-        drop(readers);
+                }
+            });
+        }
+        drop(item_tx);
+
+        let scored = (|| -> Result<()> {
+            let mut pending: BTreeMap<usize, Vec<Option<Vec<f32>>>> = BTreeMap::new();
+            for (k, strip) in strips.iter().enumerate() {
+                let read = expand(*strip, score::HALO, g.width, g.height);
+                // Items of the next strip may come before this one is complete.
+                while pending
+                    .get(&k)
+                    .is_none_or(|v| v.iter().any(Option::is_none))
+                {
+                    let (kk, i, v) = item_rx
+                        .recv()
+                        .map_err(|_| Error::invalid("a reader thread stopped"))?;
+                    pending.entry(kk).or_insert_with(|| vec![None; items.len()])[i] = Some(v?);
+                }
+                let data = pending
+                    .remove(&k)
+                    .expect("complete")
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let px = pixels::assemble(&items, data, (read.w, read.h));
+                score_strip(&px, read, *strip, model, block_size, &tx, score_path)?;
+                progress.advance(1);
+            }
+            Ok(())
+        })();
+        // Unblocks and stops the readers on error; ends the writer's input.
+        drop(item_rx);
         drop(tx);
         let written = writer
             .join()
             .map_err(|_| Error::output(score_path, "the score writer panicked"))?;
-        work?;
+        scored?;
         written
+    })
+}
+
+/// Scores one strip (`px` read over `read`) in parallel column blocks and
+/// hands them to the writer.
+fn score_strip(
+    px: &pixels::Pixels,
+    read: Window,
+    strip: Window,
+    model: &Model,
+    block_size: usize,
+    tx: &std::sync::mpsc::SyncSender<Scored>,
+    score_path: &Path,
+) -> Result<()> {
+    let blocks: Vec<Window> = (0..strip.w)
+        .step_by(block_size)
+        .map(|x| Window {
+            x,
+            w: block_size.min(strip.w - x),
+            ..strip
+        })
+        .collect();
+    blocks.par_iter().try_for_each(|&block| {
+        let c0 = block.x.saturating_sub(score::HALO);
+        let c1 = (block.x + block.w + score::HALO).min(read.w);
+        let sub = px.columns(c0, c1);
+        let sub_read = Window {
+            x: c0,
+            w: c1 - c0,
+            ..read
+        };
+        let scored = model.score_block(&sub, sub_read, block);
+        let mut hist = Histogram::default();
+        let mut reasons = [0u64; REASONS.len()];
+        let (ox, oy) = (block.x - sub_read.x, block.y - sub_read.y);
+        for r in 0..block.h {
+            for c in 0..block.w {
+                reasons[sub.mask[(oy + r) * sub_read.w + ox + c] as usize] += 1;
+            }
+        }
+        let scores = scored
+            .into_iter()
+            .map(|s| match s {
+                Some(v) => {
+                    hist.add(v);
+                    v
+                }
+                None => SCORE_NODATA,
+            })
+            .collect();
+        tx.send(Scored {
+            block,
+            scores,
+            hist,
+            reasons,
+        })
+        .map_err(|_| Error::output(score_path, "the score writer stopped"))
     })
 }
 

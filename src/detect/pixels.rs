@@ -34,21 +34,54 @@ impl Pixels {
     }
 }
 
-fn read_date(
+/// One raster a window read needs, in the order [`items`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// Reflectance of a statistics band.
+    Reflectance(Date, Band),
+    /// B10 for the L1C cloud test (scenes without a scene classification).
+    Cirrus(Date),
+    /// The L2A scene classification.
+    Scl(Date),
+    /// The area-of-interest raster.
+    Aoi,
+}
+
+/// The rasters a window of `pair` is made from.
+pub fn items(pair: &AlignedPair) -> Vec<Item> {
+    let mut v = Vec::new();
+    for (date, scene) in [(Date::Before, &pair.before), (Date::After, &pair.after)] {
+        v.extend(STAT_BANDS.iter().map(|b| Item::Reflectance(date, *b)));
+        if scene.scl.is_some() {
+            v.push(Item::Scl(date));
+        } else if scene.bands.contains_key(&Band::B10) {
+            v.push(Item::Cirrus(date));
+        }
+    }
+    if pair.aoi.is_some() {
+        v.push(Item::Aoi);
+    }
+    v
+}
+
+/// Reads one item over `win` into `shape`.
+pub fn read_item(
     reader: &mut SceneReader,
-    date: Date,
+    pair: &AlignedPair,
+    item: Item,
     win: Window,
     shape: (usize, usize),
 ) -> Result<Vec<f32>> {
-    let n = shape.0 * shape.1;
-    let mut out = vec![0.0f32; n * P];
-    for (k, b) in STAT_BANDS.iter().enumerate() {
-        let v = reader.reflectance(date, *b, win, shape)?;
-        for (i, r) in v.into_iter().enumerate() {
-            out[i * P + k] = r;
-        }
+    let scene = |d: Date| match d {
+        Date::Before => &pair.before,
+        Date::After => &pair.after,
+    };
+    match item {
+        Item::Reflectance(d, b) => reader.reflectance(d, b, win, shape),
+        Item::Cirrus(d) => reader.reflectance(d, Band::B10, win, shape),
+        Item::Scl(d) => reader.raw(scene(d).scl.as_ref().expect("listed"), win, shape),
+        Item::Aoi => reader.raw(pair.aoi.as_ref().expect("listed"), win, shape),
     }
-    Ok(out)
 }
 
 /// Reads both dates over `win` into `shape` and works out the mask.
@@ -58,33 +91,51 @@ pub fn read_pixels(
     win: Window,
     shape: (usize, usize),
 ) -> Result<Pixels> {
-    let n = shape.0 * shape.1;
-    let before = read_date(reader, Date::Before, win, shape)?;
-    let after = read_date(reader, Date::After, win, shape)?;
-    let mut mask = vec![MaskReason::Valid; n];
+    let items = items(pair);
+    let data = items
+        .iter()
+        .map(|it| read_item(reader, pair, *it, win, shape))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(assemble(&items, data, shape))
+}
 
-    if let Some(aoi) = &pair.aoi {
-        let v = reader.raw(aoi, win, shape)?;
-        for (m, a) in mask.iter_mut().zip(v) {
-            if a != 1.0 {
-                *m = MaskReason::OutsideAoi;
+/// Pixels from the items' rasters (`data[i]` is `items[i]` over the window).
+pub fn assemble(items: &[Item], data: Vec<Vec<f32>>, shape: (usize, usize)) -> Pixels {
+    let n = shape.0 * shape.1;
+    let mut before = vec![0.0f32; n * P];
+    let mut after = vec![0.0f32; n * P];
+    let mut mask = vec![MaskReason::Valid; n];
+    let (mut cirrus, mut scl) = ([None, None], [None, None]);
+    let slot = |d: Date| (d == Date::After) as usize;
+    for (item, v) in items.iter().zip(data) {
+        match *item {
+            Item::Reflectance(d, b) => {
+                let k = STAT_BANDS
+                    .iter()
+                    .position(|s| *s == b)
+                    .expect("a statistics band");
+                let out = if d == Date::Before {
+                    &mut before
+                } else {
+                    &mut after
+                };
+                for (i, r) in v.into_iter().enumerate() {
+                    out[i * P + k] = r;
+                }
+            }
+            Item::Cirrus(d) => cirrus[slot(d)] = Some(v),
+            Item::Scl(d) => scl[slot(d)] = Some(v),
+            Item::Aoi => {
+                for (m, a) in mask.iter_mut().zip(v) {
+                    if a != 1.0 {
+                        *m = MaskReason::OutsideAoi;
+                    }
+                }
             }
         }
     }
-    for (date, refl, scene) in [
-        (Date::Before, &before, &pair.before),
-        (Date::After, &after, &pair.after),
-    ] {
-        let cirrus = match scene.bands.get(&Band::B10) {
-            Some(_) if scene.scl.is_none() => {
-                Some(reader.reflectance(date, Band::B10, win, shape)?)
-            }
-            _ => None,
-        };
-        let scl = match &scene.scl {
-            Some(ab) => Some(reader.raw(ab, win, shape)?),
-            None => None,
-        };
+    for (s, refl) in [(0, &before), (1, &after)] {
+        let (cirrus, scl) = (&cirrus[s], &scl[s]);
         for i in 0..n {
             if mask[i] != MaskReason::Valid
                 && mask[i] != MaskReason::Cloud
@@ -97,7 +148,7 @@ pub fn read_pixels(
                 MaskReason::NoData
             } else if r.iter().any(|v| v.is_infinite()) {
                 MaskReason::Saturated
-            } else if let Some(s) = &scl {
+            } else if let Some(s) = scl {
                 scl_reason(s[i])
             } else if looks_cloudy(r, cirrus.as_ref().map(|c| c[i]).filter(|c| c.is_finite())) {
                 MaskReason::Cloud
@@ -112,10 +163,31 @@ pub fn read_pixels(
             }
         }
     }
-    Ok(Pixels {
+    Pixels {
         shape,
         before,
         after,
         mask,
-    })
+    }
+}
+
+impl Pixels {
+    /// Columns `c0..c1` of every row, as pixels of their own.
+    pub fn columns(&self, c0: usize, c1: usize) -> Pixels {
+        let (w, h) = self.shape;
+        let cw = c1 - c0;
+        let mut p = Pixels {
+            shape: (cw, h),
+            before: Vec::with_capacity(cw * h * P),
+            after: Vec::with_capacity(cw * h * P),
+            mask: Vec::with_capacity(cw * h),
+        };
+        for r in 0..h {
+            let (a, b) = (r * w + c0, r * w + c1);
+            p.before.extend_from_slice(&self.before[a * P..b * P]);
+            p.after.extend_from_slice(&self.after[a * P..b * P]);
+            p.mask.extend_from_slice(&self.mask[a..b]);
+        }
+        p
+    }
 }
