@@ -69,7 +69,9 @@ pub const RUN_FILE: &str = "run.json";
 pub fn configure_gdal() {
     let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "256");
+        // Enough for a row of 1024 px tiles of every band a full tile's
+        // strips read, so each tile is decoded once.
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "384");
     }
 }
 

@@ -87,6 +87,35 @@ impl<'a> SceneReader<'a> {
                 y_off,
                 src_w,
                 src_h,
+                ..
+            } if shape != (win.w, win.h) => {
+                // Decimated reads (overviews, samples) take the nearest
+                // source pixel; interpolating would read every source pixel
+                // the window spans.
+                let (k, (x0, y0)) = (*factor, (win.x + x_off, win.y + y_off));
+                let x1 = ((x0 + win.w).div_ceil(k)).min(*src_w);
+                let y1 = ((y0 + win.h).div_ceil(k)).min(*src_h);
+                let src = Window {
+                    x: (x0 / k).min(x1 - 1),
+                    y: (y0 / k).min(y1 - 1),
+                    w: 0,
+                    h: 0,
+                };
+                let src = Window {
+                    w: x1 - src.x,
+                    h: y1 - src.y,
+                    ..src
+                };
+                return self.read(ab, path, *index, src, shape);
+            }
+            Source::Upsampled {
+                path,
+                index,
+                factor,
+                x_off,
+                y_off,
+                src_w,
+                src_h,
                 nearest,
             } => {
                 let cols = upsample::taps(win.x + x_off, win.w, shape.0, *factor, *src_w, *nearest);

@@ -609,10 +609,10 @@ fn describe(
 }
 
 /// Rows of the run grid a strip of [`describe_all`] adds.
-const STRIP_ROWS: usize = 256;
+const STRIP_ROWS: usize = 128;
 /// Rows kept below a strip, so sites starting in it up to this tall are read
 /// from memory.
-const STRIP_MARGIN: usize = 256;
+const STRIP_MARGIN: usize = 128;
 
 /// Describes every site. Sites are taken strip by strip from the top: the
 /// rasters' rows are read once, whole-width, into a rolling buffer of
@@ -827,57 +827,70 @@ fn read_strip_items<'a>(
         Float(Vec<f32>),
     }
     let n = 2 + 2 * STAT_BANDS.len();
-    let got: Vec<Got> = (0..n)
-        .into_par_iter()
-        .map(|item| {
-            workers.with(
-                || open_worker(scenes, run, labels),
-                |w| -> Result<Got> {
-                    Ok(match item {
-                        0 => {
-                            let lb = w
-                                .labels
+    let read_item = |item: usize| -> Result<Got> {
+        workers.with(
+            || open_worker(scenes, run, labels),
+            |w| -> Result<Got> {
+                Ok(match item {
+                    0 => {
+                        let lb = w
+                            .labels
+                            .rasterband(1)
+                            .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+                        Got::Labels(
+                            window_read::read_band::<u32>(&lb, win, shape)
+                                .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
+                        )
+                    }
+                    1 => match (&w.score, &run.score) {
+                        (Some(ds), Some(path)) => {
+                            let sb = ds
                                 .rasterband(1)
-                                .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
-                            Got::Labels(
-                                window_read::read_band::<u32>(&lb, win, shape)
-                                    .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
+                                .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+                            Got::Float(
+                                window_read::read_band::<f32>(&sb, win, shape)
+                                    .map_err(|e| Error::input(path, gdal_msg(&e)))?,
                             )
                         }
-                        1 => match (&w.score, &run.score) {
-                            (Some(ds), Some(path)) => {
-                                let sb = ds
-                                    .rasterband(1)
-                                    .map_err(|e| Error::input(path, gdal_msg(&e)))?;
-                                Got::Float(
-                                    window_read::read_band::<f32>(&sb, win, shape)
-                                        .map_err(|e| Error::input(path, gdal_msg(&e)))?,
-                                )
-                            }
-                            _ => Got::Float(Vec::new()),
-                        },
-                        i => {
-                            let k = (i - 2) % STAT_BANDS.len();
-                            let date = if i - 2 < STAT_BANDS.len() {
-                                Date::Before
-                            } else {
-                                Date::After
-                            };
-                            let mut v = scenes::read_bands(
-                                &mut w.reader,
-                                scenes,
-                                date,
-                                &STAT_BANDS[k..k + 1],
-                                win,
-                                shape,
-                            )?;
-                            Got::Float(v.pop().unwrap_or_default())
-                        }
-                    })
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+                        _ => Got::Float(Vec::new()),
+                    },
+                    i => {
+                        let k = (i - 2) % STAT_BANDS.len();
+                        let date = if i - 2 < STAT_BANDS.len() {
+                            Date::Before
+                        } else {
+                            Date::After
+                        };
+                        let mut v = scenes::read_bands(
+                            &mut w.reader,
+                            scenes,
+                            date,
+                            &STAT_BANDS[k..k + 1],
+                            win,
+                            shape,
+                        )?;
+                        Got::Float(v.pop().unwrap_or_default())
+                    }
+                })
+            },
+        )
+    };
+    // Each thread always reads the same rasters, through its own handles,
+    // so the tiles it decoded for one strip are still cached for the next.
+    let mut got: Vec<(usize, Result<Got>)> = rayon::broadcast(|ctx| {
+        (ctx.index()..n)
+            .step_by(ctx.num_threads())
+            .map(|i| (i, read_item(i)))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    got.sort_by_key(|g| g.0);
+    let got = got
+        .into_iter()
+        .map(|g| g.1)
+        .collect::<Result<Vec<Got>>>()?;
     let mut it = got.into_iter();
     let labels = match it.next() {
         Some(Got::Labels(v)) => v,
