@@ -25,6 +25,7 @@ enum Command {
 }
 
 fn main() {
+    dunewatch::run::tune_allocator();
     let cli = Cli::parse();
     // GDAL's own messages would print before ours; its errors reach us as
     // return values and are reported once, in one line, naming the file.

@@ -254,7 +254,12 @@ fn score_pass(
     let items = pixels::items(pair);
     let n_readers = rayon::current_num_threads().clamp(1, items.len());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
-    let (item_tx, item_rx) = std::sync::mpsc::sync_channel::<Delivery>(items.len());
+    // One channel per reader, holding at most one strip of its items, so no
+    // reader runs more than a strip ahead of the slowest.
+    let mine = |t: usize| (t..items.len()).step_by(n_readers);
+    let (item_txs, item_rxs): (Vec<_>, Vec<_>) = (0..n_readers)
+        .map(|t| std::sync::mpsc::sync_channel::<Delivery>(mine(t).count()))
+        .unzip();
 
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(Histogram, [u64; REASONS.len()])> {
@@ -282,13 +287,13 @@ fn score_pass(
             Ok((hist, reasons))
         });
 
-        for t in 0..n_readers {
-            let (item_tx, items, strips) = (item_tx.clone(), &items, &strips);
+        for (t, item_tx) in item_txs.into_iter().enumerate() {
+            let (items, strips) = (&items, &strips);
             scope.spawn(move || {
                 let mut reader = SceneReader::new(pair);
                 for (k, strip) in strips.iter().enumerate() {
                     let read = expand(*strip, score::HALO, g.width, g.height);
-                    for i in (t..items.len()).step_by(n_readers) {
+                    for i in mine(t) {
                         let v =
                             pixels::read_item(&mut reader, pair, items[i], read, (read.w, read.h));
                         let failed = v.is_err();
@@ -300,28 +305,19 @@ fn score_pass(
                 }
             });
         }
-        drop(item_tx);
-
         let scored = (|| -> Result<()> {
-            let mut pending: BTreeMap<usize, Vec<Option<Vec<f32>>>> = BTreeMap::new();
             for (k, strip) in strips.iter().enumerate() {
                 let read = expand(*strip, score::HALO, g.width, g.height);
-                // Items of the next strip may come before this one is complete.
-                while pending
-                    .get(&k)
-                    .is_none_or(|v| v.iter().any(Option::is_none))
-                {
-                    let (kk, i, v) = item_rx
-                        .recv()
-                        .map_err(|_| Error::invalid("a reader thread stopped"))?;
-                    pending.entry(kk).or_insert_with(|| vec![None; items.len()])[i] = Some(v?);
+                let mut data = vec![Vec::new(); items.len()];
+                for (t, rx) in item_rxs.iter().enumerate() {
+                    for _ in mine(t) {
+                        let (kk, i, v) = rx
+                            .recv()
+                            .map_err(|_| Error::invalid("a reader thread stopped"))?;
+                        debug_assert_eq!(kk, k);
+                        data[i] = v?;
+                    }
                 }
-                let data = pending
-                    .remove(&k)
-                    .expect("complete")
-                    .into_iter()
-                    .flatten()
-                    .collect();
                 let px = pixels::assemble(&items, data, (read.w, read.h));
                 score_strip(&px, read, *strip, model, block_size, &tx, score_path)?;
                 progress.advance(1);
@@ -329,7 +325,7 @@ fn score_pass(
             Ok(())
         })();
         // Unblocks and stops the readers on error; ends the writer's input.
-        drop(item_rx);
+        drop(item_rxs);
         drop(tx);
         let written = writer
             .join()

@@ -887,10 +887,7 @@ fn read_strip_items<'a>(
     .flatten()
     .collect();
     got.sort_by_key(|g| g.0);
-    let got = got
-        .into_iter()
-        .map(|g| g.1)
-        .collect::<Result<Vec<Got>>>()?;
+    let got = got.into_iter().map(|g| g.1).collect::<Result<Vec<Got>>>()?;
     let mut it = got.into_iter();
     let labels = match it.next() {
         Some(Got::Labels(v)) => v,
