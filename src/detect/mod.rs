@@ -318,8 +318,9 @@ fn score_pass(
                         data[i] = v?;
                     }
                 }
-                let px = pixels::assemble(&items, data, (read.w, read.h));
-                score_strip(&px, read, *strip, model, block_size, &tx, score_path)?;
+                score_strip(
+                    &items, &data, read, *strip, model, block_size, &tx, score_path,
+                )?;
                 progress.advance(1);
             }
             Ok(())
@@ -335,10 +336,13 @@ fn score_pass(
     })
 }
 
-/// Scores one strip (`px` read over `read`) in parallel column blocks and
-/// hands them to the writer.
+/// Scores one strip (`data[i]` is item `i` read over `read`) in parallel
+/// column blocks and hands them to the writer. Each block makes its own
+/// pixels from its columns (plus halo), so nothing runs serially.
+#[allow(clippy::too_many_arguments)]
 fn score_strip(
-    px: &pixels::Pixels,
+    items: &[pixels::Item],
+    data: &[Vec<f32>],
     read: Window,
     strip: Window,
     model: &Model,
@@ -357,7 +361,16 @@ fn score_strip(
     blocks.par_iter().try_for_each(|&block| {
         let c0 = block.x.saturating_sub(score::HALO);
         let c1 = (block.x + block.w + score::HALO).min(read.w);
-        let sub = px.columns(c0, c1);
+        let cols: Vec<Vec<f32>> = data
+            .iter()
+            .map(|v| {
+                v.chunks_exact(read.w)
+                    .flat_map(|row| &row[c0..c1])
+                    .copied()
+                    .collect()
+            })
+            .collect();
+        let sub = pixels::assemble(items, cols, (c1 - c0, read.h));
         let sub_read = Window {
             x: c0,
             w: c1 - c0,

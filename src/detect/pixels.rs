@@ -170,24 +170,3 @@ pub fn assemble(items: &[Item], data: Vec<Vec<f32>>, shape: (usize, usize)) -> P
         mask,
     }
 }
-
-impl Pixels {
-    /// Columns `c0..c1` of every row, as pixels of their own.
-    pub fn columns(&self, c0: usize, c1: usize) -> Pixels {
-        let (w, h) = self.shape;
-        let cw = c1 - c0;
-        let mut p = Pixels {
-            shape: (cw, h),
-            before: Vec::with_capacity(cw * h * P),
-            after: Vec::with_capacity(cw * h * P),
-            mask: Vec::with_capacity(cw * h),
-        };
-        for r in 0..h {
-            let (a, b) = (r * w + c0, r * w + c1);
-            p.before.extend_from_slice(&self.before[a * P..b * P]);
-            p.after.extend_from_slice(&self.after[a * P..b * P]);
-            p.mask.extend_from_slice(&self.mask[a..b]);
-        }
-        p
-    }
-}

@@ -246,56 +246,83 @@ impl Model {
         let n = px.len();
         let irmad = self.irmad.as_ref().expect("combined method fits IR-MAD");
         let proj = Projections::new(irmad, &self.cva);
-        // Canonical variates and standardised reflectance, once per pixel.
-        let zero = [0.0f32; P];
-        let (mut u, mut v, mut xs, mut ys) =
-            (vec![zero; n], vec![zero; n], vec![zero; n], vec![zero; n]);
+        // Canonical variates (u before, v after) and standardised reflectance
+        // (xs, ys), one plane per band, on a grid padded by SHIFT pixels.
+        // Masked and padding pixels hold FAR, so any distance to them is
+        // huge and never the minimum: the neighbourhood loops need no
+        // branches and vectorise.
+        const FAR: f32 = 1e15;
+        let sh = SHIFT;
+        let (pw, ph) = (rw + 2 * sh, rh + 2 * sh);
+        let plane = || vec![FAR; pw * ph];
+        let mut u: [Vec<f32>; P] = std::array::from_fn(|_| plane());
+        let mut v: [Vec<f32>; P] = std::array::from_fn(|_| plane());
+        let mut xs: [Vec<f32>; P] = std::array::from_fn(|_| plane());
+        let mut ys: [Vec<f32>; P] = std::array::from_fn(|_| plane());
         let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
         for i in (0..n).filter(|&i| valid[i]) {
             let x: &[f32; P] = px.x(i).try_into().expect("six bands");
             let y: &[f32; P] = px.y(i).try_into().expect("six bands");
-            u[i] = proj.u(x);
-            v[i] = proj.v(y);
-            xs[i] = proj.xs(x);
-            ys[i] = proj.ys(y);
-        }
-        let d2 = |a: &[f32; P], b: &[f32; P]| -> f32 {
-            let mut s = 0.0f32;
+            let at = (i / rw + sh) * pw + i % rw + sh;
+            let (pu, pv, pxs, pys) = (proj.u(x), proj.v(y), proj.xs(x), proj.ys(y));
             for k in 0..P {
-                let d = a[k] - b[k];
-                s += d * d;
+                u[k][at] = pu[k];
+                v[k][at] = pv[k];
+                xs[k][at] = pxs[k];
+                ys[k][at] = pys[k];
             }
-            s
-        };
-        let sh = SHIFT;
+        }
         let mut raw = vec![f32::NAN; n];
+        let mut mins = [
+            vec![0.0f32; rw],
+            vec![0.0f32; rw],
+            vec![0.0f32; rw],
+            vec![0.0f32; rw],
+        ];
         for r in 0..rh {
-            let rows = r.saturating_sub(sh)..=(r + sh).min(rh - 1);
+            for m in mins.iter_mut() {
+                m.fill(f32::MAX);
+            }
+            let centre = (r + sh) * pw + sh;
+            for dr in 0..=2 * sh {
+                for dc in 0..=2 * sh {
+                    let other = (r + dr) * pw + dc;
+                    let [ci_ab, ci_ba, cc_ab, cc_ba] = &mut mins;
+                    min_d2(&u, &v, other, centre, rw, ci_ab);
+                    min_d2(&u, &v, centre, other, rw, ci_ba);
+                    min_d2(&xs, &ys, other, centre, rw, cc_ab);
+                    min_d2(&xs, &ys, centre, other, rw, cc_ba);
+                }
+            }
             for c in 0..rw {
                 let i = r * rw + c;
                 if !valid[i] {
                     continue;
                 }
-                let (mut ci_ab, mut ci_ba, mut cc_ab, mut cc_ba) =
-                    (f32::MAX, f32::MAX, f32::MAX, f32::MAX);
-                for dr in rows.clone() {
-                    for j in dr * rw + c.saturating_sub(sh)..=dr * rw + (c + sh).min(rw - 1) {
-                        if !valid[j] {
-                            continue;
-                        }
-                        ci_ab = ci_ab.min(d2(&u[j], &v[i]));
-                        ci_ba = ci_ba.min(d2(&u[i], &v[j]));
-                        cc_ab = cc_ab.min(d2(&xs[j], &ys[i]));
-                        cc_ba = cc_ba.min(d2(&xs[i], &ys[j]));
-                    }
-                }
-                let ci = ci_ab.max(ci_ba) as f64 * self.irmad_calibration;
-                let cc = cc_ab.max(cc_ba) as f64 * self.cva_calibration;
+                let ci = mins[0][c].max(mins[1][c]) as f64 * self.irmad_calibration;
+                let cc = mins[2][c].max(mins[3][c]) as f64 * self.cva_calibration;
                 let change = (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32;
                 raw[i] = change * not_natural(&Indices::of(px.x(i)), &Indices::of(px.y(i)));
             }
         }
         raw
+    }
+}
+
+/// `out[c] = min(out[c], |a[.][ia + c] - b[.][ib + c]|^2)` for a row of `len`
+/// pixels: one neighbour offset of the misregistration-tolerant match.
+#[inline]
+fn min_d2(a: &[Vec<f32>; P], b: &[Vec<f32>; P], ia: usize, ib: usize, len: usize, out: &mut [f32]) {
+    let a: [&[f32]; P] = std::array::from_fn(|k| &a[k][ia..ia + len]);
+    let b: [&[f32]; P] = std::array::from_fn(|k| &b[k][ib..ib + len]);
+    let out = &mut out[..len];
+    for c in 0..len {
+        let mut s = 0.0f32;
+        for k in 0..P {
+            let d = a[k][c] - b[k][c];
+            s += d * d;
+        }
+        out[c] = out[c].min(s);
     }
 }
 

@@ -996,6 +996,37 @@ fn scene_summary(run: &RunInfo, opts: &SitesOptions) -> Result<SceneSummary> {
     })
 }
 
+/// Adds the sites step (count, kinds, timings per stage) to run.json, when
+/// the run folder has one: written to a temporary name, then renamed.
+fn record_in_run_json(
+    run_dir: &Path,
+    sites: usize,
+    by_kind: &BTreeMap<&'static str, usize>,
+    timings: &BTreeMap<&'static str, f64>,
+) -> Result<()> {
+    let path = run_dir.join(crate::run::RUN_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert(
+            "sites".into(),
+            serde_json::json!({ "sites": sites, "by_kind": by_kind, "timings_s": timings }),
+        );
+    }
+    let tmp = run_dir.join(format!(
+        ".{}.partial-{}",
+        crate::run::RUN_FILE,
+        std::process::id()
+    ));
+    let out = serde_json::to_string_pretty(&json).map_err(|e| Error::output(&path, e))?;
+    std::fs::write(&tmp, out).map_err(|e| Error::output(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
+}
+
 /// Turns a finished detect run's change mask into ranked sites and writes
 /// sites.geojson, sites.csv, sites.kml, chips/ and report.html into the run
 /// folder (all or nothing).
@@ -1072,6 +1103,7 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
     timings.insert("report", t.elapsed().as_secs_f64());
     staging.commit(&[CHIPS_DIR, CSV_FILE, KML_FILE, GEOJSON_FILE, REPORT_FILE])?;
     timings.insert("total", t0.elapsed().as_secs_f64());
+    record_in_run_json(run_dir, sites.len(), &by_kind, &timings)?;
     Ok(SitesSummary {
         run_dir: run_dir.to_path_buf(),
         sites: sites.len(),
