@@ -14,6 +14,7 @@ pub mod chi2;
 pub mod cva;
 pub mod indices;
 pub mod irmad;
+pub mod learned;
 pub mod linalg;
 pub mod masks;
 pub mod pixels;
@@ -66,6 +67,8 @@ pub struct DetectOptions {
     pub threshold: Option<f32>,
     /// Size of the statistics sample, in pixels.
     pub max_samples: usize,
+    /// Weights of the learned method (None: the shipped model).
+    pub model: Option<learned::LearnedModel>,
 }
 
 impl Default for DetectOptions {
@@ -75,6 +78,7 @@ impl Default for DetectOptions {
             block_size: 512,
             threshold: None,
             max_samples: 1 << 18,
+            model: None,
         }
     }
 }
@@ -115,7 +119,7 @@ pub fn detect(
     let mut timings = BTreeMap::new();
     let t = Instant::now();
     let (sample, step) = collect_sample(pair, opts.max_samples, progress)?;
-    let model = Model::fit(&sample, opts.method)?;
+    let model = Model::fit_with(&sample, opts.method, opts.model.as_ref())?;
     timings.insert("fit", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -166,7 +170,7 @@ pub fn detect(
 /// then depend on how the input was encoded. Rows are read in pieces
 /// `CHUNK` pixels wide, so a worker's tiles stay in GDAL's block cache
 /// until it has taken every lattice pixel they hold.
-fn collect_sample(
+pub(crate) fn collect_sample(
     pair: &AlignedPair,
     max_samples: usize,
     progress: &dyn Progress,
@@ -265,7 +269,7 @@ fn score_pass(
             readers.with(
                 || Ok((SceneReader::new(pair), tx.clone())),
                 |(reader, tx)| -> Result<()> {
-                    let read = expand(block, score::HALO, g.width, g.height);
+                    let read = expand(block, model.halo(), g.width, g.height);
                     let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
                     let scored = model.score_block(&px, read, block);
                     let mut hist = Histogram::default();
@@ -360,7 +364,7 @@ fn mask_pass(
 }
 
 /// The block grown by `halo` on every side, clipped to the grid.
-fn expand(b: Window, halo: usize, width: usize, height: usize) -> Window {
+pub(crate) fn expand(b: Window, halo: usize, width: usize, height: usize) -> Window {
     let x0 = b.x.saturating_sub(halo);
     let y0 = b.y.saturating_sub(halo);
     let x1 = (b.x + b.w + halo).min(width);
