@@ -7,6 +7,11 @@
 #
 # Usage: scripts/eval_oscd.sh <oscd dir> [out dir]     (out dir default: out/eval_oscd)
 # Extra detect options (e.g. DETECT_ARGS="--method cva") are passed through.
+# LOCO=1: leave-one-city-out figures for the learned method: for every city,
+#   dunewatch train --oscd <oscd dir> --exclude <city> --out <out>/models/<city>.json
+# (trained on the other labelled cities only), then detect with
+#   --method learned --model <out>/models/<city>.json
+# TRAIN_ARGS (e.g. "--threads 1") are passed to train.
 # Uses target/release/dunewatch, building it when missing. Needs python3 (stdlib only).
 # Exits 1 if any city failed (the others are still scored).
 set -euo pipefail
@@ -44,8 +49,20 @@ for label_dir in "$oscd"/labels/*/; do
   fi
   run="$out/runs/$city"
   mkdir -p "$run"
+  loco_args=()
+  if [ -n "${LOCO:-}" ]; then
+    echo "$city: train on the other cities ..." >&2
+    mkdir -p "$out/models"
+    read -r -a train_args <<< "${TRAIN_ARGS:-}"
+    if ! "$bin" train --oscd "$oscd" --exclude "$city" --out "$out/models/$city.json" --quiet "${train_args[@]}"; then
+      echo "$city: train failed" >&2
+      failed+=("$city")
+      continue
+    fi
+    loco_args=(--method learned --model "$out/models/$city.json")
+  fi
   echo "$city: detect ..." >&2
-  if ! "$bin" detect --before "$before" --after "$after" --out "$run" --quiet "${detect_args[@]}"; then
+  if ! "$bin" detect --before "$before" --after "$after" --out "$run" --quiet "${loco_args[@]}" "${detect_args[@]}"; then
     echo "$city: detect failed" >&2
     failed+=("$city")
     continue

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod read;
 pub mod run;
 pub mod sites;
+pub mod train;
 
 pub use error::{Error, Result};
 

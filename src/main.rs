@@ -22,6 +22,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Turn a run's changed pixels into ranked sites: GeoJSON, CSV, KML, chips, report.
     Sites(cli::sites::SitesArgs),
+    /// Train the learned method on labelled pairs; writes a model JSON with provenance.
+    Train(cli::train::TrainArgs),
 }
 
 fn main() {
@@ -41,5 +43,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(a) => cli::detect::run(&a),
         Command::Eval(a) => cli::eval::run(&a),
         Command::Sites(a) => cli::sites::run(&a),
+        Command::Train(a) => cli::train::run(&a),
     }
 }

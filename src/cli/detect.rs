@@ -34,9 +34,13 @@ pub struct DetectArgs {
     /// Output folder (created if missing; must not be an input folder).
     #[arg(long)]
     pub out: PathBuf,
-    /// Change measure: combined (new-structure score), cva, irmad, indices.
+    /// Change measure: combined (new-structure score), cva, irmad, indices,
+    /// learned (the model of `dunewatch train`; see --model).
     #[arg(long, default_value = "combined")]
     pub method: String,
+    /// Model for --method learned (default: the shipped models/oscd_v1.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
     /// calibrated change probability), Otsu's automatic cut for the others.
     #[arg(long)]
@@ -83,6 +87,13 @@ pub fn run(a: &DetectArgs) -> Result<()> {
             method,
             block_size: a.block_size,
             threshold: a.threshold,
+            model: match &a.model {
+                Some(p) => {
+                    anyhow::ensure!(method == Method::Learned, "--model needs --method learned");
+                    Some(dunewatch::detect::learned::LearnedModel::load(p)?)
+                }
+                None => None,
+            },
             ..Default::default()
         },
         threads: a.threads,

@@ -5,3 +5,4 @@ pub mod detect;
 pub mod eval;
 pub mod progress;
 pub mod sites;
+pub mod train;

@@ -15,6 +15,7 @@ pub mod chi2;
 pub mod cva;
 pub mod indices;
 pub mod irmad;
+pub mod learned;
 pub mod linalg;
 pub mod masks;
 pub mod pixels;
@@ -67,6 +68,8 @@ pub struct DetectOptions {
     pub threshold: Option<f32>,
     /// Size of the statistics sample, in pixels.
     pub max_samples: usize,
+    /// Weights of the learned method (None: the shipped model).
+    pub model: Option<learned::LearnedModel>,
 }
 
 impl Default for DetectOptions {
@@ -76,6 +79,7 @@ impl Default for DetectOptions {
             block_size: 512,
             threshold: None,
             max_samples: 1 << 18,
+            model: None,
         }
     }
 }
@@ -116,7 +120,7 @@ pub fn detect(
     let mut timings = BTreeMap::new();
     let t = Instant::now();
     let (sample, step) = collect_sample(pair, opts.max_samples, progress)?;
-    let model = Model::fit(&sample, opts.method)?;
+    let model = Model::fit_with(&sample, opts.method, opts.model.as_ref())?;
     timings.insert("fit", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -166,7 +170,7 @@ pub fn detect(
 /// read at full resolution and every d-th pixel kept: GDAL's decimated reads
 /// would pick overviews when the file has them, and the statistics would
 /// then depend on how the input was encoded.
-fn collect_sample(
+pub(crate) fn collect_sample(
     pair: &AlignedPair,
     max_samples: usize,
     progress: &dyn Progress,
@@ -220,7 +224,7 @@ struct Scored {
 type Delivery = (usize, usize, Result<Vec<f32>>);
 
 /// Pass 2: the scene in whole-width strips of [`STRIP_ROWS`] rows, top to
-/// bottom, each read with a halo of [`score::HALO`] rows.
+/// bottom, each read with a halo of `model.halo()` rows.
 ///
 /// Reading: one thread per worker, each owning its GDAL handles and always
 /// the same rasters (item `i` goes to thread `i % n`), so the file tiles a
@@ -292,7 +296,7 @@ fn score_pass(
             scope.spawn(move || {
                 let mut reader = SceneReader::new(pair);
                 for (k, strip) in strips.iter().enumerate() {
-                    let read = expand(*strip, score::HALO, g.width, g.height);
+                    let read = expand(*strip, model.halo(), g.width, g.height);
                     for i in mine(t) {
                         let v =
                             pixels::read_item(&mut reader, pair, items[i], read, (read.w, read.h));
@@ -307,7 +311,7 @@ fn score_pass(
         }
         let scored = (|| -> Result<()> {
             for (k, strip) in strips.iter().enumerate() {
-                let read = expand(*strip, score::HALO, g.width, g.height);
+                let read = expand(*strip, model.halo(), g.width, g.height);
                 let mut data = vec![Vec::new(); items.len()];
                 for (t, rx) in item_rxs.iter().enumerate() {
                     for _ in mine(t) {
@@ -359,8 +363,8 @@ fn score_strip(
         })
         .collect();
     blocks.par_iter().try_for_each(|&block| {
-        let c0 = block.x.saturating_sub(score::HALO);
-        let c1 = (block.x + block.w + score::HALO).min(read.w);
+        let c0 = block.x.saturating_sub(model.halo());
+        let c1 = (block.x + block.w + model.halo()).min(read.w);
         let cols: Vec<Vec<f32>> = data
             .iter()
             .map(|v| {
@@ -457,7 +461,7 @@ fn mask_pass(
 }
 
 /// The block grown by `halo` on every side, clipped to the grid.
-fn expand(b: Window, halo: usize, width: usize, height: usize) -> Window {
+pub(crate) fn expand(b: Window, halo: usize, width: usize, height: usize) -> Window {
     let x0 = b.x.saturating_sub(halo);
     let y0 = b.y.saturating_sub(halo);
     let x1 = (b.x + b.w + halo).min(width);

@@ -12,6 +12,7 @@ use super::chi2::chi2_cdf;
 use super::cva::Cva;
 use super::indices::Indices;
 use super::irmad::IrMad;
+use super::learned::{IndexStats, Learned, LearnedModel};
 use super::masks::MaskReason;
 use super::pixels::Pixels;
 use super::sample::Sample;
@@ -34,6 +35,9 @@ pub enum Method {
     Irmad,
     /// Spectral index change only (built-up / bare up, vegetation and water down-weighted).
     Indices,
+    /// Logistic regression over context features, trained on labelled pairs
+    /// (`dunewatch train`; see detect/learned.rs).
+    Learned,
 }
 
 impl FromStr for Method {
@@ -44,8 +48,9 @@ impl FromStr for Method {
             "cva" => Ok(Method::Cva),
             "irmad" | "ir-mad" => Ok(Method::Irmad),
             "indices" => Ok(Method::Indices),
+            "learned" => Ok(Method::Learned),
             _ => Err(Error::invalid(format!(
-                "unknown method '{s}' (combined, cva, irmad, indices)"
+                "unknown method '{s}' (combined, cva, irmad, indices, learned)"
             ))),
         }
     }
@@ -58,6 +63,7 @@ impl fmt::Display for Method {
             Method::Cva => "cva",
             Method::Irmad => "irmad",
             Method::Indices => "indices",
+            Method::Learned => "learned",
         })
     }
 }
@@ -87,6 +93,9 @@ pub struct Model {
     /// sun, haze), and significance must be judged against that.
     pub irmad_calibration: f64,
     pub cva_calibration: f64,
+    /// Index statistics and weights of the learned method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Learned>,
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {
@@ -110,6 +119,8 @@ impl Method {
     pub fn default_threshold(self) -> Option<f32> {
         match self {
             Method::Combined => Some(COMBINED_SIGNIFICANCE),
+            // The learned score is shifted so the trained cut sits at 0.5.
+            Method::Learned => Some(0.5),
             _ => None,
         }
     }
@@ -120,7 +131,35 @@ impl Method {
 pub const COMBINED_SIGNIFICANCE: f32 = 0.9;
 
 impl Model {
+    /// Fits the scene statistics; the learned method gets the shipped model.
     pub fn fit(sample: &Sample, method: Method) -> Result<Model> {
+        Self::fit_with(sample, method, None)
+    }
+
+    /// As [`Model::fit`], with the learned method's weights given (None:
+    /// the shipped model).
+    pub fn fit_with(
+        sample: &Sample,
+        method: Method,
+        weights: Option<&LearnedModel>,
+    ) -> Result<Model> {
+        let mut m = Self::fit_stats(sample, method)?;
+        if let Some(l) = &mut m.learned {
+            l.weights = Some(weights.cloned().unwrap_or_else(LearnedModel::shipped));
+        }
+        Ok(m)
+    }
+
+    /// Pixels of context a block needs on every side.
+    pub fn halo(&self) -> usize {
+        match self.method {
+            Method::Learned => super::learned::HALO,
+            _ => HALO,
+        }
+    }
+
+    /// Scene statistics only (the learned method without weights: training).
+    pub fn fit_stats(sample: &Sample, method: Method) -> Result<Model> {
         if sample.len() < 100 {
             return Err(Error::invalid(format!(
                 "only {} comparable pixels: too few to fit the change statistics (is nearly everything masked?)",
@@ -129,7 +168,7 @@ impl Model {
         }
         let cva = Cva::fit(sample);
         let irmad = match method {
-            Method::Combined | Method::Irmad => Some(
+            Method::Combined | Method::Irmad | Method::Learned => Some(
                 IrMad::fit(sample, 30).ok_or_else(|| Error::invalid("IR-MAD failed: the band covariances are singular (constant or duplicated bands?)"))?,
             ),
             _ => None,
@@ -154,12 +193,17 @@ impl Model {
             }
             None => 1.0,
         };
+        let learned = (method == Method::Learned).then(|| Learned {
+            index_stats: IndexStats::fit(sample),
+            weights: None,
+        });
         Ok(Model {
             method,
             irmad,
             cva,
             irmad_calibration,
             cva_calibration,
+            learned,
         })
     }
 
@@ -180,7 +224,7 @@ impl Model {
                     .max((a.brightness - b.brightness).abs());
                 step(0.02, 0.2, built) * not_natural(&b, &a)
             }
-            Method::Combined => {
+            Method::Combined | Method::Learned => {
                 let ci =
                     self.irmad.as_ref().map_or(0.0, |m| m.chi2_f32(x, y)) * self.irmad_calibration;
                 let cc = self.cva.magnitude2(x, y) * self.cva_calibration;
@@ -195,6 +239,9 @@ impl Model {
     pub fn score_block(&self, px: &Pixels, read: Window, block: Window) -> Vec<Option<f32>> {
         let (rw, rh) = (read.w, read.h);
         let (ox, oy) = (block.x - read.x, block.y - read.y);
+        if self.method == Method::Learned {
+            return super::learned::score_block(self, px, read, block);
+        }
         if self.method != Method::Combined {
             let mut out = Vec::with_capacity(block.len());
             for r in 0..block.h {
@@ -242,7 +289,7 @@ impl Model {
     /// pixel of the other date within `SHIFT` pixels, in both directions, so
     /// that sub-pixel to one-pixel misregistration between dates (common
     /// across MGRS tiles) does not paint every edge as change.
-    fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
+    pub(crate) fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
         let n = px.len();
         let irmad = self.irmad.as_ref().expect("combined method fits IR-MAD");
         let proj = Projections::new(irmad, &self.cva);

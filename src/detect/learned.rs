@@ -1,0 +1,475 @@
+//! The `learned` method: a logistic regression over per-pixel features that
+//! carry spatial context, trained on labelled pairs by `dunewatch train`
+//! (see [`crate::train`]) and shipped as JSON with its provenance.
+//!
+//! Features are computed here, block by block with a halo, by the same code
+//! for training and for detection, so the two always match:
+//! - the `combined` score (IR-MAD and CVA agreement, misregistration
+//!   tolerant, natural changes down-weighted) averaged over 3x3, 5x5, 9x9
+//!   and 17x17 windows, and the logits of those means;
+//! - the robust CVA change magnitude ln(1 + |z|^2) and its means over 3x3,
+//!   7x7 and 13x13;
+//! - per index (NDVI, NDBI, BSI, MNDWI, brightness): the before and after
+//!   values, and the change as a scene-wide robust z-score (median / MAD of
+//!   the pass-1 sample) with its 3x3 and 9x9 means;
+//! - texture (3x3 coefficient of variation of brightness) before, after,
+//!   their difference and its 5x5 mean.
+//!
+//! Scene-level statistics come only from the pass-1 sample, so the score
+//! pass stays streamed. The model's output is a probability shifted so that
+//! the cut chosen at training (by leave-one-pair-out) sits at 0.5.
+
+use super::indices::Indices;
+use super::masks::MaskReason;
+use super::pixels::Pixels;
+use super::sample::Sample;
+use super::score::Model;
+use crate::align::Window;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Names of the features, in order.
+pub const FEATURES: [&str; NF] = [
+    "score_r1",
+    "score_r2",
+    "score_r4",
+    "score_r8",
+    "logit_score_r1",
+    "logit_score_r2",
+    "logit_score_r4",
+    "logit_score_r8",
+    "cva_mag",
+    "cva_mag_r1",
+    "cva_mag_r3",
+    "cva_mag_r6",
+    "ndvi_before",
+    "ndvi_after",
+    "ndvi_dz",
+    "ndvi_dz_r1",
+    "ndvi_dz_r4",
+    "ndbi_before",
+    "ndbi_after",
+    "ndbi_dz",
+    "ndbi_dz_r1",
+    "ndbi_dz_r4",
+    "bsi_before",
+    "bsi_after",
+    "bsi_dz",
+    "bsi_dz_r1",
+    "bsi_dz_r4",
+    "mndwi_before",
+    "mndwi_after",
+    "mndwi_dz",
+    "mndwi_dz_r1",
+    "mndwi_dz_r4",
+    "brightness_before",
+    "brightness_after",
+    "brightness_dz",
+    "brightness_dz_r1",
+    "brightness_dz_r4",
+    "texture_before",
+    "texture_after",
+    "texture_change",
+    "texture_change_r2",
+];
+/// Number of features.
+pub const NF: usize = 41;
+/// Pixels of context each block needs: the largest window radius (8) plus
+/// the combined score's one-pixel misregistration search.
+pub const HALO: usize = 8 + super::score::SHIFT;
+/// Format tag of model files.
+pub const FORMAT: &str = "dunewatch-learned/1";
+/// Features are clipped to this magnitude before standardisation.
+const CLIP: f32 = 20.0;
+
+/// The model shipped with dunewatch (see its `provenance`).
+pub const DEFAULT_MODEL_JSON: &str = include_str!("../../models/oscd_v1.json");
+
+/// Scene-wide medians and robust spreads of the index changes (after minus
+/// before), fitted on the pass-1 sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexStats {
+    pub median: [f64; 5],
+    pub scale: [f64; 5],
+}
+
+fn index_values(i: &Indices) -> [f32; 5] {
+    [i.ndvi, i.ndbi, i.bsi, i.mndwi, i.brightness]
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
+}
+
+impl IndexStats {
+    pub fn fit(s: &Sample) -> IndexStats {
+        let d: Vec<[f32; 5]> = (0..s.len())
+            .map(|i| {
+                let (b, a) = (
+                    index_values(&Indices::of(s.x(i))),
+                    index_values(&Indices::of(s.y(i))),
+                );
+                std::array::from_fn(|k| a[k] - b[k])
+            })
+            .collect();
+        let mut med = [0.0; 5];
+        let mut scale = [0.0; 5];
+        for k in 0..5 {
+            let mut v: Vec<f64> = d.iter().map(|r| r[k] as f64).collect();
+            let m = median(&mut v);
+            v.iter_mut().for_each(|x| *x = (*x - m).abs());
+            med[k] = m;
+            scale[k] = (median(&mut v) * 1.4826).max(1e-4);
+        }
+        IndexStats { median: med, scale }
+    }
+}
+
+/// Where a model came from: what it was trained on, under which licence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Provenance {
+    /// Names of the labelled pairs trained on.
+    pub trained_on: Vec<String>,
+    /// Pairs left out on purpose (for leave-one-out figures).
+    #[serde(default)]
+    pub excluded: Vec<String>,
+    pub labels: String,
+    pub licence: String,
+    pub citation: String,
+    /// The command that made the model.
+    pub command: String,
+    pub tool_version: String,
+    /// Training pixels used (after subsampling negatives).
+    pub positives: u64,
+    pub negatives: u64,
+    /// How the probability cut was chosen, and the F1 it gave there.
+    pub threshold_selection: String,
+    pub selection_f1: f64,
+}
+
+/// A trained logistic regression over [`FEATURES`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LearnedModel {
+    pub format: String,
+    pub kind: String,
+    pub features: Vec<String>,
+    /// Standardisation: z = (clip(f) - mean) / scale.
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub coef: Vec<f64>,
+    pub intercept: f64,
+    /// The probability cut chosen at training; scores are shifted so it
+    /// falls at 0.5.
+    pub probability_threshold: f64,
+    pub provenance: Provenance,
+}
+
+impl LearnedModel {
+    /// Parses and checks a model file's contents.
+    pub fn from_json(s: &str, what: &str) -> Result<LearnedModel> {
+        let m: LearnedModel = serde_json::from_str(s)
+            .map_err(|e| Error::invalid(format!("{what}: not a dunewatch model: {e}")))?;
+        if m.format != FORMAT {
+            return Err(Error::invalid(format!(
+                "{what}: model format '{}', this dunewatch reads '{FORMAT}'",
+                m.format
+            )));
+        }
+        let names: Vec<&str> = m.features.iter().map(|s| s.as_str()).collect();
+        if names != FEATURES {
+            return Err(Error::invalid(format!(
+                "{what}: the model's features do not match this dunewatch's ({} vs {NF})",
+                names.len()
+            )));
+        }
+        if m.mean.len() != NF || m.scale.len() != NF || m.coef.len() != NF {
+            return Err(Error::invalid(format!(
+                "{what}: weight vectors must have {NF} values"
+            )));
+        }
+        if !(m.probability_threshold > 0.0 && m.probability_threshold < 1.0) {
+            return Err(Error::invalid(format!(
+                "{what}: probability_threshold must be in (0, 1)"
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Reads a model file.
+    pub fn load(path: &std::path::Path) -> Result<LearnedModel> {
+        let s = std::fs::read_to_string(path).map_err(|e| Error::input(path, e))?;
+        Self::from_json(&s, &path.display().to_string())
+    }
+
+    /// The shipped model.
+    pub fn shipped() -> LearnedModel {
+        Self::from_json(DEFAULT_MODEL_JSON, "models/oscd_v1.json")
+            .expect("the shipped model parses")
+    }
+
+    /// The linear predictor (log-odds) of one feature vector.
+    pub fn logit(&self, f: &[f32; NF]) -> f64 {
+        let mut z = self.intercept;
+        for k in 0..NF {
+            z += self.coef[k] * (clip(f[k]) as f64 - self.mean[k]) / self.scale[k];
+        }
+        z
+    }
+
+    /// The score in [0, 1]: the probability, shifted so the chosen cut is 0.5.
+    pub fn score(&self, f: &[f32; NF]) -> f32 {
+        let t = self.probability_threshold;
+        sigmoid(self.logit(f) - (t / (1.0 - t)).ln()) as f32
+    }
+}
+
+#[inline]
+fn clip(v: f32) -> f32 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(-CLIP, CLIP)
+    }
+}
+
+#[inline]
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Scene statistics for the features, and the weights when scoring.
+#[derive(Debug, Clone, Serialize)]
+pub struct Learned {
+    pub index_stats: IndexStats,
+    /// None while training (features only).
+    pub weights: Option<LearnedModel>,
+}
+
+/// Means over (2r+1)^2 windows of the values where `valid`, clipped to the
+/// window `rw` x `rh`; invalid pixels get 0. Sums are taken directly (rows,
+/// then columns) in a fixed order, never from a running table, so a pixel's
+/// mean is bit-identical whatever block it is computed in.
+pub fn box_mean(v: &[f32], valid: &[bool], rw: usize, rh: usize, r: usize) -> Vec<f32> {
+    let n = rw * rh;
+    let mut hs = vec![0.0f64; n];
+    let mut hn = vec![0u32; n];
+    for y in 0..rh {
+        let row = y * rw;
+        for x in 0..rw {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(rw));
+            let (mut s, mut c) = (0.0f64, 0u32);
+            for i in row + x0..row + x1 {
+                if valid[i] {
+                    s += v[i] as f64;
+                    c += 1;
+                }
+            }
+            hs[row + x] = s;
+            hn[row + x] = c;
+        }
+    }
+    let mut out = vec![0.0f32; n];
+    for y in 0..rh {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(rh));
+        for x in 0..rw {
+            if !valid[y * rw + x] {
+                continue;
+            }
+            let (mut s, mut c) = (0.0f64, 0u32);
+            for yy in y0..y1 {
+                s += hs[yy * rw + x];
+                c += hn[yy * rw + x];
+            }
+            out[y * rw + x] = (s / c.max(1) as f64) as f32;
+        }
+    }
+    out
+}
+
+fn logit_of(p: f32) -> f32 {
+    let p = p.clamp(1e-3, 1.0 - 1e-3);
+    (p / (1.0 - p)).ln()
+}
+
+/// Features of every pixel of a read window (`None` where masked).
+pub fn window_features(model: &Model, px: &Pixels, rw: usize, rh: usize) -> Vec<Option<[f32; NF]>> {
+    let stats = &model
+        .learned
+        .as_ref()
+        .expect("the learned method fits index statistics")
+        .index_stats;
+    let n = px.len();
+    let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
+    let raw = model.combined_raw(px, rw, rh);
+    let raw: Vec<f32> = raw
+        .iter()
+        .map(|v| if v.is_nan() { 0.0 } else { *v })
+        .collect();
+    let mut mag = vec![0.0f32; n];
+    let mut idx_b = vec![[0.0f32; 5]; n];
+    let mut idx_a = vec![[0.0f32; 5]; n];
+    let mut dz: Vec<Vec<f32>> = vec![vec![0.0f32; n]; 5];
+    let mut br = [vec![0.0f32; n], vec![0.0f32; n]];
+    let mut br2 = [vec![0.0f32; n], vec![0.0f32; n]];
+    for i in 0..n {
+        if !valid[i] {
+            continue;
+        }
+        let (x, y) = (px.x(i), px.y(i));
+        mag[i] = ((model.cva.magnitude2(x, y)).ln_1p()) as f32;
+        let (b, a) = (index_values(&Indices::of(x)), index_values(&Indices::of(y)));
+        for k in 0..5 {
+            dz[k][i] = ((((a[k] - b[k]) as f64) - stats.median[k]) / stats.scale[k]) as f32;
+        }
+        idx_b[i] = b;
+        idx_a[i] = a;
+        br[0][i] = b[4];
+        br[1][i] = a[4];
+        br2[0][i] = b[4] * b[4];
+        br2[1][i] = a[4] * a[4];
+    }
+    let sc: Vec<Vec<f32>> = [1, 2, 4, 8]
+        .iter()
+        .map(|&r| box_mean(&raw, &valid, rw, rh, r))
+        .collect();
+    let mg: Vec<Vec<f32>> = [1, 3, 6]
+        .iter()
+        .map(|&r| box_mean(&mag, &valid, rw, rh, r))
+        .collect();
+    let dzs: Vec<[Vec<f32>; 2]> = dz
+        .iter()
+        .map(|d| {
+            [
+                box_mean(d, &valid, rw, rh, 1),
+                box_mean(d, &valid, rw, rh, 4),
+            ]
+        })
+        .collect();
+    let mut tex = [vec![0.0f32; n], vec![0.0f32; n]];
+    for d in 0..2 {
+        let m = box_mean(&br[d], &valid, rw, rh, 1);
+        let m2 = box_mean(&br2[d], &valid, rw, rh, 1);
+        for i in 0..n {
+            if valid[i] {
+                let sd = (m2[i] - m[i] * m[i]).max(0.0).sqrt();
+                tex[d][i] = sd / m[i].max(1e-3);
+            }
+        }
+    }
+    let dtex: Vec<f32> = (0..n).map(|i| tex[1][i] - tex[0][i]).collect();
+    let dtex2 = box_mean(&dtex, &valid, rw, rh, 2);
+
+    (0..n)
+        .map(|i| {
+            if !valid[i] {
+                return None;
+            }
+            let mut f = [0.0f32; NF];
+            let mut j = 0;
+            let mut put = |v: f32| {
+                f[j] = v;
+                j += 1;
+            };
+            for s in &sc {
+                put(s[i]);
+            }
+            for s in &sc {
+                put(logit_of(s[i]));
+            }
+            put(mag[i]);
+            for m in &mg {
+                put(m[i]);
+            }
+            for k in 0..5 {
+                put(idx_b[i][k]);
+                put(idx_a[i][k]);
+                put(dz[k][i]);
+                put(dzs[k][0][i]);
+                put(dzs[k][1][i]);
+            }
+            put(tex[0][i]);
+            put(tex[1][i]);
+            put(dtex[i]);
+            put(dtex2[i]);
+            debug_assert_eq!(j, NF);
+            Some(f)
+        })
+        .collect()
+}
+
+/// Learned scores of the `block` part of a read window.
+pub fn score_block(model: &Model, px: &Pixels, read: Window, block: Window) -> Vec<Option<f32>> {
+    let weights = model
+        .learned
+        .as_ref()
+        .and_then(|l| l.weights.as_ref())
+        .expect("the learned method carries weights when scoring");
+    let feats = window_features(model, px, read.w, read.h);
+    let (ox, oy) = (block.x - read.x, block.y - read.y);
+    let mut out = Vec::with_capacity(block.len());
+    for r in 0..block.h {
+        for c in 0..block.w {
+            out.push(
+                feats[(oy + r) * read.w + ox + c]
+                    .as_ref()
+                    .map(|f| weights.score(f)),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_mean_skips_invalid_pixels_and_clips_at_edges() {
+        let v = [1.0, 2.0, 3.0, 4.0, 100.0, 6.0];
+        let valid = [true, true, true, true, false, true];
+        let m = box_mean(&v, &valid, 3, 2, 1);
+        // (0,0): window 2x2 = 1, 2, 4 (5th invalid)
+        assert!((m[0] - 7.0 / 3.0).abs() < 1e-6);
+        assert_eq!(m[4], 0.0, "invalid pixel");
+        // (2,1): 2, 3, 6
+        assert!((m[5] - 11.0 / 3.0).abs() < 1e-6);
+        let m0 = box_mean(&v, &valid, 3, 2, 0);
+        assert_eq!(m0[3], 4.0);
+    }
+
+    #[test]
+    fn feature_names_match_count() {
+        assert_eq!(FEATURES.len(), NF);
+        let mut s: Vec<&str> = FEATURES.to_vec();
+        s.sort();
+        s.dedup();
+        assert_eq!(s.len(), NF, "unique names");
+    }
+
+    #[test]
+    fn shipped_model_parses_with_provenance() {
+        let m = LearnedModel::shipped();
+        assert!(!m.provenance.trained_on.is_empty());
+        assert!(m.provenance.licence.contains("CC BY-NC-SA"));
+        assert!(m.provenance.citation.contains("Daudt"));
+    }
+
+    #[test]
+    fn score_is_half_at_the_chosen_threshold() {
+        let mut m = LearnedModel::shipped();
+        m.coef = vec![0.0; NF];
+        m.intercept = (0.3f64 / 0.7).ln();
+        m.probability_threshold = 0.3;
+        assert!((m.score(&[0.0; NF]) - 0.5).abs() < 1e-6);
+        let bad = serde_json::to_string(&LearnedModel {
+            format: "other".into(),
+            ..m.clone()
+        })
+        .unwrap();
+        assert!(LearnedModel::from_json(&bad, "x").is_err());
+    }
+}

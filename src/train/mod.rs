@@ -1,0 +1,563 @@
+//! `dunewatch train`: fits the learned method's logistic regression on
+//! labelled before/after pairs.
+//!
+//! For every pair the scenes are read and aligned exactly as `detect` does,
+//! the pass-1 sample gives the scene statistics, and the block pass computes
+//! the features with [`crate::detect::learned::window_features`], the code
+//! `detect --method learned` uses. Kept pixels: every change pixel (on a
+//! lattice when there are very many) and the no-change pixels on a regular
+//! lattice; each kept pixel stands for the pixels its lattice cell holds.
+//!
+//! The fit is class-balanced per pair (each pair's change and no-change
+//! pixels weigh 1 each), so that no city dominates and the scene's share of
+//! change does not set the prior. The probability cut is chosen by
+//! leave-one-pair-out inside the training pairs: the model trained on the
+//! other pairs scores the left-out pair, the confusion counts are summed
+//! over pairs at every cut on a grid, and the cut with the best summed F1 is
+//! kept. A model's own training pixels never choose its cut (unless there
+//! is one pair only).
+
+use crate::align::{self, AlignOptions, AlignedPair, SceneReader};
+use crate::detect::learned::{self, sigmoid, LearnedModel, Provenance, FEATURES, NF};
+use crate::detect::masks::MaskReason;
+use crate::detect::{collect_sample, expand, pixels, Method, Model, OPTIONAL_BANDS, STAT_BANDS};
+use crate::error::{gdal_msg, Error, Result};
+use crate::eval::truth::TruthCoding;
+use crate::per_thread::PerThread;
+use crate::progress::Progress;
+use crate::read;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// One labelled pair.
+#[derive(Debug, Clone)]
+pub struct TrainPair {
+    pub name: String,
+    pub before: PathBuf,
+    pub after: PathBuf,
+    /// Change label on the before scene's 10 m grid (0/1, 1/2 or 0/255).
+    pub label: PathBuf,
+}
+
+/// The labelled pairs of an OSCD-style folder (`images/<city>/imgs_1`,
+/// `images/<city>/imgs_2`, `labels/<city>/<city>-cm.tif`), by name, less
+/// `exclude`.
+pub fn oscd_pairs(dir: &Path, exclude: &[String]) -> Result<Vec<TrainPair>> {
+    let labels = dir.join("labels");
+    let rd = std::fs::read_dir(&labels)
+        .map_err(|e| Error::input(&labels, format!("cannot list labels: {e}")))?;
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for x in exclude {
+        if !names.contains(x) {
+            return Err(Error::invalid(format!(
+                "--exclude {x}: no such labelled pair in {}",
+                dir.display()
+            )));
+        }
+    }
+    let pairs: Vec<TrainPair> = names
+        .into_iter()
+        .filter(|n| !exclude.contains(n))
+        .map(|n| TrainPair {
+            before: dir.join("images").join(&n).join("imgs_1"),
+            after: dir.join("images").join(&n).join("imgs_2"),
+            label: labels.join(&n).join(format!("{n}-cm.tif")),
+            name: n,
+        })
+        .filter(|p| p.before.is_dir() && p.after.is_dir() && p.label.is_file())
+        .collect();
+    Ok(pairs)
+}
+
+/// Training pixels of one pair.
+#[derive(Debug, Clone, Default)]
+pub struct PairData {
+    pub name: String,
+    pub features: Vec<[f32; NF]>,
+    pub change: Vec<bool>,
+    /// Pixels each kept pixel stands for (its lattice cell).
+    pub weight: Vec<f32>,
+}
+
+impl PairData {
+    pub fn len(&self) -> usize {
+        self.change.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.change.is_empty()
+    }
+}
+
+/// About this many no-change (and at most this many change) pixels are kept
+/// per pair.
+pub const KEEP_PER_CLASS: usize = 60_000;
+
+fn lattice_step(n: u64) -> usize {
+    ((n as f64 / KEEP_PER_CLASS as f64).sqrt().ceil() as usize).max(1)
+}
+
+/// The label as change flags on the pair's grid.
+fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, u64)> {
+    let ds = gdal::Dataset::open(path)
+        .map_err(|e| Error::input(path, format!("cannot open label: {}", gdal_msg(&e))))?;
+    let (w, h) = ds.raster_size();
+    if (w, h) != (pair.grid.width, pair.grid.height) {
+        return Err(Error::input(
+            path,
+            format!(
+                "label is {w} x {h} px, the before scene's grid is {} x {} px",
+                pair.grid.width, pair.grid.height
+            ),
+        ));
+    }
+    let band = ds
+        .rasterband(1)
+        .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+    let v = band
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .map_err(|e| Error::input(path, gdal_msg(&e)))?
+        .into_shape_and_vec()
+        .1;
+    let mut counts = [0u64; 256];
+    for &x in &v {
+        counts[x as usize] += 1;
+    }
+    let coding = TruthCoding::detect(&counts).map_err(|e| Error::input(path, e))?;
+    let c = coding.change();
+    Ok((v.iter().map(|&x| x == c).collect(), counts[c as usize]))
+}
+
+/// Reads, aligns and featurises one pair.
+pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> {
+    let before = read::open_scene(&p.before)?;
+    let after = read::open_scene(&p.after)?;
+    let pair = align::align(
+        before,
+        after,
+        &STAT_BANDS,
+        &OPTIONAL_BANDS,
+        &AlignOptions::default(),
+    )?;
+    let (label, npos) = read_label(&p.label, &pair)?;
+    let g = &pair.grid;
+    let (sample, _) = collect_sample(&pair, 1 << 18, progress)?;
+    let model = Model::fit_stats(&sample, Method::Learned)?;
+    let sn = lattice_step((g.width * g.height) as u64);
+    let sp = lattice_step(npos);
+    let blocks = g.blocks(512);
+    progress.start("features", blocks.len() as u64);
+    let readers = PerThread::new();
+    let parts: Vec<PairData> = blocks
+        .par_iter()
+        .map(|&block| {
+            readers.with(
+                || Ok(SceneReader::new(&pair)),
+                |reader| -> Result<PairData> {
+                    let read = expand(block, model.halo(), g.width, g.height);
+                    let px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
+                    let feats = learned::window_features(&model, &px, read.w, read.h);
+                    let mut out = PairData::default();
+                    for r in 0..block.h {
+                        for c in 0..block.w {
+                            let (x, y) = (block.x + c, block.y + r);
+                            let i = (y - read.y) * read.w + x - read.x;
+                            if px.mask[i] != MaskReason::Valid {
+                                continue;
+                            }
+                            let change = label[y * g.width + x];
+                            let s = if change { sp } else { sn };
+                            if x % s != 0 || y % s != 0 {
+                                continue;
+                            }
+                            if let Some(f) = feats[i] {
+                                out.features.push(f);
+                                out.change.push(change);
+                                out.weight.push((s * s) as f32);
+                            }
+                        }
+                    }
+                    progress.advance(1);
+                    Ok(out)
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut d = PairData {
+        name: p.name.clone(),
+        ..Default::default()
+    };
+    for mut part in parts {
+        d.features.append(&mut part.features);
+        d.change.append(&mut part.change);
+        d.weight.append(&mut part.weight);
+    }
+    Ok(d)
+}
+
+/// A fitted logistic regression (before the cut is chosen).
+#[derive(Debug, Clone)]
+pub struct Logistic {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub coef: Vec<f64>,
+    pub intercept: f64,
+}
+
+impl Logistic {
+    pub fn probability(&self, f: &[f32; NF]) -> f64 {
+        let m = LearnedModel {
+            format: String::new(),
+            kind: String::new(),
+            features: Vec::new(),
+            mean: self.mean.clone(),
+            scale: self.scale.clone(),
+            coef: self.coef.clone(),
+            intercept: self.intercept,
+            probability_threshold: 0.5,
+            provenance: empty_provenance(),
+        };
+        sigmoid(m.logit(f))
+    }
+}
+
+fn empty_provenance() -> Provenance {
+    Provenance {
+        trained_on: vec![],
+        excluded: vec![],
+        labels: String::new(),
+        licence: String::new(),
+        citation: String::new(),
+        command: String::new(),
+        tool_version: String::new(),
+        positives: 0,
+        negatives: 0,
+        threshold_selection: String::new(),
+        selection_f1: 0.0,
+    }
+}
+
+/// L2 penalty on the standardised coefficients, relative to the total weight.
+pub const L2: f64 = 1e-2;
+
+/// Class-balanced, L2-penalised logistic regression by Newton's method.
+pub fn fit_logistic(pairs: &[&PairData]) -> Result<Logistic> {
+    let rows: usize = pairs.iter().map(|p| p.len()).sum();
+    if rows == 0 {
+        return Err(Error::invalid("no training pixels"));
+    }
+    let clipf = |v: f32| -> f64 {
+        (if v.is_nan() {
+            0.0
+        } else {
+            v.clamp(-20.0, 20.0)
+        }) as f64
+    };
+    // Standardisation over all rows.
+    let mut mean = vec![0.0f64; NF];
+    let mut sq = vec![0.0f64; NF];
+    for p in pairs {
+        for f in &p.features {
+            for k in 0..NF {
+                let v = clipf(f[k]);
+                mean[k] += v;
+                sq[k] += v * v;
+            }
+        }
+    }
+    let n = rows as f64;
+    let scale: Vec<f64> = (0..NF)
+        .map(|k| {
+            mean[k] /= n;
+            ((sq[k] / n - mean[k] * mean[k]).max(0.0).sqrt()) + 1e-6
+        })
+        .collect();
+    // Rows: standardised features + 1, class-balanced weight, target.
+    let d = NF + 1;
+    let mut z = Vec::with_capacity(rows * d);
+    let mut w = Vec::with_capacity(rows);
+    let mut t = Vec::with_capacity(rows);
+    for p in pairs {
+        let npos = p.change.iter().filter(|&&c| c).count().max(1) as f64;
+        let nneg = p.change.iter().filter(|&&c| !c).count().max(1) as f64;
+        for (f, &c) in p.features.iter().zip(&p.change) {
+            for k in 0..NF {
+                z.push((clipf(f[k]) - mean[k]) / scale[k]);
+            }
+            z.push(1.0);
+            w.push(if c { 1.0 / npos } else { 1.0 / nneg });
+            t.push(if c { 1.0 } else { 0.0 });
+        }
+    }
+    let wsum: f64 = w.iter().sum();
+    let lam = L2 * wsum;
+    let mut b = vec![0.0f64; d];
+    for _ in 0..50 {
+        let mut g = vec![0.0f64; d];
+        let mut h = vec![0.0f64; d * d];
+        for i in 0..rows {
+            let zi = &z[i * d..(i + 1) * d];
+            let eta: f64 = zi.iter().zip(&b).map(|(a, c)| a * c).sum();
+            let p = sigmoid(eta);
+            let r = w[i] * (p - t[i]);
+            let q = w[i] * p * (1.0 - p);
+            for a in 0..d {
+                g[a] += r * zi[a];
+                let qa = q * zi[a];
+                for c in 0..=a {
+                    h[a * d + c] += qa * zi[c];
+                }
+            }
+        }
+        for a in 0..d {
+            for c in 0..a {
+                h[c * d + a] = h[a * d + c];
+            }
+            if a < NF {
+                g[a] += lam * b[a];
+                h[a * d + a] += lam;
+            }
+        }
+        let step = solve_spd(&h, &g, d)
+            .ok_or_else(|| Error::invalid("logistic regression: singular Hessian"))?;
+        let mut big = 0.0f64;
+        for a in 0..d {
+            b[a] -= step[a];
+            big = big.max(step[a].abs());
+        }
+        if big < 1e-7 {
+            break;
+        }
+    }
+    Ok(Logistic {
+        mean,
+        scale,
+        coef: b[..NF].to_vec(),
+        intercept: b[NF],
+    })
+}
+
+/// Solves A x = b for symmetric positive definite A (Cholesky).
+fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= l[i * n + k] * l[j * n + k];
+            }
+            if i == j {
+                if s <= 0.0 {
+                    return None;
+                }
+                l[i * n + i] = s.sqrt();
+            } else {
+                l[i * n + j] = s / l[j * n + j];
+            }
+        }
+    }
+    let mut y = vec![0.0f64; n];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i * n + k] * y[k];
+        }
+        y[i] = s / l[i * n + i];
+    }
+    let mut x = vec![0.0f64; n];
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= l[k * n + i] * x[k];
+        }
+        x[i] = s / l[i * n + i];
+    }
+    Some(x)
+}
+
+/// Cuts tried when choosing the probability threshold.
+pub fn threshold_grid() -> Vec<f64> {
+    (1..50).map(|i| i as f64 * 0.02).collect()
+}
+
+/// Weighted (tp, fp, fn) of `model` on `data` at every cut of the grid.
+fn confusion(model: &Logistic, data: &PairData, grid: &[f64]) -> Vec<[f64; 3]> {
+    let mut c = vec![[0.0f64; 3]; grid.len()];
+    for ((f, &ch), &w) in data.features.iter().zip(&data.change).zip(&data.weight) {
+        let p = model.probability(f);
+        for (k, &t) in grid.iter().enumerate() {
+            let pred = p >= t;
+            match (pred, ch) {
+                (true, true) => c[k][0] += w as f64,
+                (true, false) => c[k][1] += w as f64,
+                (false, true) => c[k][2] += w as f64,
+                _ => {}
+            }
+        }
+    }
+    c
+}
+
+fn f1(c: &[f64; 3]) -> f64 {
+    let d = 2.0 * c[0] + c[1] + c[2];
+    if d > 0.0 {
+        2.0 * c[0] / d
+    } else {
+        0.0
+    }
+}
+
+/// Trains on `data` and chooses the cut by leave-one-pair-out (in-sample
+/// when there is one pair).
+pub fn train(
+    data: &[PairData],
+    excluded: &[String],
+    command: &str,
+    progress: &dyn Progress,
+) -> Result<LearnedModel> {
+    if data.is_empty() {
+        return Err(Error::invalid("no labelled pairs to train on"));
+    }
+    let grid = threshold_grid();
+    let mut summed = vec![[0.0f64; 3]; grid.len()];
+    let selection;
+    progress.start("fit", data.len() as u64 + 1);
+    if data.len() >= 2 {
+        for i in 0..data.len() {
+            let others: Vec<&PairData> = data
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, d)| d)
+                .collect();
+            let m = fit_logistic(&others)?;
+            for (s, c) in summed.iter_mut().zip(confusion(&m, &data[i], &grid)) {
+                for k in 0..3 {
+                    s[k] += c[k];
+                }
+            }
+            progress.advance(1);
+        }
+        selection = format!(
+            "leave-one-pair-out over the {} training pairs: the cut on a 0.02 grid with the best F1 of the summed confusion counts",
+            data.len()
+        );
+    } else {
+        progress.advance(1);
+        selection = "in-sample (one training pair only): the cut on a 0.02 grid with the best F1"
+            .to_string();
+    }
+    let all: Vec<&PairData> = data.iter().collect();
+    let m = fit_logistic(&all)?;
+    progress.advance(1);
+    if data.len() < 2 {
+        summed = confusion(&m, &data[0], &grid);
+    }
+    let (best, best_f1) = summed
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (k, f1(c)))
+        .fold((0, -1.0), |a, b| if b.1 > a.1 { b } else { a });
+    let positives = data
+        .iter()
+        .map(|d| d.change.iter().filter(|&&c| c).count() as u64)
+        .sum();
+    let negatives = data.iter().map(|d| d.len() as u64).sum::<u64>() - positives;
+    Ok(LearnedModel {
+        format: learned::FORMAT.to_string(),
+        kind: "logistic_regression".to_string(),
+        features: FEATURES.iter().map(|s| s.to_string()).collect(),
+        mean: m.mean,
+        scale: m.scale,
+        coef: m.coef,
+        intercept: m.intercept,
+        probability_threshold: grid[best],
+        provenance: Provenance {
+            trained_on: data.iter().map(|d| d.name.clone()).collect(),
+            excluded: excluded.to_vec(),
+            labels: "change labels of the given pairs (for OSCD: Onera Satellite Change Detection dataset, urban change)".to_string(),
+            licence: "OSCD labels: CC BY-NC-SA 4.0 (Creative Commons Attribution-NonCommercial-ShareAlike); images: modified Copernicus Sentinel data".to_string(),
+            citation: "R. Caye Daudt, B. Le Saux, A. Boulch, Y. Gousseau, Urban change detection for multispectral earth observation using convolutional neural networks, IGARSS 2018".to_string(),
+            command: command.to_string(),
+            tool_version: crate::VERSION.to_string(),
+            positives,
+            negatives,
+            threshold_selection: selection,
+            selection_f1: best_f1.max(0.0),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synthetic(name: &str, n: usize, shift: f32) -> PairData {
+        let mut d = PairData {
+            name: name.into(),
+            ..Default::default()
+        };
+        for i in 0..n {
+            let change = i % 5 == 0;
+            let mut f = [0.0f32; NF];
+            // Feature 0 separates the classes; feature 1 is noise.
+            f[0] = if change { 1.0 } else { -1.0 } + ((i * 7919) % 100) as f32 / 60.0 - 0.8;
+            f[1] = ((i * 104729) % 97) as f32 / 97.0 + shift;
+            d.features.push(f);
+            d.change.push(change);
+            d.weight.push(1.0);
+        }
+        d
+    }
+
+    #[test]
+    fn solves_spd_systems() {
+        let a = [4.0, 2.0, 2.0, 3.0];
+        let x = solve_spd(&a, &[2.0, 1.0], 2).unwrap();
+        assert!((4.0 * x[0] + 2.0 * x[1] - 2.0).abs() < 1e-12);
+        assert!((2.0 * x[0] + 3.0 * x[1] - 1.0).abs() < 1e-12);
+        assert!(solve_spd(&[0.0, 0.0, 0.0, 0.0], &[1.0, 1.0], 2).is_none());
+    }
+
+    #[test]
+    fn logistic_regression_learns_the_separating_feature() {
+        let a = synthetic("a", 2000, 0.0);
+        let b = synthetic("b", 1500, 0.3);
+        let m = fit_logistic(&[&a, &b]).unwrap();
+        assert!(m.coef[0] > 1.0, "{:?}", &m.coef[..2]);
+        assert!(m.coef[0] > 5.0 * m.coef[1].abs());
+        let mut pos = [0.0f32; NF];
+        pos[0] = 1.2;
+        let mut neg = [0.0f32; NF];
+        neg[0] = -1.2;
+        assert!(m.probability(&pos) > 0.9 && m.probability(&neg) < 0.1);
+    }
+
+    #[test]
+    fn training_picks_a_cut_by_leave_one_pair_out_and_records_provenance() {
+        let data = vec![
+            synthetic("a", 1000, 0.0),
+            synthetic("b", 1000, 0.2),
+            synthetic("c", 1000, -0.2),
+        ];
+        let m = train(&data, &["d".into()], "test", &crate::progress::Silent).unwrap();
+        assert_eq!(m.provenance.trained_on, vec!["a", "b", "c"]);
+        assert_eq!(m.provenance.excluded, vec!["d"]);
+        assert!(m
+            .provenance
+            .threshold_selection
+            .contains("leave-one-pair-out"));
+        assert!(m.provenance.selection_f1 > 0.9);
+        // It reads back from JSON as a model.
+        let s = serde_json::to_string(&m).unwrap();
+        let back = LearnedModel::from_json(&s, "t").unwrap();
+        assert_eq!(back.provenance, m.provenance);
+        for (a, b) in back.coef.iter().zip(&m.coef) {
+            assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0));
+        }
+    }
+}
