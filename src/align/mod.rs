@@ -306,20 +306,19 @@ fn offset_on_grid(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize)>> {
     if !same_px || !same_crs(src, grid)? {
         return Ok(None);
     }
-    let fx = (gg[0] - sg[0]) / sg[1];
-    let fy = (gg[3] - sg[3]) / sg[5];
-    if (fx - fx.round()).abs() > 1e-3
-        || (fy - fy.round()).abs() > 1e-3
-        || fx.round() < 0.0
-        || fy.round() < 0.0
-    {
+    let Some((x, y)) = whole_offset((gg[0] - sg[0]) / sg[1], (gg[3] - sg[3]) / sg[5]) else {
         return Ok(None);
-    }
-    let (x, y) = (fx.round() as usize, fy.round() as usize);
+    };
     if x + grid.width > src.width || y + grid.height > src.height {
         return Ok(None);
     }
     Ok(Some((x, y)))
+}
+
+/// A non-negative offset in pixels that is whole to within 1/1000 pixel.
+fn whole_offset(fx: f64, fy: f64) -> Option<(usize, usize)> {
+    let whole = |f: f64| (f - f.round()).abs() <= 1e-3 && f.round() >= 0.0;
+    (whole(fx) && whole(fy)).then(|| (fx.round() as usize, fy.round() as usize))
 }
 
 /// `(factor, x_off, y_off)` when `src` is in the grid's CRS with pixels a
@@ -338,16 +337,10 @@ fn upsampling_onto(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize, usiz
     {
         return Ok(None);
     }
-    let fx = (gg[0] - sg[0]) / gg[1];
-    let fy = (gg[3] - sg[3]) / gg[5];
-    if (fx - fx.round()).abs() > 1e-3
-        || (fy - fy.round()).abs() > 1e-3
-        || fx.round() < 0.0
-        || fy.round() < 0.0
-    {
+    let Some((x, y)) = whole_offset((gg[0] - sg[0]) / gg[1], (gg[3] - sg[3]) / gg[5]) else {
         return Ok(None);
-    }
-    let (k, x, y) = (k as usize, fx.round() as usize, fy.round() as usize);
+    };
+    let k = k as usize;
     if x + grid.width > src.width * k || y + grid.height > src.height * k {
         return Ok(None);
     }

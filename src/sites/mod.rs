@@ -733,23 +733,11 @@ impl StripBuffer {
         let w = self.width;
         let drop_px = (keep.start.saturating_sub(self.rows.start)) * w;
         let keep_px = keep.len() * w;
-        let trim = |v: &mut Vec<f32>| {
-            if keep_px == 0 || v.is_empty() {
-                v.clear();
-            } else {
-                v.drain(..drop_px);
-                v.truncate(keep_px);
-            }
-        };
-        if keep_px == 0 {
-            self.labels.clear();
-        } else {
-            self.labels.drain(..drop_px);
-            self.labels.truncate(keep_px);
+        trim(&mut self.labels, drop_px, keep_px);
+        trim(&mut self.score, drop_px, keep_px);
+        for v in self.before.iter_mut().chain(self.after.iter_mut()) {
+            trim(v, drop_px, keep_px);
         }
-        trim(&mut self.score);
-        self.before.iter_mut().for_each(trim);
-        self.after.iter_mut().for_each(trim);
         if new_from < rows.end {
             let items = read(Window {
                 x: 0,
@@ -784,19 +772,8 @@ impl StripBuffer {
     fn cut(&self, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
         debug_assert!(win.y >= self.rows.start && win.y + win.h <= self.rows.end);
         let w = self.width;
-        let take = |v: &[f32]| -> Vec<f32> {
-            let mut o = Vec::with_capacity(win.len());
-            for r in win.y..win.y + win.h {
-                let at = (r - self.rows.start) * w + win.x;
-                o.extend_from_slice(&v[at..at + win.w]);
-            }
-            o
-        };
-        let mut labels = Vec::with_capacity(win.len());
-        for r in win.y..win.y + win.h {
-            let at = (r - self.rows.start) * w + win.x;
-            labels.extend_from_slice(&self.labels[at..at + win.w]);
-        }
+        let take = |v: &[f32]| rows_of(v, self.rows.start, w, win);
+        let labels = rows_of(&self.labels, self.rows.start, w, win);
         SiteWindow {
             win,
             shape,
@@ -807,6 +784,27 @@ impl StripBuffer {
             after: self.after.iter().map(|b| take(b)).collect(),
         }
     }
+}
+
+/// Drops the first `drop` values of a buffer and keeps the next `keep`
+/// (empty buffers, a raster the run does not have, stay empty).
+fn trim<T>(v: &mut Vec<T>, drop: usize, keep: usize) {
+    if keep == 0 || v.is_empty() {
+        v.clear();
+    } else {
+        v.drain(..drop);
+        v.truncate(keep);
+    }
+}
+
+/// `win` cut from whole-width rows `first..` of a buffer `width` wide.
+fn rows_of<T: Copy>(v: &[T], first: usize, width: usize, win: Window) -> Vec<T> {
+    let mut o = Vec::with_capacity(win.len());
+    for r in win.y..win.y + win.h {
+        let at = (r - first) * width + win.x;
+        o.extend_from_slice(&v[at..at + win.w]);
+    }
+    o
 }
 
 /// Reads rows `win.y .. win.y + win.h` (whole width) of the label, score and
