@@ -252,6 +252,13 @@ fn rectangle_across_strip_seams_is_one_site_utm() {
             "a rectangle: 4 corners and the closing position"
         );
         assert_eq!(prop(f, "kind"), "structure", "{f}");
+        // The sites step is recorded in run.json, the detect record kept.
+        let run: Value =
+            serde_json::from_str(&std::fs::read_to_string(c.run.join("run.json")).unwrap())
+                .unwrap();
+        assert_eq!(run["sites"]["sites"], 1, "{run}");
+        assert!(run["sites"]["timings_s"]["describe"].as_f64().is_some());
+        assert_eq!(run["detect"]["threshold"], 0.5, "detect record kept");
     }
 }
 
