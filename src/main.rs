@@ -31,7 +31,10 @@ fn main() {
     let cli = Cli::parse();
     // GDAL's own messages would print before ours; its errors reach us as
     // return values and are reported once, in one line, naming the file.
-    gdal::config::set_error_handler(|_, _, _| {});
+    // With CPL_DEBUG set (troubleshooting GDAL), its messages go to stderr.
+    if std::env::var_os("CPL_DEBUG").is_none() {
+        gdal::config::set_error_handler(|_, _, _| {});
+    }
     if let Err(e) = run(cli) {
         eprintln!("dunewatch: error: {e:#}");
         std::process::exit(1);

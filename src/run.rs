@@ -1,7 +1,7 @@
 //! A whole `detect` job: read both scenes, align them, detect, and publish
 //! the outputs with run.json. The command line and batch runs call this.
 
-use crate::align::{self, AlignOptions, Grid};
+use crate::align::{self, AlignOptions, AlignedPair, Grid};
 use crate::detect::{self, DetectOptions, DetectSummary, OPTIONAL_BANDS, STAT_BANDS};
 use crate::error::{Error, Result};
 use crate::export::{raster::to_cog, Staging};
@@ -85,9 +85,52 @@ pub fn tune_allocator() {
 pub fn configure_gdal() {
     let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        // Enough for a row of 1024 px tiles of every band a full tile's
-        // strips read, so each tile is decoded once.
         let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "384");
+    }
+}
+
+/// Bytes of GDAL block cache a whole-width strip pass over `pair` needs so
+/// that every input block is decoded once: two rows of blocks of every file
+/// read (a strip with its halo straddles a block-row boundary once per block
+/// row, and both rows must stay cached), plus `extra` for the rasters the
+/// pass writes or also reads.
+pub fn block_cache_need(pair: &AlignedPair, extra: u64) -> u64 {
+    let bands = [&pair.before, &pair.after]
+        .into_iter()
+        .flat_map(|s| s.bands.values().chain(s.scl.iter()))
+        .chain(pair.aoi.iter());
+    let mut need = extra;
+    for ab in bands {
+        let Ok(ds) = gdal::Dataset::open(&ab.file.path) else {
+            continue;
+        };
+        let Ok(band) = ds.rasterband(ab.file.index) else {
+            continue;
+        };
+        let (w, _) = band.size();
+        let (_, bh) = band.block_size();
+        let bytes = band.band_type().bytes() as u64;
+        need += 2 * w as u64 * bh as u64 * bytes;
+    }
+    need
+}
+
+/// Raises GDAL's block cache to what a strip pass over `pair` needs (see
+/// [`block_cache_need`]), never below the 384 MB default, unless the user
+/// set GDAL_CACHEMAX. Why: on a full JPEG2000 tile (1024 px blocks) the
+/// default held only about one row of blocks of every band, so each strip
+/// crossing a block row decoded the row above again: tiles were decoded
+/// two to three times.
+pub fn size_block_cache(pair: &AlignedPair, extra: u64) {
+    if std::env::var_os("GDAL_CACHEMAX").is_some() {
+        return;
+    }
+    let need = block_cache_need(pair, extra) + (64 << 20);
+    // SAFETY: plain setters of GDAL's global cache size.
+    unsafe {
+        if need > gdal_sys::GDALGetCacheMax64() as u64 {
+            gdal_sys::GDALSetCacheMax64(need as i64);
+        }
     }
 }
 
@@ -123,6 +166,8 @@ pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRec
     let after = read::open_scene(&req.after)?;
     let pair = align::align(before, after, &STAT_BANDS, &OPTIONAL_BANDS, &req.align)?;
     timings.insert("read_align", t.elapsed().as_secs_f64());
+    // The score pass writes a float score and a byte mask, 512 px tiles.
+    size_block_cache(&pair, 2 * pair.grid.width as u64 * 512 * 5);
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(req.threads)
@@ -185,4 +230,32 @@ pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRec
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     staging.commit(&[SCORE_FILE, MASK_FILE, RUN_FILE])?;
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn block_cache_holds_two_block_rows_of_every_file_read() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_tiles/abudhabi");
+        let b = read::open_scene(&root.join("before")).unwrap();
+        let a = read::open_scene(&root.join("after")).unwrap();
+        let pair =
+            align::align(b, a, &STAT_BANDS, &OPTIONAL_BANDS, &AlignOptions::default()).unwrap();
+        let mut files = 0;
+        let mut expect = 0u64;
+        for s in [&pair.before, &pair.after] {
+            for ab in s.bands.values() {
+                let ds = gdal::Dataset::open(&ab.file.path).unwrap();
+                let band = ds.rasterband(ab.file.index).unwrap();
+                expect += 2 * (band.size().0 * band.block_size().1) as u64 * 2;
+                files += 1;
+            }
+        }
+        assert!(files >= 2 * STAT_BANDS.len());
+        assert_eq!(block_cache_need(&pair, 0), expect);
+        assert_eq!(block_cache_need(&pair, 1000), expect + 1000);
+    }
 }

@@ -1052,6 +1052,8 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
     let t = Instant::now();
     let scenes = Scenes::open(&run, opts.before.as_deref(), opts.after.as_deref())?;
     timings.insert("open_scenes", t.elapsed().as_secs_f64());
+    // Strips also read the labels (u32, 256 px tiles) and the score (f32, 512 px).
+    crate::run::size_block_cache(&scenes.pair, 2 * run.grid.width as u64 * (256 + 512) * 4);
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
