@@ -156,6 +156,29 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
 
 /// Runs a detect job end to end.
 pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRecord> {
+    run_detect_with(req, progress, |_| Ok(())).map(|(rec, ())| rec)
+}
+
+/// A detect run whose working rasters are complete but not yet published.
+pub struct WorkingRun<'a> {
+    /// The output folder.
+    pub dir: &'a std::path::Path,
+    pub mask: &'a std::path::Path,
+    pub score: &'a std::path::Path,
+    /// The record as run.json will hold it, but for the COG timings.
+    pub record: &'a RunRecord,
+}
+
+/// Runs a detect job and, while the COGs are written, `meanwhile` on the
+/// finished working rasters (`detect` finds the sites there: the COG
+/// conversion is partly single-threaded, and the two together keep both
+/// cores busy). The detect outputs are published even when `meanwhile`
+/// fails; its error is returned after.
+pub fn run_detect_with<T>(
+    req: &DetectRequest,
+    progress: &dyn Progress,
+    meanwhile: impl FnOnce(&WorkingRun) -> Result<T>,
+) -> Result<(RunRecord, T)> {
     configure_gdal();
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
@@ -180,29 +203,9 @@ pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRec
     let summary =
         pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
 
-    let t = Instant::now();
-    progress.start("write COGs", 2);
-    // The two conversions are independent; the score's is the long one.
-    let (score_cog, mask_cog) = (staging.path(SCORE_FILE), staging.path(MASK_FILE));
-    std::thread::scope(|s| -> Result<()> {
-        let mask = s.spawn(|| -> Result<()> {
-            to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
-            progress.advance(1);
-            Ok(())
-        });
-        to_cog(&work_score, &score_cog, "AVERAGE", threads)?;
-        progress.advance(1);
-        mask.join()
-            .map_err(|_| Error::output(&mask_cog, "the COG writer panicked"))?
-    })?;
-    let _ = std::fs::remove_file(&work_score);
-    let _ = std::fs::remove_file(&work_mask);
-    timings.insert("write_cog", t.elapsed().as_secs_f64());
-    timings.insert("total", t0.elapsed().as_secs_f64());
-
     let (mx, my) = pair.grid.metres_per_unit();
     let (px, py) = pair.grid.pixel_size();
-    let record = RunRecord {
+    let mut record = RunRecord {
         tool: "dunewatch",
         version: crate::VERSION,
         command: "detect",
@@ -222,14 +225,51 @@ pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRec
         threads,
         detect: summary,
         outputs: vec![SCORE_FILE, MASK_FILE, RUN_FILE],
-        timings_s: timings,
+        timings_s: BTreeMap::new(),
     };
+    drop(pair);
+
+    let t = Instant::now();
+    progress.start("write COGs", 2);
+    // The two conversions are independent; the score's is the long one.
+    let (score_cog, mask_cog) = (staging.path(SCORE_FILE), staging.path(MASK_FILE));
+    let working = WorkingRun {
+        dir: &req.out,
+        mask: &work_mask,
+        score: &work_score,
+        record: &record,
+    };
+    let during = std::thread::scope(|s| -> Result<Result<T>> {
+        let mask = s.spawn(|| -> Result<Instant> {
+            to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
+            progress.advance(1);
+            Ok(Instant::now())
+        });
+        let score = s.spawn(|| -> Result<Instant> {
+            to_cog(&work_score, &score_cog, "AVERAGE", threads)?;
+            progress.advance(1);
+            Ok(Instant::now())
+        });
+        let during = meanwhile(&working);
+        let panicked = |p: &std::path::Path| Error::output(p, "the COG writer panicked");
+        let score_done = score.join().map_err(|_| panicked(&score_cog))??;
+        let mask_done = mask.join().map_err(|_| panicked(&mask_cog))??;
+        // Detect's own timings end when its COGs are written.
+        let done = score_done.max(mask_done);
+        timings.insert("write_cog", (done - t).as_secs_f64());
+        timings.insert("total", (done - t0).as_secs_f64());
+        Ok(during)
+    })?;
+    let _ = std::fs::remove_file(&work_score);
+    let _ = std::fs::remove_file(&work_mask);
+    record.timings_s = timings;
+
     let json = serde_json::to_string_pretty(&record)
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     std::fs::write(staging.path(RUN_FILE), json)
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     staging.commit(&[SCORE_FILE, MASK_FILE, RUN_FILE])?;
-    Ok(record)
+    Ok((record, during?))
 }
 
 #[cfg(test)]

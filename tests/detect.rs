@@ -632,3 +632,58 @@ fn resolution_option_sets_the_pixel_size() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resolution"));
 }
+
+/// `detect` finds the sites from its working rasters while it writes the
+/// COGs; `dunewatch sites` on the published folder must find the same.
+#[test]
+fn sites_during_detect_equal_sites_from_the_published_run() {
+    let t = tmp();
+    let during = t.path().join("during");
+    assert_ok(&detect_with_sites(
+        &sample_before(),
+        &sample_after(),
+        &during,
+        &["--chips", "5"],
+    ));
+    let after = t.path().join("after");
+    std::fs::create_dir(&after).unwrap();
+    for f in ["change_mask.tif", "change_score.tif", "run.json"] {
+        std::fs::copy(during.join(f), after.join(f)).unwrap();
+    }
+    assert_ok(&dunewatch(&[
+        "sites",
+        "--quiet",
+        "--chips",
+        "5",
+        after.to_str().unwrap(),
+    ]));
+    for f in ["sites.csv", "sites.geojson", "sites.kml"] {
+        let (a, b) = (
+            std::fs::read(during.join(f)).unwrap(),
+            std::fs::read(after.join(f)).unwrap(),
+        );
+        assert!(!a.is_empty() && a == b, "{f} differs");
+    }
+    let chips = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d.join("chips"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(chips(&during), chips(&after));
+    for c in chips(&during) {
+        assert_eq!(
+            std::fs::read(during.join("chips").join(&c)).unwrap(),
+            std::fs::read(after.join("chips").join(&c)).unwrap(),
+            "chip {c:?}"
+        );
+    }
+    // No staging folder is left behind.
+    assert!(std::fs::read_dir(&during).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
+}

@@ -5,7 +5,8 @@ use clap::Args;
 use dunewatch::align::AlignOptions;
 use dunewatch::detect::{DetectOptions, Method};
 use dunewatch::progress::Progress;
-use dunewatch::run::{run_detect, DetectRequest};
+use dunewatch::run::{run_detect_with, DetectRequest};
+use dunewatch::sites::{run_info::working_run, stage_sites};
 use std::path::PathBuf;
 
 /// Compare a before and an after Sentinel-2 scene and write a change score
@@ -99,9 +100,20 @@ pub fn run(a: &DetectArgs) -> Result<()> {
         threads: a.threads,
     };
     let bar = crate::cli::progress::Bar::new(a.quiet);
-    let rec = run_detect(&req, &bar);
+    let sites_opts = a.sites.options(a.threads);
+    if !a.no_sites {
+        dunewatch::sites::check_options(&sites_opts)?;
+    }
+    // The sites are found from the working rasters while the COGs are written.
+    let res = run_detect_with(&req, &bar, |w| {
+        if a.no_sites {
+            return Ok(None);
+        }
+        let run = working_run(w.dir, w.mask, w.score, w.record)?;
+        stage_sites(&run, &sites_opts).map(Some)
+    });
     bar.finish();
-    let rec = rec?;
+    let (rec, staged) = res?;
     if !a.quiet {
         let p = &rec.detect.pixels;
         println!(
@@ -117,8 +129,8 @@ pub fn run(a: &DetectArgs) -> Result<()> {
             rec.timings_s.get("total").copied().unwrap_or(0.0)
         );
     }
-    if !a.no_sites {
-        let s = dunewatch::sites::run_sites(&a.out, &a.sites.options(a.threads))?;
+    if let Some(staged) = staged {
+        let s = staged.commit()?;
         if !a.quiet {
             crate::cli::sites::print_summary(&a.out, &s);
         }

@@ -32,7 +32,11 @@ impl Staging {
                 }
             }
         }
-        let dir = out.join(format!(".dunewatch-partial-{}", std::process::id()));
+        // One folder per staging, also within a process: `detect` stages
+        // its sites while its own outputs are still staged.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = out.join(format!(".dunewatch-partial-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir)
             .map_err(|e| Error::output(out, format!("cannot write to output folder: {e}")))?;

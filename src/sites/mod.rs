@@ -225,7 +225,8 @@ pub(crate) fn pixel_metres(grid: &Grid, lat: f64) -> (f64, f64) {
 /// Pass 1: clean, label and measure components; writes provisional labels.
 fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<components::Labelled> {
     let g = &run.grid;
-    let ds = gdal::Dataset::open(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+    let ds =
+        run_info::open_run_raster(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
     let band = ds
         .rasterband(1)
         .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
@@ -325,7 +326,7 @@ fn background(scenes: &Scenes, run: &RunInfo) -> Result<Background> {
         .max(1.0) as usize;
     let (cw, ch) = (g.width.div_ceil(d), g.height.div_ceil(d));
     let mask_ds =
-        gdal::Dataset::open(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
+        run_info::open_run_raster(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
     let mask_band = mask_ds
         .rasterband(1)
         .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
@@ -382,7 +383,9 @@ fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo, labels: &Path) -> Result<W
         labels: gdal::Dataset::open(labels).map_err(|e| Error::output(labels, gdal_msg(&e)))?,
         labels_path: labels.to_path_buf(),
         score: match &run.score {
-            Some(p) => Some(gdal::Dataset::open(p).map_err(|e| Error::input(p, gdal_msg(&e)))?),
+            Some(p) => {
+                Some(run_info::open_run_raster(p).map_err(|e| Error::input(p, gdal_msg(&e)))?)
+            }
             None => None,
         },
         to_lonlat: OwnedTransform(run.grid.to_lonlat()?),
@@ -1029,7 +1032,36 @@ fn record_in_run_json(
 /// sites.geojson, sites.csv, sites.kml, chips/ and report.html into the run
 /// folder (all or nothing).
 pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
-    crate::run::configure_gdal();
+    check_options(opts)?;
+    let run = run_info::read_run(run_dir)?;
+    stage_sites(&run, opts)?.commit()
+}
+
+/// Sites found and written to a staging folder of the run, not yet published.
+pub struct StagedSites {
+    staging: Staging,
+    summary: SitesSummary,
+}
+
+impl StagedSites {
+    /// Publishes the outputs into the run folder (which must hold its
+    /// run.json by now) and records the sites step in run.json.
+    pub fn commit(self) -> Result<SitesSummary> {
+        let summary = self.summary;
+        self.staging
+            .commit(&[CHIPS_DIR, CSV_FILE, KML_FILE, GEOJSON_FILE, REPORT_FILE])?;
+        record_in_run_json(
+            &summary.run_dir,
+            summary.sites,
+            &summary.by_kind,
+            &summary.timings_s,
+        )?;
+        Ok(summary)
+    }
+}
+
+/// Refuses options no run could use, naming the option.
+pub fn check_options(opts: &SitesOptions) -> Result<()> {
     if !(opts.min_area_m2 >= 0.0 && opts.min_area_m2.is_finite()) {
         return Err(Error::invalid(format!(
             "--min-area must be a non-negative number of m2, got {}",
@@ -1042,15 +1074,23 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
             opts.watch_distance_m
         )));
     }
+    Ok(())
+}
+
+/// Finds, describes and ranks the sites of `run` and writes every sites
+/// output into a staging folder of `run.dir`; [`StagedSites::commit`]
+/// publishes them.
+pub fn stage_sites(run: &RunInfo, opts: &SitesOptions) -> Result<StagedSites> {
+    crate::run::configure_gdal();
+    check_options(opts)?;
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
-    let run = run_info::read_run(run_dir)?;
     let watch = match &opts.watchlist {
         Some(p) => watchlist::read_watchlist(p)?,
         None => Vec::new(),
     };
     let t = Instant::now();
-    let scenes = Scenes::open(&run, opts.before.as_deref(), opts.after.as_deref())?;
+    let scenes = Scenes::open(run, opts.before.as_deref(), opts.after.as_deref())?;
     timings.insert("open_scenes", t.elapsed().as_secs_f64());
     // Strips also read the labels (u32, 256 px tiles) and the score (f32, 512 px).
     crate::run::size_block_cache(&scenes.pair, 2 * run.grid.width as u64 * (256 + 512) * 4);
@@ -1059,20 +1099,20 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
         .num_threads(opts.threads)
         .build()
         .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
-    let staging = Staging::new(run_dir, &[])?;
+    let staging = Staging::new(&run.dir, &[])?;
     let labels = staging.path("labels.work.tif");
     let (sites, bg) =
-        pool.install(|| find_sites(&run, &scenes, opts, &labels, &watch, &mut timings))?;
+        pool.install(|| find_sites(run, &scenes, opts, &labels, &watch, &mut timings))?;
     let _ = std::fs::remove_file(&labels);
 
     let t = Instant::now();
-    let scene = scene_summary(&run, opts)?;
+    let scene = scene_summary(run, opts)?;
     let mut by_kind: BTreeMap<&'static str, usize> = KINDS.iter().map(|k| (k.name(), 0)).collect();
     for s in &sites {
         *by_kind.entry(s.kind.name()).or_default() += 1;
     }
     let ctx = export::Context {
-        run: &run,
+        run,
         scene: &scene,
         sites: &sites,
         by_kind: &by_kind,
@@ -1083,14 +1123,7 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
     export::kml::write(&staging.path(KML_FILE), &ctx)?;
     let chips_dir = staging.path(CHIPS_DIR);
     std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
-    let chips = pool.install(|| {
-        export::chips::write_all(
-            &chips_dir,
-            &ctx,
-            &scenes,
-            &run.dir.join(crate::run::MASK_FILE),
-        )
-    })?;
+    let chips = pool.install(|| export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask))?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
     export::report::write(
@@ -1101,11 +1134,9 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
         &chips,
     )?;
     timings.insert("report", t.elapsed().as_secs_f64());
-    staging.commit(&[CHIPS_DIR, CSV_FILE, KML_FILE, GEOJSON_FILE, REPORT_FILE])?;
     timings.insert("total", t0.elapsed().as_secs_f64());
-    record_in_run_json(run_dir, sites.len(), &by_kind, &timings)?;
-    Ok(SitesSummary {
-        run_dir: run_dir.to_path_buf(),
+    let summary = SitesSummary {
+        run_dir: run.dir.clone(),
         sites: sites.len(),
         by_kind,
         chips: chips.len(),
@@ -1116,7 +1147,8 @@ pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
         scene,
         background: bg,
         timings_s: timings,
-    })
+    };
+    Ok(StagedSites { staging, summary })
 }
 
 #[cfg(test)]

@@ -35,6 +35,20 @@ fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
+/// Opens a raster of the run (mask, score) without its overviews: decimated
+/// reads then always sample the full resolution, so the sites are the same
+/// whether found from the working rasters during `detect` or from the
+/// published COGs (whose overviews average or pick other pixels).
+pub fn open_run_raster(path: &Path) -> gdal::errors::Result<gdal::Dataset> {
+    gdal::Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_options: Some(&["OVERVIEW_LEVEL=NONE"]),
+            ..Default::default()
+        },
+    )
+}
+
 /// Reads a run folder; errors name the missing or broken file.
 pub fn read_run(dir: &Path) -> Result<RunInfo> {
     if !dir.exists() {
@@ -76,19 +90,54 @@ pub fn read_run(dir: &Path) -> Result<RunInfo> {
         .map_err(|e| Error::input(&run_path, format!("cannot read: {e}")))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Error::input(&run_path, format!("is not valid JSON: {e}")))?;
+    from_record(dir, mask, score, grid, &v, &run_path)
+}
+
+/// A detect run still being written: its working mask and score rasters and
+/// its record, before the COGs and run.json are published. `detect` finds
+/// the sites from these while it writes the COGs; the result is the same as
+/// reading the published run folder.
+pub fn working_run(
+    dir: &Path,
+    mask: &Path,
+    score: &Path,
+    record: &crate::run::RunRecord,
+) -> Result<RunInfo> {
+    let ds = gdal::Dataset::open(mask).map_err(|e| Error::output(mask, gdal_msg(&e)))?;
+    let grid = Grid::from_dataset(&ds, &mask.to_string_lossy())?;
+    // Through JSON, so every field reads exactly as from run.json.
+    let v = serde_json::to_value(record).map_err(|e| Error::output(dir.join(RUN_FILE), e))?;
+    from_record(
+        dir,
+        mask.to_path_buf(),
+        Some(score.to_path_buf()),
+        grid,
+        &v,
+        &dir.join(RUN_FILE),
+    )
+}
+
+fn from_record(
+    dir: &Path,
+    mask: PathBuf,
+    score: Option<PathBuf>,
+    grid: Grid,
+    v: &Value,
+    run_path: &Path,
+) -> Result<RunInfo> {
     let path_of = |date: &str| -> Result<PathBuf> {
-        get(&v, &[date, "path"])
+        get(v, &[date, "path"])
             .and_then(Value::as_str)
             .map(PathBuf::from)
             .ok_or_else(|| {
                 Error::input(
-                    &run_path,
+                    run_path,
                     format!("has no \"{date}\".\"path\" (the {date} scene)"),
                 )
             })
     };
-    let s = |path: &[&str]| get(&v, path).and_then(Value::as_str).map(str::to_string);
-    let n = |path: &[&str]| get(&v, path).and_then(Value::as_u64);
+    let s = |path: &[&str]| get(v, path).and_then(Value::as_str).map(str::to_string);
+    let n = |path: &[&str]| get(v, path).and_then(Value::as_u64);
     let cloud = match (
         n(&["detect", "pixels", "masked", "cloud"]),
         n(&["detect", "pixels", "masked", "cloud_shadow"]),
@@ -109,7 +158,7 @@ pub fn read_run(dir: &Path) -> Result<RunInfo> {
         compared: n(&["detect", "pixels", "compared"]),
         changed: n(&["detect", "pixels", "changed"]),
         cloud_masked: cloud,
-        threshold: get(&v, &["detect", "threshold"]).and_then(Value::as_f64),
+        threshold: get(v, &["detect", "threshold"]).and_then(Value::as_f64),
     })
 }
 

@@ -181,7 +181,7 @@ pub fn write_all(
                 || {
                     Ok((
                         SceneReader::new(&scenes.pair),
-                        gdal::Dataset::open(mask_path)
+                        crate::sites::run_info::open_run_raster(mask_path)
                             .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
                     ))
                 },
