@@ -89,6 +89,14 @@ pub fn configure_gdal() {
     }
 }
 
+/// Keeps GDAL's own threads (JPEG2000 tile decoding) within `--threads`,
+/// unless the user set GDAL_NUM_THREADS.
+pub fn limit_gdal_threads(threads: usize) {
+    if std::env::var_os("GDAL_NUM_THREADS").is_none() {
+        let _ = gdal::config::set_config_option("GDAL_NUM_THREADS", &threads.to_string());
+    }
+}
+
 /// Bytes of GDAL block cache a whole-width strip pass over `pair` needs so
 /// that every input block is decoded once: two rows of blocks of every file
 /// read (a strip with its halo straddles a block-row boundary once per block
@@ -197,6 +205,7 @@ pub fn run_detect_with<T>(
         .build()
         .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
     let threads = pool.current_num_threads();
+    limit_gdal_threads(threads);
 
     let work_score = staging.path("score.work.tif");
     let work_mask = staging.path("mask.work.tif");
@@ -239,7 +248,19 @@ pub fn run_detect_with<T>(
         score: &work_score,
         record: &record,
     };
+    if threads == 1 {
+        // One core: one thing at a time.
+        to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
+        progress.advance(1);
+        to_cog(&work_score, &score_cog, "AVERAGE", 1)?;
+        progress.advance(1);
+        timings.insert("write_cog", t.elapsed().as_secs_f64());
+        timings.insert("total", t0.elapsed().as_secs_f64());
+    }
     let during = std::thread::scope(|s| -> Result<Result<T>> {
+        if threads == 1 {
+            return Ok(meanwhile(&working));
+        }
         let mask = s.spawn(|| -> Result<Instant> {
             to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
             progress.advance(1);

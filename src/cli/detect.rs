@@ -55,7 +55,7 @@ pub struct DetectArgs {
     /// Block side in pixels for the parallel score pass.
     #[arg(long, default_value_t = 512)]
     pub block_size: usize,
-    /// Worker threads (0 = one per core).
+    /// Worker threads (0 = one per core); the run keeps to about this many cores.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Print nothing but errors.

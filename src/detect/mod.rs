@@ -226,7 +226,8 @@ type Delivery = (usize, usize, Result<Vec<f32>>);
 /// Pass 2: the scene in whole-width strips of [`STRIP_ROWS`] rows, top to
 /// bottom, each read with a halo of `model.halo()` rows.
 ///
-/// Reading: one thread per worker, each owning its GDAL handles and always
+/// Reading: one thread per worker (with one worker, the worker itself reads,
+/// so that `--threads 1` uses one core), each owning its GDAL handles and always
 /// the same rasters (item `i` goes to thread `i % n`), so the file tiles a
 /// strip decodes stay in that handle's block cache for the next strips and
 /// every tile is decoded about once; the threads decode different files in
@@ -256,11 +257,17 @@ fn score_pass(
         .collect();
     progress.start("score", strips.len() as u64);
     let items = pixels::items(pair);
-    let n_readers = rayon::current_num_threads().clamp(1, items.len());
+    // One worker reads inline: `--threads 1` keeps the run on one core.
+    let inline = rayon::current_num_threads() == 1;
+    let n_readers = if inline {
+        0
+    } else {
+        rayon::current_num_threads().clamp(1, items.len())
+    };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
     // One channel per reader, holding at most one strip of its items, so no
     // reader runs more than a strip ahead of the slowest.
-    let mine = |t: usize| (t..items.len()).step_by(n_readers);
+    let mine = |t: usize| (t..items.len()).step_by(n_readers.max(1));
     let (item_txs, item_rxs): (Vec<_>, Vec<_>) = (0..n_readers)
         .map(|t| std::sync::mpsc::sync_channel::<Delivery>(mine(t).count()))
         .unzip();
@@ -310,9 +317,15 @@ fn score_pass(
             });
         }
         let scored = (|| -> Result<()> {
+            let mut own_reader = inline.then(|| SceneReader::new(pair));
             for (k, strip) in strips.iter().enumerate() {
                 let read = expand(*strip, model.halo(), g.width, g.height);
                 let mut data = vec![Vec::new(); items.len()];
+                if let Some(reader) = own_reader.as_mut() {
+                    for (d, it) in data.iter_mut().zip(&items) {
+                        *d = pixels::read_item(reader, pair, *it, read, (read.w, read.h))?;
+                    }
+                }
                 for (t, rx) in item_rxs.iter().enumerate() {
                     for _ in mine(t) {
                         let (kk, i, v) = rx

@@ -1099,6 +1099,7 @@ pub fn stage_sites(run: &RunInfo, opts: &SitesOptions) -> Result<StagedSites> {
         .num_threads(opts.threads)
         .build()
         .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
+    crate::run::limit_gdal_threads(pool.current_num_threads());
     let staging = Staging::new(&run.dir, &[])?;
     let labels = staging.path("labels.work.tif");
     let (sites, bg) =
