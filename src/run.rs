@@ -55,6 +55,9 @@ pub struct RunRecord {
     pub grid: GridInfo,
     pub bands_used: Vec<Band>,
     pub threads: usize,
+    /// JPEG2000 files decoded once into the run's staging folder (see
+    /// [`align::transcode`]).
+    pub jp2_decoded_once: usize,
     pub detect: DetectSummary,
     pub outputs: Vec<&'static str>,
     pub timings_s: BTreeMap<&'static str, f64>,
@@ -175,6 +178,8 @@ pub struct WorkingRun<'a> {
     pub score: &'a std::path::Path,
     /// The record as run.json will hold it, but for the COG timings.
     pub record: &'a RunRecord,
+    /// JPEG2000 files decoded for the run (alive until it is published).
+    pub decoded: &'a align::transcode::Decoded,
 }
 
 /// Runs a detect job and, while the COGs are written, `meanwhile` on the
@@ -195,10 +200,8 @@ pub fn run_detect_with<T>(
     let t = Instant::now();
     let before = read::open_scene(&req.before)?;
     let after = read::open_scene(&req.after)?;
-    let pair = align::align(before, after, &STAT_BANDS, &OPTIONAL_BANDS, &req.align)?;
+    let mut pair = align::align(before, after, &STAT_BANDS, &OPTIONAL_BANDS, &req.align)?;
     timings.insert("read_align", t.elapsed().as_secs_f64());
-    // The score pass writes a float score and a byte mask, 512 px tiles.
-    size_block_cache(&pair, 2 * pair.grid.width as u64 * 512 * 5);
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(req.threads)
@@ -206,6 +209,16 @@ pub fn run_detect_with<T>(
         .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
     let threads = pool.current_num_threads();
     limit_gdal_threads(threads);
+
+    let t = Instant::now();
+    let decoded =
+        pool.install(|| align::transcode::decode_jp2_once(&pair, &staging.path("decoded")))?;
+    decoded.apply(&mut pair);
+    if !decoded.is_empty() {
+        timings.insert("decode_jp2", t.elapsed().as_secs_f64());
+    }
+    // The score pass writes a float score and a byte mask, 512 px tiles.
+    size_block_cache(&pair, 2 * pair.grid.width as u64 * 512 * 5);
 
     let work_score = staging.path("score.work.tif");
     let work_mask = staging.path("mask.work.tif");
@@ -232,6 +245,7 @@ pub fn run_detect_with<T>(
             .copied()
             .collect(),
         threads,
+        jp2_decoded_once: decoded.len(),
         detect: summary,
         outputs: vec![SCORE_FILE, MASK_FILE, RUN_FILE],
         timings_s: BTreeMap::new(),
@@ -247,6 +261,7 @@ pub fn run_detect_with<T>(
         mask: &work_mask,
         score: &work_score,
         record: &record,
+        decoded: &decoded,
     };
     if threads == 1 {
         // One core: one thing at a time.

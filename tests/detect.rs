@@ -220,7 +220,38 @@ fn esa_jp2_and_cog_archive_folders_read_like_oscd_folders() {
         x == y,
         "lossless JPEG2000 / COG copies must give the same mask"
     );
+    // The JPEG2000 files read natively (the four 10 m bands; the others
+    // are warped) were decoded once and read from the copies; the sites
+    // found from them equal those `dunewatch sites` finds reading the
+    // JPEG2000 files themselves.
+    let rec = run_json(&other);
+    assert_eq!(rec["jp2_decoded_once"], 4, "{}", rec["before"]["alignment"]);
     assert_eq!(run_json(&other)["before"]["date"], "2016-01-20");
+    let with_sites = t.path().join("with_sites");
+    assert_ok(&detect_with_sites(
+        &esa,
+        &cog,
+        &with_sites,
+        &["--chips", "3"],
+    ));
+    let again = t.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    for f in ["change_mask.tif", "change_score.tif", "run.json"] {
+        std::fs::copy(with_sites.join(f), again.join(f)).unwrap();
+    }
+    assert_ok(&dunewatch(&[
+        "sites",
+        "--quiet",
+        "--chips",
+        "3",
+        again.to_str().unwrap(),
+    ]));
+    for f in ["sites.csv", "sites.geojson"] {
+        let a = std::fs::read(with_sites.join(f)).unwrap();
+        assert!(a.len() > 200, "{f} has sites");
+        assert!(a == std::fs::read(again.join(f)).unwrap(), "{f} differs");
+    }
+    assert!(!with_sites.join("decoded").exists());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 pub mod grid;
 pub mod reader;
+pub mod transcode;
 pub mod upsample;
 mod warp;
 

@@ -362,7 +362,10 @@ fn background(scenes: &Scenes, run: &RunInfo) -> Result<Background> {
 
 /// Per-worker handles for the describe pass.
 struct Worker<'a> {
+    /// Decimated reads (JPEG2000 overviews, as `dunewatch sites` reads).
     reader: SceneReader<'a>,
+    /// Full-resolution reads (decoded JPEG2000 copies during `detect`).
+    full_res: SceneReader<'a>,
     labels: gdal::Dataset,
     labels_path: PathBuf,
     score: Option<gdal::Dataset>,
@@ -380,6 +383,7 @@ unsafe impl Send for OwnedTransform {}
 fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo, labels: &Path) -> Result<Worker<'a>> {
     Ok(Worker {
         reader: SceneReader::new(&scenes.pair),
+        full_res: SceneReader::new(scenes.full_res()),
         labels: gdal::Dataset::open(labels).map_err(|e| Error::output(labels, gdal_msg(&e)))?,
         labels_path: labels.to_path_buf(),
         score: match &run.score {
@@ -466,8 +470,13 @@ fn read_site_window(
         }
         _ => None,
     };
-    let before = scenes::read_bands(&mut w.reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
-    let after = scenes::read_bands(&mut w.reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
+    let reader = if d == 1 {
+        &mut w.full_res
+    } else {
+        &mut w.reader
+    };
+    let before = scenes::read_bands(reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
+    let after = scenes::read_bands(reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
     Ok(SiteWindow {
         win,
         shape,
@@ -863,7 +872,7 @@ fn read_strip_items<'a>(
                             Date::After
                         };
                         let mut v = scenes::read_bands(
-                            &mut w.reader,
+                            &mut w.full_res,
                             scenes,
                             date,
                             &STAT_BANDS[k..k + 1],
@@ -1034,7 +1043,7 @@ fn record_in_run_json(
 pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
     check_options(opts)?;
     let run = run_info::read_run(run_dir)?;
-    stage_sites(&run, opts)?.commit()
+    stage_sites(&run, opts, &Default::default())?.commit()
 }
 
 /// Sites found and written to a staging folder of the run, not yet published.
@@ -1080,7 +1089,11 @@ pub fn check_options(opts: &SitesOptions) -> Result<()> {
 /// Finds, describes and ranks the sites of `run` and writes every sites
 /// output into a staging folder of `run.dir`; [`StagedSites::commit`]
 /// publishes them.
-pub fn stage_sites(run: &RunInfo, opts: &SitesOptions) -> Result<StagedSites> {
+pub fn stage_sites(
+    run: &RunInfo,
+    opts: &SitesOptions,
+    decoded: &crate::align::transcode::Decoded,
+) -> Result<StagedSites> {
     crate::run::configure_gdal();
     check_options(opts)?;
     let t0 = Instant::now();
@@ -1090,10 +1103,14 @@ pub fn stage_sites(run: &RunInfo, opts: &SitesOptions) -> Result<StagedSites> {
         None => Vec::new(),
     };
     let t = Instant::now();
-    let scenes = Scenes::open(run, opts.before.as_deref(), opts.after.as_deref())?;
+    let scenes =
+        Scenes::open_with_decoded(run, opts.before.as_deref(), opts.after.as_deref(), decoded)?;
     timings.insert("open_scenes", t.elapsed().as_secs_f64());
     // Strips also read the labels (u32, 256 px tiles) and the score (f32, 512 px).
-    crate::run::size_block_cache(&scenes.pair, 2 * run.grid.width as u64 * (256 + 512) * 4);
+    crate::run::size_block_cache(
+        scenes.full_res(),
+        2 * run.grid.width as u64 * (256 + 512) * 4,
+    );
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)

@@ -9,6 +9,7 @@
 
 use super::run_info::RunInfo;
 use crate::align::reader::Date;
+use crate::align::transcode::Decoded;
 use crate::align::{self, AlignOptions, AlignedPair, Grid, SceneReader, Window};
 use crate::detect::STAT_BANDS;
 use crate::error::{Error, Result};
@@ -17,6 +18,10 @@ use std::path::{Path, PathBuf};
 
 pub struct Scenes {
     pub pair: AlignedPair,
+    /// The same scenes with their JPEG2000 files replaced by the copies
+    /// `detect` decoded (full-resolution reads only; see
+    /// [`crate::align::transcode`]).
+    pub full_res: Option<AlignedPair>,
     /// Offset of the run grid inside `pair.grid`.
     pub x_off: usize,
     pub y_off: usize,
@@ -64,6 +69,7 @@ impl Scenes {
         if let Some((x, y)) = offset_in(&pair.grid, &run.grid) {
             return Ok(Scenes {
                 pair,
+                full_res: None,
                 x_off: x,
                 y_off: y,
             });
@@ -74,6 +80,7 @@ impl Scenes {
         match offset_in(&pair.grid, &run.grid) {
             Some((x, y)) => Ok(Scenes {
                 pair,
+                full_res: None,
                 x_off: x,
                 y_off: y,
             }),
@@ -86,6 +93,28 @@ impl Scenes {
                 ),
             )),
         }
+    }
+
+    /// Opens the scenes, and for full-resolution reads also with the
+    /// JPEG2000 copies `decoded` (nothing more when there are none).
+    pub fn open_with_decoded(
+        run: &RunInfo,
+        before: Option<&Path>,
+        after: Option<&Path>,
+        decoded: &Decoded,
+    ) -> Result<Scenes> {
+        let mut scenes = Scenes::open(run, before, after)?;
+        if !decoded.is_empty() {
+            let mut full = Scenes::open(run, before, after)?.pair;
+            decoded.apply(&mut full);
+            scenes.full_res = Some(full);
+        }
+        Ok(scenes)
+    }
+
+    /// The pair to read full-resolution windows from.
+    pub fn full_res(&self) -> &AlignedPair {
+        self.full_res.as_ref().unwrap_or(&self.pair)
     }
 
     /// A window of the run grid as a window of the aligned grid.

@@ -1,0 +1,131 @@
+//! JPEG2000 inputs decoded once, into fast tiled GeoTIFFs.
+//!
+//! Why: decoding JPEG2000 is by far the dearest step on SAFE products (a
+//! full 10 m band is about 18 s of one core), and a `detect` run reads the
+//! scene up to three times: the statistics sample, the score pass and the
+//! site descriptions. Each JPEG2000 file read at full resolution is
+//! therefore decoded once, at the start, into a ZSTD-compressed tiled
+//! GeoTIFF in the run's staging folder (lossless, so the numbers read are
+//! the same), and every full-resolution read of the run uses that copy.
+//! Decimated reads (the sites' scene background, chips) keep using the
+//! JPEG2000 files and their wavelet overviews, as `dunewatch sites` does.
+
+use super::{AlignedBand, AlignedPair, Source};
+use crate::error::{gdal_msg, Error, Result};
+use gdal::raster::RasterCreationOptions;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Decoded copies: (JPEG2000 path, band index) -> GeoTIFF path.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded {
+    files: BTreeMap<(String, usize), String>,
+}
+
+impl Decoded {
+    /// Number of files decoded.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Points the full-resolution sources of `pair` at the decoded copies.
+    pub fn apply(&self, pair: &mut AlignedPair) {
+        for ab in bands_mut(pair) {
+            let Some(copy) = self.files.get(&(ab.file.path.clone(), ab.file.index)) else {
+                continue;
+            };
+            match &mut ab.source {
+                Source::Direct { path, index, .. } | Source::Upsampled { path, index, .. } => {
+                    *path = copy.clone();
+                    *index = 1;
+                }
+                Source::Warped { .. } => {}
+            }
+        }
+    }
+}
+
+fn bands_mut(pair: &mut AlignedPair) -> impl Iterator<Item = &mut AlignedBand> {
+    [&mut pair.before, &mut pair.after]
+        .into_iter()
+        .flat_map(|s| s.bands.values_mut().chain(s.scl.iter_mut()))
+}
+
+/// Whether the band is read from a single-band JPEG2000 file, natively.
+fn is_jp2(ab: &AlignedBand) -> bool {
+    if matches!(ab.source, Source::Warped { .. }) {
+        return false;
+    }
+    gdal::Dataset::open(&ab.file.path)
+        .map(|ds| ds.driver().short_name() == "JP2OpenJPEG" && ds.raster_count() == 1)
+        .unwrap_or(false)
+}
+
+/// Decodes every JPEG2000 file `pair` reads natively into `dir`, the files
+/// in parallel on the current rayon pool, largest first.
+pub fn decode_jp2_once(pair: &AlignedPair, dir: &Path) -> Result<Decoded> {
+    let mut todo: Vec<(String, usize)> = [&pair.before, &pair.after]
+        .into_iter()
+        .flat_map(|s| s.bands.values().chain(s.scl.iter()))
+        .filter(|ab| is_jp2(ab))
+        .map(|ab| (ab.file.path.clone(), ab.file.index))
+        .collect();
+    todo.sort();
+    todo.dedup();
+    if todo.is_empty() {
+        return Ok(Decoded::default());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+    let pixels = |p: &str| {
+        gdal::Dataset::open(p)
+            .map(|ds| ds.raster_size().0 * ds.raster_size().1)
+            .unwrap_or(0)
+    };
+    todo.sort_by_cached_key(|(p, _)| std::cmp::Reverse(pixels(p)));
+    let copies = todo
+        .par_iter()
+        .enumerate()
+        .map(|(i, (path, _))| {
+            let name = Path::new(path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dst = dir.join(format!("{i:02}-{name}.tif"));
+            decode(path, &dst)?;
+            Ok(dst.to_string_lossy().into_owned())
+        })
+        .collect::<Result<Vec<String>>>()?;
+    Ok(Decoded {
+        files: todo.into_iter().zip(copies).collect(),
+    })
+}
+
+/// One file: a tiled, ZSTD-compressed GeoTIFF copy (same pixels,
+/// georeferencing and nodata).
+fn decode(src: &str, dst: &Path) -> Result<()> {
+    let ds = gdal::Dataset::open(src).map_err(|e| Error::input(src, gdal_msg(&e)))?;
+    let err = |e: gdal::errors::GdalError| Error::output(dst, gdal_msg(&e));
+    let drv = gdal::DriverManager::get_driver_by_name("GTiff").map_err(err)?;
+    let opts = RasterCreationOptions::from_iter([
+        "TILED=YES",
+        "BLOCKXSIZE=512",
+        "BLOCKYSIZE=512",
+        "COMPRESS=ZSTD",
+        "ZSTD_LEVEL=1",
+        "PREDICTOR=2",
+        "BIGTIFF=IF_SAFER",
+    ]);
+    let out = ds.create_copy(&drv, dst, &opts).map_err(|e| {
+        Error::input(
+            src,
+            format!("cannot decode the JPEG2000 file: {}", gdal_msg(&e)),
+        )
+    })?;
+    out.close().map_err(err)?;
+    Ok(())
+}
