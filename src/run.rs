@@ -211,8 +211,8 @@ pub fn run_detect_with<T>(
     limit_gdal_threads(threads);
 
     let t = Instant::now();
-    let decoded =
-        pool.install(|| align::transcode::decode_jp2_once(&pair, &staging.path("decoded")))?;
+    let decoded = pool
+        .install(|| align::transcode::decode_jp2_once(&pair, &staging.path("decoded"), progress))?;
     decoded.apply(&mut pair);
     if !decoded.is_empty() {
         timings.insert("decode_jp2", t.elapsed().as_secs_f64());

@@ -12,15 +12,21 @@
 
 use super::{AlignedBand, AlignedPair, Source};
 use crate::error::{gdal_msg, Error, Result};
+use crate::read::Band;
 use gdal::raster::RasterCreationOptions;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Decoded copies: (JPEG2000 path, band index) -> GeoTIFF path.
+/// Which aligned band: date (0 before, 1 after) and band (None: the SCL).
+type Slot = (usize, Option<Band>);
+
+/// Decoded copies, by the band they stand for. Keyed by band rather than
+/// path: `detect` and its sites step open the same scene under different
+/// path spellings (relative, absolute).
 #[derive(Debug, Clone, Default)]
 pub struct Decoded {
-    files: BTreeMap<(String, usize), String>,
+    files: BTreeMap<Slot, String>,
 }
 
 impl Decoded {
@@ -35,8 +41,8 @@ impl Decoded {
 
     /// Points the full-resolution sources of `pair` at the decoded copies.
     pub fn apply(&self, pair: &mut AlignedPair) {
-        for ab in bands_mut(pair) {
-            let Some(copy) = self.files.get(&(ab.file.path.clone(), ab.file.index)) else {
+        for (slot, ab) in slots_mut(pair) {
+            let Some(copy) = self.files.get(&slot) else {
                 continue;
             };
             match &mut ab.source {
@@ -50,13 +56,25 @@ impl Decoded {
     }
 }
 
-fn bands_mut(pair: &mut AlignedPair) -> impl Iterator<Item = &mut AlignedBand> {
-    [&mut pair.before, &mut pair.after]
-        .into_iter()
-        .flat_map(|s| s.bands.values_mut().chain(s.scl.iter_mut()))
+fn slots(pair: &AlignedPair) -> Vec<(Slot, &AlignedBand)> {
+    let mut v = Vec::new();
+    for (d, s) in [&pair.before, &pair.after].into_iter().enumerate() {
+        v.extend(s.bands.iter().map(|(b, ab)| ((d, Some(*b)), ab)));
+        v.extend(s.scl.iter().map(|ab| ((d, None), ab)));
+    }
+    v
 }
 
-/// Whether the band is read from a single-band JPEG2000 file, natively.
+fn slots_mut(pair: &mut AlignedPair) -> Vec<(Slot, &mut AlignedBand)> {
+    let mut v = Vec::new();
+    for (d, s) in [&mut pair.before, &mut pair.after].into_iter().enumerate() {
+        v.extend(s.bands.iter_mut().map(|(b, ab)| ((d, Some(*b)), ab)));
+        v.extend(s.scl.iter_mut().map(|ab| ((d, None), ab)));
+    }
+    v
+}
+
+/// Whether the band is read natively from a single-band JPEG2000 file.
 fn is_jp2(ab: &AlignedBand) -> bool {
     if matches!(ab.source, Source::Warped { .. }) {
         return false;
@@ -68,13 +86,17 @@ fn is_jp2(ab: &AlignedBand) -> bool {
 
 /// Decodes every JPEG2000 file `pair` reads natively into `dir`, the files
 /// in parallel on the current rayon pool, largest first.
-pub fn decode_jp2_once(pair: &AlignedPair, dir: &Path) -> Result<Decoded> {
-    let mut todo: Vec<(String, usize)> = [&pair.before, &pair.after]
+pub fn decode_jp2_once(
+    pair: &AlignedPair,
+    dir: &Path,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Decoded> {
+    let wanted: Vec<(Slot, String)> = slots(pair)
         .into_iter()
-        .flat_map(|s| s.bands.values().chain(s.scl.iter()))
-        .filter(|ab| is_jp2(ab))
-        .map(|ab| (ab.file.path.clone(), ab.file.index))
+        .filter(|(_, ab)| is_jp2(ab))
+        .map(|(slot, ab)| (slot, ab.file.path.clone()))
         .collect();
+    let mut todo: Vec<String> = wanted.iter().map(|(_, p)| p.clone()).collect();
     todo.sort();
     todo.dedup();
     if todo.is_empty() {
@@ -86,22 +108,27 @@ pub fn decode_jp2_once(pair: &AlignedPair, dir: &Path) -> Result<Decoded> {
             .map(|ds| ds.raster_size().0 * ds.raster_size().1)
             .unwrap_or(0)
     };
-    todo.sort_by_cached_key(|(p, _)| std::cmp::Reverse(pixels(p)));
+    todo.sort_by_cached_key(|p| std::cmp::Reverse(pixels(p)));
+    progress.start("decode JPEG2000", todo.len() as u64);
     let copies = todo
         .par_iter()
         .enumerate()
-        .map(|(i, (path, _))| {
+        .map(|(i, path)| {
             let name = Path::new(path)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let dst = dir.join(format!("{i:02}-{name}.tif"));
             decode(path, &dst)?;
-            Ok(dst.to_string_lossy().into_owned())
+            progress.advance(1);
+            Ok((path.clone(), dst.to_string_lossy().into_owned()))
         })
-        .collect::<Result<Vec<String>>>()?;
+        .collect::<Result<BTreeMap<String, String>>>()?;
     Ok(Decoded {
-        files: todo.into_iter().zip(copies).collect(),
+        files: wanted
+            .into_iter()
+            .map(|(slot, p)| (slot, copies[&p].clone()))
+            .collect(),
     })
 }
 
