@@ -246,7 +246,15 @@ fn esa_jp2_and_cog_archive_folders_read_like_oscd_folders() {
         "3",
         again.to_str().unwrap(),
     ]));
-    for f in ["sites.csv", "sites.geojson"] {
+    let mut files = vec!["sites.csv".to_string(), "sites.geojson".to_string()];
+    for e in std::fs::read_dir(with_sites.join("chips")).unwrap() {
+        files.push(format!(
+            "chips/{}",
+            e.unwrap().file_name().to_string_lossy()
+        ));
+    }
+    assert_eq!(files.len(), 2 + 3, "three chips");
+    for f in &files {
         let a = std::fs::read(with_sites.join(f)).unwrap();
         assert!(a.len() > 200, "{f} has sites");
         assert!(a == std::fs::read(again.join(f)).unwrap(), "{f} differs");

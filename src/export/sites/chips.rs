@@ -67,8 +67,8 @@ pub fn true_colour(
     ))
 }
 
-fn make_chip(
-    reader: &mut SceneReader,
+fn make_chip<'a>(
+    (reader, full_res): (&mut SceneReader<'a>, &mut SceneReader<'a>),
     mask: &gdal::Dataset,
     mask_path: &Path,
     ctx: &Context,
@@ -85,6 +85,13 @@ fn make_chip(
             ((win.w * PANEL / long).max(1), (win.h * PANEL / long).max(1)),
             1,
         )
+    };
+    // Full resolution from the decoded JPEG2000 copies when `detect` made
+    // them (the same numbers); decimated from the files' own overviews.
+    let reader = if shape == (win.w, win.h) {
+        full_res
+    } else {
+        reader
     };
     let (before, after) = true_colour(reader, scenes, win, shape)?;
     let mb = mask
@@ -181,12 +188,14 @@ pub fn write_all(
                 || {
                     Ok((
                         SceneReader::new(&scenes.pair),
+                        SceneReader::new(scenes.full_res()),
                         crate::sites::run_info::open_run_raster(mask_path)
                             .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
                     ))
                 },
-                |(reader, mask)| -> Result<Chip> {
-                    let (c, bar, mpp) = make_chip(reader, mask, mask_path, ctx, scenes, s)?;
+                |(reader, full_res, mask)| -> Result<Chip> {
+                    let (c, bar, mpp) =
+                        make_chip((reader, full_res), mask, mask_path, ctx, scenes, s)?;
                     let name = format!("{}.png", s.id);
                     let texts = [
                         (
