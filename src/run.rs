@@ -85,6 +85,19 @@ pub fn tune_allocator() {
     }
 }
 
+/// Hands freed heap pages back to the system (glibc only). Why: between
+/// stages (COG conversion, site descriptions) the heap holds hundreds of MB
+/// of freed GDAL blocks and strip buffers between live allocations, which
+/// glibc only returns from the top of a heap; a full tile pair run with one
+/// thread peaked at 1.7 GB RSS for under 1 GB of live heap.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub fn configure_gdal() {
     let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
@@ -224,6 +237,7 @@ pub fn run_detect_with<T>(
     let work_mask = staging.path("mask.work.tif");
     let summary =
         pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
+    release_free_memory();
 
     let (mx, my) = pair.grid.metres_per_unit();
     let (px, py) = pair.grid.pixel_size();
@@ -269,6 +283,7 @@ pub fn run_detect_with<T>(
         progress.advance(1);
         to_cog(&work_score, &score_cog, "AVERAGE", 1)?;
         progress.advance(1);
+        release_free_memory();
         timings.insert("write_cog", t.elapsed().as_secs_f64());
         timings.insert("total", t0.elapsed().as_secs_f64());
     }

@@ -683,6 +683,7 @@ fn describe_all(
         for (&i, s) in ids.iter().zip(sites) {
             out[i] = Some(s);
         }
+        crate::run::release_free_memory();
     }
     drop(buf);
     let sites: Vec<Site> = alone
