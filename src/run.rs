@@ -67,15 +67,14 @@ pub const SCORE_FILE: &str = "change_score.tif";
 pub const MASK_FILE: &str = "change_mask.tif";
 pub const RUN_FILE: &str = "run.json";
 
-/// Sets GDAL up for streaming: a bounded block cache, and no .aux.xml side
-/// files written next to the user's inputs.
 /// Makes freed strip and block buffers go back to the system (glibc only).
 ///
 /// Why: glibc raises its mmap threshold to 32 MB after the first large free,
 /// so the pipeline's few-MB buffers then come from per-thread heap arenas
 /// that fragment and never shrink: a full-tile run held about twice its live
-/// memory. A fixed 4 MB threshold (above the per-block buffers, below the per-strip ones) and two arenas keep peak RSS near what is
-/// in use, for the cost of page faults on large buffers.
+/// memory. A fixed 4 MB threshold (above the per-block buffers, below the
+/// per-strip ones) and two arenas keep peak RSS near what is in use, for the
+/// cost of page faults on large buffers.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called once at start.
@@ -98,6 +97,9 @@ pub fn release_free_memory() {
     }
 }
 
+/// Sets GDAL up for streaming: a bounded block cache (raised per run by
+/// [`size_block_cache`]), and no .aux.xml side files written next to the
+/// user's inputs.
 pub fn configure_gdal() {
     let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
