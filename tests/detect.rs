@@ -235,30 +235,7 @@ fn esa_jp2_and_cog_archive_folders_read_like_oscd_folders() {
         &["--chips", "3"],
     ));
     let again = t.path().join("again");
-    std::fs::create_dir(&again).unwrap();
-    for f in ["change_mask.tif", "change_score.tif", "run.json"] {
-        std::fs::copy(with_sites.join(f), again.join(f)).unwrap();
-    }
-    assert_ok(&dunewatch(&[
-        "sites",
-        "--quiet",
-        "--chips",
-        "3",
-        again.to_str().unwrap(),
-    ]));
-    let mut files = vec!["sites.csv".to_string(), "sites.geojson".to_string()];
-    for e in std::fs::read_dir(with_sites.join("chips")).unwrap() {
-        files.push(format!(
-            "chips/{}",
-            e.unwrap().file_name().to_string_lossy()
-        ));
-    }
-    assert_eq!(files.len(), 2 + 3, "three chips");
-    for f in &files {
-        let a = std::fs::read(with_sites.join(f)).unwrap();
-        assert!(a.len() > 200, "{f} has sites");
-        assert!(a == std::fs::read(again.join(f)).unwrap(), "{f} differs");
-    }
+    assert_sites_equal_from_published(&with_sites, &again, 3);
     assert!(!with_sites.join("decoded").exists());
 }
 
@@ -672,6 +649,39 @@ fn resolution_option_sets_the_pixel_size() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resolution"));
 }
 
+/// Copies the published rasters and run.json of `run` into `again`, runs
+/// `dunewatch sites` there, and asserts the sites files and the `chips`
+/// chips are the same bytes as those `detect` made in `run`.
+fn assert_sites_equal_from_published(run: &Path, again: &Path, chips: usize) {
+    std::fs::create_dir(again).unwrap();
+    for f in ["change_mask.tif", "change_score.tif", "run.json"] {
+        std::fs::copy(run.join(f), again.join(f)).unwrap();
+    }
+    let n = chips.to_string();
+    assert_ok(&dunewatch(&[
+        "sites",
+        "--quiet",
+        "--chips",
+        &n,
+        again.to_str().unwrap(),
+    ]));
+    let mut files: Vec<String> = ["sites.csv", "sites.geojson", "sites.kml"]
+        .map(String::from)
+        .to_vec();
+    for e in std::fs::read_dir(run.join("chips")).unwrap() {
+        files.push(format!(
+            "chips/{}",
+            e.unwrap().file_name().to_string_lossy()
+        ));
+    }
+    assert_eq!(files.len(), 3 + chips, "{chips} chips");
+    for f in &files {
+        let a = std::fs::read(run.join(f)).unwrap();
+        assert!(a.len() > 200, "{f} is empty");
+        assert!(a == std::fs::read(again.join(f)).unwrap(), "{f} differs");
+    }
+}
+
 /// `detect` finds the sites from its working rasters while it writes the
 /// COGs; `dunewatch sites` on the published folder must find the same.
 #[test]
@@ -684,41 +694,7 @@ fn sites_during_detect_equal_sites_from_the_published_run() {
         &during,
         &["--chips", "5"],
     ));
-    let after = t.path().join("after");
-    std::fs::create_dir(&after).unwrap();
-    for f in ["change_mask.tif", "change_score.tif", "run.json"] {
-        std::fs::copy(during.join(f), after.join(f)).unwrap();
-    }
-    assert_ok(&dunewatch(&[
-        "sites",
-        "--quiet",
-        "--chips",
-        "5",
-        after.to_str().unwrap(),
-    ]));
-    for f in ["sites.csv", "sites.geojson", "sites.kml"] {
-        let (a, b) = (
-            std::fs::read(during.join(f)).unwrap(),
-            std::fs::read(after.join(f)).unwrap(),
-        );
-        assert!(!a.is_empty() && a == b, "{f} differs");
-    }
-    let chips = |d: &Path| {
-        let mut v: Vec<_> = std::fs::read_dir(d.join("chips"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        v.sort();
-        v
-    };
-    assert_eq!(chips(&during), chips(&after));
-    for c in chips(&during) {
-        assert_eq!(
-            std::fs::read(during.join("chips").join(&c)).unwrap(),
-            std::fs::read(after.join("chips").join(&c)).unwrap(),
-            "chip {c:?}"
-        );
-    }
+    assert_sites_equal_from_published(&during, &t.path().join("after"), 5);
     // No staging folder is left behind.
     assert!(std::fs::read_dir(&during).unwrap().all(|e| !e
         .unwrap()
