@@ -238,8 +238,9 @@ fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<compo
             "TILED=YES",
             "BLOCKXSIZE=256",
             "BLOCKYSIZE=256",
-            "COMPRESS=DEFLATE",
-            "ZLEVEL=1",
+            // Read back once by the describe strips: the fastest codec.
+            "COMPRESS=ZSTD",
+            "ZSTD_LEVEL=1",
             "BIGTIFF=IF_SAFER",
         ]);
         let mut ds = drv
