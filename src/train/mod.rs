@@ -9,8 +9,12 @@
 //! lattice; each kept pixel stands for the pixels its lattice cell holds.
 //!
 //! The fit is class-balanced per pair (each pair's change and no-change
-//! pixels weigh 1 each), so that no city dominates and the scene's share of
-//! change does not set the prior. The probability cut is chosen by
+//! pixels weigh the same in total), so the scene's share of change does not
+//! set the prior; a pair's weight grows as the square root of its change
+//! pixels, between equal weights per pair (a pair with a few hundred change
+//! pixels would weigh as much as one with tens of thousands) and pooled
+//! pixels (the largest pairs would dominate). Chosen by leave-one-city-out
+//! on OSCD: F1 0.372 against 0.364 with equal pair weights. The probability cut is chosen by
 //! leave-one-pair-out inside the training pairs: the model trained on the
 //! other pairs scores the left-out pair, the confusion counts are summed
 //! over pairs at every cut on a grid, and the cut with the best summed F1 is
@@ -244,7 +248,15 @@ fn empty_provenance() -> Provenance {
 /// L2 penalty on the standardised coefficients, relative to the total weight.
 pub const L2: f64 = 1e-2;
 
-/// Class-balanced, L2-penalised logistic regression by Newton's method.
+/// Weights of one pair's change and no-change pixels in the fit: both
+/// classes sum to sqrt(npos), so the classes balance within the pair and a
+/// pair weighs as the square root of its change pixels.
+pub fn class_weights(npos: f64, nneg: f64) -> (f64, f64) {
+    (1.0 / npos.sqrt(), npos.sqrt() / nneg)
+}
+
+/// Class-balanced (per pair, pairs weighted by the square root of their
+/// change pixels), L2-penalised logistic regression by Newton's method.
 pub fn fit_logistic(pairs: &[&PairData]) -> Result<Logistic> {
     let rows: usize = pairs.iter().map(|p| p.len()).sum();
     if rows == 0 {
@@ -289,7 +301,8 @@ pub fn fit_logistic(pairs: &[&PairData]) -> Result<Logistic> {
                 z.push((clipf(f[k]) - mean[k]) / scale[k]);
             }
             z.push(1.0);
-            w.push(if c { 1.0 / npos } else { 1.0 / nneg });
+            let (wp, wn) = class_weights(npos, nneg);
+            w.push(if c { wp } else { wn });
             t.push(if c { 1.0 } else { 0.0 });
         }
     }
@@ -512,6 +525,15 @@ mod tests {
             d.weight.push(1.0);
         }
         d
+    }
+
+    #[test]
+    fn classes_balance_within_a_pair_and_pairs_weigh_as_sqrt_of_change() {
+        for (np, nn) in [(400.0, 60_000.0), (23_000.0, 55_000.0)] {
+            let (wp, wn) = class_weights(np, nn);
+            assert!((wp * np - wn * nn).abs() < 1e-9 * wp * np);
+            assert!((wp * np - f64::sqrt(np)).abs() < 1e-9 * wp * np);
+        }
     }
 
     #[test]
