@@ -293,20 +293,23 @@ pub fn run_detect_with<T>(
         if threads == 1 {
             return Ok(meanwhile(&working));
         }
+        // The bar shows `meanwhile`'s stages (the sites); the COGs' stage
+        // comes back when it is done, for what is left of them.
         let mask = s.spawn(|| -> Result<Instant> {
             to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
-            progress.advance(1);
             Ok(Instant::now())
         });
         let score = s.spawn(|| -> Result<Instant> {
             to_cog(&work_score, &score_cog, "AVERAGE", threads)?;
-            progress.advance(1);
             Ok(Instant::now())
         });
         let during = meanwhile(&working);
+        progress.start("write COGs", 2);
         let panicked = |p: &std::path::Path| Error::output(p, "the COG writer panicked");
         let score_done = score.join().map_err(|_| panicked(&score_cog))??;
+        progress.advance(1);
         let mask_done = mask.join().map_err(|_| panicked(&mask_cog))??;
+        progress.advance(1);
         // Detect's own timings end when its COGs are written.
         let done = score_done.max(mask_done);
         timings.insert("write_cog", (done - t).as_secs_f64());

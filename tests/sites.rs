@@ -889,3 +889,39 @@ fn sample_tiles_top_structures_overlap_labelled_change() {
         "ranking no better than the mask as a whole ({all:.2})"
     );
 }
+
+/// Records the stages a run reports and how far each got.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(&'static str, u64, u64)>>);
+
+impl dunewatch::progress::Progress for Recorder {
+    fn start(&self, stage: &'static str, total: u64) {
+        self.0.lock().unwrap().push((stage, total, 0));
+    }
+    fn advance(&self, n: u64) {
+        if let Some(last) = self.0.lock().unwrap().last_mut() {
+            last.2 += n;
+        }
+    }
+}
+
+#[test]
+fn sites_report_each_stage_to_the_end() {
+    let c = case(60, 50, UTM, &shapes, &sand, &|x, y| {
+        if shapes(x, y) {
+            ROOF
+        } else {
+            SAND
+        }
+    });
+    let rec = Recorder::default();
+    let s = dunewatch::sites::run_sites_with(&c.run, &opts(), &rec).unwrap();
+    let stages = rec.0.into_inner().unwrap();
+    let names: Vec<&str> = stages.iter().map(|s| s.0).collect();
+    assert_eq!(names, ["label sites", "describe sites", "chips"]);
+    for (name, total, done) in &stages {
+        assert!(*total > 0 && done == total, "{name}: {done} of {total}");
+    }
+    assert_eq!(stages[1].1, s.sites as u64);
+    assert_eq!(stages[2].1, 3);
+}

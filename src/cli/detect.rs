@@ -110,7 +110,7 @@ pub fn run(a: &DetectArgs) -> Result<()> {
             return Ok(None);
         }
         let run = working_run(w.dir, w.mask, w.score, w.record)?;
-        stage_sites(&run, &sites_opts, w.decoded).map(Some)
+        stage_sites(&run, &sites_opts, w.decoded, &bar).map(Some)
     });
     bar.finish();
     let (rec, staged) = res?;

@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use clap::Args;
-use dunewatch::sites::{run_sites, SitesOptions};
+use dunewatch::progress::Progress;
+use dunewatch::sites::{run_sites_with, SitesOptions};
 use std::path::PathBuf;
 
 /// Turn the changed pixels of a finished `detect` run into ranked sites, and
@@ -89,7 +90,10 @@ pub fn run(a: &SitesArgs) -> Result<()> {
         after: a.after.clone(),
         ..a.flags.options(a.threads)
     };
-    let s = run_sites(&a.run_dir, &opts)?;
+    let bar = crate::cli::progress::Bar::new(a.quiet);
+    let s = run_sites_with(&a.run_dir, &opts, &bar);
+    bar.finish();
+    let s = s?;
     if !a.quiet {
         print_summary(&a.run_dir, &s);
     }

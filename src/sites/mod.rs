@@ -44,6 +44,7 @@ use crate::align::{Grid, SceneReader, Window};
 use crate::detect::{SCORE_NODATA, STAT_BANDS};
 use crate::error::{gdal_msg, Error, Result};
 use crate::export::Staging;
+use crate::progress::Progress;
 use classify::{Evidence, Kind, KINDS};
 use components::{Component, Labeller};
 use gdal::raster::RasterCreationOptions;
@@ -223,7 +224,12 @@ pub(crate) fn pixel_metres(grid: &Grid, lat: f64) -> (f64, f64) {
 }
 
 /// Pass 1: clean, label and measure components; writes provisional labels.
-fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<components::Labelled> {
+fn label_pass(
+    run: &RunInfo,
+    opts: &SitesOptions,
+    labels: &Path,
+    progress: &dyn Progress,
+) -> Result<components::Labelled> {
     let g = &run.grid;
     let ds =
         run_info::open_run_raster(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
@@ -289,6 +295,7 @@ fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<compo
         Ok(())
     };
     let strip = opts.strip_rows.max(1);
+    progress.start("label sites", g.height as u64);
     let mut y = 0;
     while y < g.height {
         let h = strip.min(g.height - y);
@@ -304,6 +311,7 @@ fn label_pass(run: &RunInfo, opts: &SitesOptions, labels: &Path) -> Result<compo
             take(ready, &mut pending, &mut written, &mut out_band)?;
         }
         y += h;
+        progress.advance(h as u64);
     }
     let rest = morph.finish();
     take(rest, &mut pending, &mut written, &mut out_band)?;
@@ -642,6 +650,7 @@ fn describe_all(
     labels: &Path,
     labelled: &components::Labelled,
     bg: &Background,
+    progress: &dyn Progress,
 ) -> Result<Vec<Site>> {
     let g = &run.grid;
     let comps = &labelled.components;
@@ -661,6 +670,7 @@ fn describe_all(
     }
     let mut out: Vec<Option<Site>> = vec![None; comps.len()];
     let mut buf = StripBuffer::default();
+    progress.start("describe sites", comps.len() as u64);
     for (k, ids) in by_strip.iter().enumerate() {
         if ids.is_empty() {
             continue;
@@ -681,6 +691,7 @@ fn describe_all(
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        progress.advance(ids.len() as u64);
         for (&i, s) in ids.iter().zip(sites) {
             out[i] = Some(s);
         }
@@ -704,6 +715,7 @@ fn describe_all(
             )
         })
         .collect::<Result<Vec<_>>>()?;
+    progress.advance(alone.len() as u64);
     for (&i, s) in alone.iter().zip(sites) {
         out[i] = Some(s);
     }
@@ -934,9 +946,10 @@ pub fn find_sites(
     labels: &Path,
     watch: &[WatchPoint],
     timings: &mut BTreeMap<&'static str, f64>,
+    progress: &dyn Progress,
 ) -> Result<(Vec<Site>, Background)> {
     let t = Instant::now();
-    let labelled = label_pass(run, opts, labels)?;
+    let labelled = label_pass(run, opts, labels, progress)?;
     timings.insert("label", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -944,7 +957,7 @@ pub fn find_sites(
     timings.insert("background", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let described = describe_all(scenes, run, opts, labels, &labelled, &bg)?;
+    let described = describe_all(scenes, run, opts, labels, &labelled, &bg, progress)?;
     timings.insert("describe", t.elapsed().as_secs_f64());
 
     let mut sites = described;
@@ -1047,9 +1060,18 @@ fn record_in_run_json(
 /// sites.geojson, sites.csv, sites.kml, chips/ and report.html into the run
 /// folder (all or nothing).
 pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
+    run_sites_with(run_dir, opts, &crate::progress::Silent)
+}
+
+/// [`run_sites`], reporting its stages to `progress`.
+pub fn run_sites_with(
+    run_dir: &Path,
+    opts: &SitesOptions,
+    progress: &dyn Progress,
+) -> Result<SitesSummary> {
     check_options(opts)?;
     let run = run_info::read_run(run_dir)?;
-    stage_sites(&run, opts, &Default::default())?.commit()
+    stage_sites(&run, opts, &Default::default(), progress)?.commit()
 }
 
 /// Sites found and written to a staging folder of the run, not yet published.
@@ -1099,6 +1121,7 @@ pub fn stage_sites(
     run: &RunInfo,
     opts: &SitesOptions,
     decoded: &crate::align::transcode::Decoded,
+    progress: &dyn Progress,
 ) -> Result<StagedSites> {
     crate::run::configure_gdal();
     check_options(opts)?;
@@ -1126,7 +1149,7 @@ pub fn stage_sites(
     let staging = Staging::new(&run.dir, &[])?;
     let labels = staging.path("labels.work.tif");
     let (sites, bg) =
-        pool.install(|| find_sites(run, &scenes, opts, &labels, &watch, &mut timings))?;
+        pool.install(|| find_sites(run, &scenes, opts, &labels, &watch, &mut timings, progress))?;
     let _ = std::fs::remove_file(&labels);
 
     let t = Instant::now();
@@ -1147,7 +1170,8 @@ pub fn stage_sites(
     export::kml::write(&staging.path(KML_FILE), &ctx)?;
     let chips_dir = staging.path(CHIPS_DIR);
     std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
-    let chips = pool.install(|| export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask))?;
+    let chips =
+        pool.install(|| export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress))?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
     export::report::write(

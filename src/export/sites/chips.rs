@@ -179,8 +179,10 @@ pub fn write_all(
     ctx: &Context,
     scenes: &Scenes,
     mask_path: &Path,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<Vec<Chip>> {
     let top: Vec<&Site> = ctx.sites.iter().take(ctx.opts.chips).collect();
+    progress.start("chips", top.len() as u64);
     let workers = crate::per_thread::PerThread::new();
     top.par_iter()
         .map(|s| {
@@ -229,6 +231,7 @@ pub fn write_all(
                         ("Software", format!("dunewatch {}", crate::VERSION)),
                     ];
                     let png = c.write_png(&dir.join(&name), &texts)?;
+                    progress.advance(1);
                     Ok(Chip {
                         id: s.id,
                         rank: s.rank,
