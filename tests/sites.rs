@@ -182,6 +182,17 @@ fn case(
     }
 }
 
+/// The `shapes` as new roofs on sand, on a UTM grid.
+fn roofs_on_sand() -> Case {
+    case(60, 50, UTM, &shapes, &sand, &|x, y| {
+        if shapes(x, y) {
+            ROOF
+        } else {
+            SAND
+        }
+    })
+}
+
 fn sand(_: usize, _: usize) -> Spectrum {
     SAND
 }
@@ -421,13 +432,7 @@ fn shapes(x: usize, y: usize) -> bool {
 
 #[test]
 fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
-    let c = case(60, 50, UTM, &shapes, &sand, &|x, y| {
-        if shapes(x, y) {
-            ROOF
-        } else {
-            SAND
-        }
-    });
+    let c = roofs_on_sand();
     let s = run_sites(&c.run, &opts()).unwrap();
     assert_eq!(s.sites, 5);
     let v = geojson(&c.run);
@@ -472,13 +477,7 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
 
 #[test]
 fn huge_sites_are_read_decimated_and_stay_valid() {
-    let c = case(60, 50, UTM, &shapes, &sand, &|x, y| {
-        if shapes(x, y) {
-            ROOF
-        } else {
-            SAND
-        }
-    });
+    let c = roofs_on_sand();
     run_sites(&c.run, &opts()).unwrap();
     let full = geojson(&c.run);
     // Windows of at most 64 pixels: every site is read at 1/2 or 1/3.
@@ -753,13 +752,7 @@ fn headless(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> std::p
 #[test]
 fn report_renders_in_headless_chromium_with_one_row_per_site() {
     let browser = chromium();
-    let c = case(60, 50, UTM, &shapes, &sand, &|x, y| {
-        if shapes(x, y) {
-            ROOF
-        } else {
-            SAND
-        }
-    });
+    let c = roofs_on_sand();
     let s = run_sites(&c.run, &opts()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let url = format!(
@@ -907,13 +900,7 @@ impl dunewatch::progress::Progress for Recorder {
 
 #[test]
 fn sites_report_each_stage_to_the_end() {
-    let c = case(60, 50, UTM, &shapes, &sand, &|x, y| {
-        if shapes(x, y) {
-            ROOF
-        } else {
-            SAND
-        }
-    });
+    let c = roofs_on_sand();
     let rec = Recorder::default();
     let s = dunewatch::sites::run_sites_with(&c.run, &opts(), &rec).unwrap();
     let stages = rec.0.into_inner().unwrap();
