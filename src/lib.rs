@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod huge_pages;
 pub mod per_thread;
 pub mod progress;
 pub mod read;

@@ -2,6 +2,9 @@
 
 mod cli;
 
+#[global_allocator]
+static ALLOC: dunewatch::huge_pages::HugePages = dunewatch::huge_pages::HugePages;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 

@@ -7,6 +7,7 @@
 //! warped VRT. Nothing is ever resampled whole into memory.
 
 pub mod grid;
+pub mod read_ahead;
 pub mod reader;
 pub mod transcode;
 pub mod upsample;

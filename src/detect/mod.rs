@@ -23,6 +23,7 @@ pub mod sample;
 pub mod score;
 pub mod threshold;
 
+use crate::align::read_ahead::read_ahead;
 use crate::align::{AlignedPair, SceneReader, Window};
 use crate::error::{gdal_msg, Error, Result};
 use crate::export::raster::create_working;
@@ -220,20 +221,13 @@ struct Scored {
     reasons: [u64; REASONS.len()],
 }
 
-/// One item of one strip, from a reader thread.
-type Delivery = (usize, usize, Result<Vec<f32>>);
-
 /// Pass 2: the scene in whole-width strips of [`STRIP_ROWS`] rows, top to
 /// bottom, each read with a halo of `model.halo()` rows.
 ///
-/// Reading: one thread per worker (with one worker, the worker itself reads,
-/// so that `--threads 1` uses one core), each owning its GDAL handles and always
-/// the same rasters (item `i` goes to thread `i % n`), so the file tiles a
-/// strip decodes stay in that handle's block cache for the next strips and
-/// every tile is decoded about once; the threads decode different files in
-/// parallel and run at most a strip ahead (the channel is bounded).
-/// Reading blocks with their halos instead decodes every tile on a block
-/// border again for each neighbour, three to four times in all.
+/// Reading: [`read_ahead`], one reader thread per worker (none with one
+/// worker, so that `--threads 1` uses one core), each owning its GDAL handles
+/// and always the same rasters, so every file tile is decoded about once and
+/// the next strip is read while this one is scored.
 ///
 /// Scoring: rayon over `block_size`-wide column blocks of the strip (plus a
 /// column halo); one writer thread owns the score raster.
@@ -257,20 +251,16 @@ fn score_pass(
         .collect();
     progress.start("score", strips.len() as u64);
     let items = pixels::items(pair);
+    let reads: Vec<Window> = strips
+        .iter()
+        .map(|s| expand(*s, model.halo(), g.width, g.height))
+        .collect();
     // One worker reads inline: `--threads 1` keeps the run on one core.
-    let inline = rayon::current_num_threads() == 1;
-    let n_readers = if inline {
-        0
-    } else {
-        rayon::current_num_threads().clamp(1, items.len())
+    let readers = match rayon::current_num_threads() {
+        1 => 0,
+        n => n,
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
-    // One channel per reader, holding at most one strip of its items, so no
-    // reader runs more than a strip ahead of the slowest.
-    let mine = |t: usize| (t..items.len()).step_by(n_readers.max(1));
-    let (item_txs, item_rxs): (Vec<_>, Vec<_>) = (0..n_readers)
-        .map(|t| std::sync::mpsc::sync_channel::<Delivery>(mine(t).count()))
-        .unzip();
 
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(Histogram, [u64; REASONS.len()])> {
@@ -297,53 +287,21 @@ fn score_pass(
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
             Ok((hist, reasons))
         });
-
-        for (t, item_tx) in item_txs.into_iter().enumerate() {
-            let (items, strips) = (&items, &strips);
-            scope.spawn(move || {
-                let mut reader = SceneReader::new(pair);
-                for (k, strip) in strips.iter().enumerate() {
-                    let read = expand(*strip, model.halo(), g.width, g.height);
-                    for i in mine(t) {
-                        let v =
-                            pixels::read_item(&mut reader, pair, items[i], read, (read.w, read.h));
-                        let failed = v.is_err();
-                        // A closed channel means the pass has stopped.
-                        if item_tx.send((k, i, v)).is_err() || failed {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-        let scored = (|| -> Result<()> {
-            let mut own_reader = inline.then(|| SceneReader::new(pair));
-            for (k, strip) in strips.iter().enumerate() {
-                let read = expand(*strip, model.halo(), g.width, g.height);
-                let mut data = vec![Vec::new(); items.len()];
-                if let Some(reader) = own_reader.as_mut() {
-                    for (d, it) in data.iter_mut().zip(&items) {
-                        *d = pixels::read_item(reader, pair, *it, read, (read.w, read.h))?;
-                    }
-                }
-                for (t, rx) in item_rxs.iter().enumerate() {
-                    for _ in mine(t) {
-                        let (kk, i, v) = rx
-                            .recv()
-                            .map_err(|_| Error::invalid("a reader thread stopped"))?;
-                        debug_assert_eq!(kk, k);
-                        data[i] = v?;
-                    }
-                }
+        let scored = read_ahead(
+            &reads,
+            items.len(),
+            readers,
+            || Ok(SceneReader::new(pair)),
+            |reader, i, w| pixels::read_item(reader, pair, items[i], w, (w.w, w.h)),
+            |k, data| {
                 score_strip(
-                    &items, &data, read, *strip, model, block_size, &tx, score_path,
+                    &items, &data, reads[k], strips[k], model, block_size, &tx, score_path,
                 )?;
                 progress.advance(1);
-            }
-            Ok(())
-        })();
-        // Unblocks and stops the readers on error; ends the writer's input.
-        drop(item_rxs);
+                Ok(())
+            },
+        );
+        // Ends the writer's input.
         drop(tx);
         let written = writer
             .join()

@@ -31,6 +31,7 @@ pub mod run_info;
 pub mod scenes;
 pub mod shape;
 pub mod spectral;
+mod strips;
 pub mod watchlist;
 pub mod window_read;
 
@@ -51,7 +52,6 @@ use gdal::raster::RasterCreationOptions;
 use gdal::spatial_ref::CoordTransform;
 use morphology::Morphology;
 use outline::Polygon;
-use rayon::prelude::*;
 use run_info::RunInfo;
 use scenes::Scenes;
 use serde::Serialize;
@@ -213,13 +213,39 @@ fn row_area(grid: &Grid, row: usize, geographic: bool, (ux, uy): (f64, f64)) -> 
 
 /// Metres per pixel along x and y at a latitude (geographic grids) or anywhere.
 pub(crate) fn pixel_metres(grid: &Grid, lat: f64) -> (f64, f64) {
-    let (dx, dy) = grid.pixel_size();
-    if grid.is_geographic() {
-        let (mx, my) = metres_per_degree(lat);
+    PixelMetres::of(grid).at(lat)
+}
+
+/// [`pixel_metres`] for many sites: the CRS is looked at once.
+pub(crate) struct PixelMetres {
+    geographic: bool,
+    units: (f64, f64),
+    size: (f64, f64),
+}
+
+impl PixelMetres {
+    pub(crate) fn of(grid: &Grid) -> PixelMetres {
+        let geographic = grid.is_geographic();
+        PixelMetres {
+            geographic,
+            units: if geographic {
+                (1.0, 1.0)
+            } else {
+                grid.metres_per_unit()
+            },
+            size: grid.pixel_size(),
+        }
+    }
+
+    /// At latitude `lat` (not used on projected grids).
+    pub(crate) fn at(&self, lat: f64) -> (f64, f64) {
+        let (dx, dy) = self.size;
+        let (mx, my) = if self.geographic {
+            metres_per_degree(lat)
+        } else {
+            self.units
+        };
         (dx.abs() * mx, dy.abs() * my)
-    } else {
-        let (ux, uy) = grid.metres_per_unit();
-        (dx.abs() * ux, dy.abs() * uy)
     }
 }
 
@@ -501,6 +527,7 @@ fn read_site_window(
 #[allow(clippy::too_many_arguments)]
 fn describe(
     to_lonlat: &CoordTransform,
+    metres: &PixelMetres,
     run: &RunInfo,
     site_no: u32,
     c: &Component,
@@ -562,7 +589,7 @@ fn describe(
     let crs = |p: (f64, f64)| (gt[0] + p.0 * gt[1], gt[3] + p.1 * gt[5]);
     let (x, y) = crs((cx, cy));
     let ll = lonlat(to_lonlat, &[(x, y)])?[0];
-    let (mxp, myp) = pixel_metres(g, if g.is_geographic() { y } else { 0.0 });
+    let (mxp, myp) = metres.at(y);
     let shape_m = shape::measure(&polys, c.area_m2, mxp * rx, myp * ry);
 
     let mut outline_px = Vec::new();
@@ -629,314 +656,6 @@ fn describe(
     })
 }
 
-/// Rows of the run grid a strip of [`describe_all`] adds.
-const STRIP_ROWS: usize = 128;
-/// Rows kept below a strip, so sites starting in it up to this tall are read
-/// from memory.
-const STRIP_MARGIN: usize = 128;
-
-/// Describes every site. Sites are taken strip by strip from the top: the
-/// rasters' rows are read once, whole-width, into a rolling buffer of
-/// `STRIP_ROWS + STRIP_MARGIN` rows, and every site whose window starts in
-/// the strip and fits in the buffer is cut from it, so each file tile is
-/// decoded about once however many sites it holds (reading each site's
-/// window on its own decoded the same tiles again for every site, which on
-/// a full tile with tens of thousands of sites took longer than detection).
-/// Taller or decimated sites are read on their own.
-fn describe_all(
-    scenes: &Scenes,
-    run: &RunInfo,
-    opts: &SitesOptions,
-    labels: &Path,
-    labelled: &components::Labelled,
-    bg: &Background,
-    progress: &dyn Progress,
-) -> Result<Vec<Site>> {
-    let g = &run.grid;
-    let comps = &labelled.components;
-    let site_of_label = &labelled.site_of_label;
-    let workers = crate::per_thread::PerThread::new();
-    // Sites by strip, in id order; None = read on its own.
-    let mut by_strip: Vec<Vec<usize>> = vec![Vec::new(); g.height.div_ceil(STRIP_ROWS)];
-    let mut alone = Vec::new();
-    for (i, c) in comps.iter().enumerate() {
-        let (win, _, d) = site_window(c, g, opts.max_window_px);
-        let strip = win.y / STRIP_ROWS;
-        if d == 1 && win.y + win.h <= strip * STRIP_ROWS + STRIP_ROWS + STRIP_MARGIN {
-            by_strip[strip].push(i);
-        } else {
-            alone.push(i);
-        }
-    }
-    let mut out: Vec<Option<Site>> = vec![None; comps.len()];
-    let mut buf = StripBuffer::default();
-    progress.start("describe sites", comps.len() as u64);
-    for (k, ids) in by_strip.iter().enumerate() {
-        if ids.is_empty() {
-            continue;
-        }
-        let rows = k * STRIP_ROWS..((k + 1) * STRIP_ROWS + STRIP_MARGIN).min(g.height);
-        buf.advance(rows, |win| {
-            read_strip_items(&workers, scenes, run, labels, win)
-        })?;
-        let sites: Vec<Site> = ids
-            .par_iter()
-            .map(|&i| {
-                let c = &comps[i];
-                let (win, shape, d) = site_window(c, g, opts.max_window_px);
-                let sw = buf.cut(win, shape, d);
-                workers.with(
-                    || open_worker(scenes, run, labels),
-                    |w| describe(&w.to_lonlat.0, run, i as u32 + 1, c, site_of_label, bg, sw),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        progress.advance(ids.len() as u64);
-        for (&i, s) in ids.iter().zip(sites) {
-            out[i] = Some(s);
-        }
-        // Every 512 rows: trimming after each strip cost more in page
-        // faults than it saved.
-        if k % 4 == 3 {
-            crate::run::release_free_memory();
-        }
-    }
-    drop(buf);
-    let sites: Vec<Site> = alone
-        .par_iter()
-        .map(|&i| {
-            let c = &comps[i];
-            workers.with(
-                || open_worker(scenes, run, labels),
-                |w| {
-                    let sw = read_site_window(w, scenes, run, opts, c)?;
-                    describe(&w.to_lonlat.0, run, i as u32 + 1, c, site_of_label, bg, sw)
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    progress.advance(alone.len() as u64);
-    for (&i, s) in alone.iter().zip(sites) {
-        out[i] = Some(s);
-    }
-    Ok(out
-        .into_iter()
-        .map(|s| s.expect("every site described"))
-        .collect())
-}
-
-/// Whole-width rows of every raster a site description needs.
-#[derive(Default)]
-struct StripBuffer {
-    /// Run-grid rows held.
-    rows: std::ops::Range<usize>,
-    width: usize,
-    /// labels, score (empty when the run has none), before bands, after bands.
-    labels: Vec<u32>,
-    score: Vec<f32>,
-    before: Vec<Vec<f32>>,
-    after: Vec<Vec<f32>>,
-}
-
-/// What one whole-width read of a strip returns.
-struct StripItems {
-    width: usize,
-    labels: Vec<u32>,
-    score: Vec<f32>,
-    before: Vec<Vec<f32>>,
-    after: Vec<Vec<f32>>,
-}
-
-impl StripBuffer {
-    /// Holds `rows` next, reading only the rows not held yet.
-    fn advance(
-        &mut self,
-        rows: std::ops::Range<usize>,
-        read: impl Fn(Window) -> Result<StripItems>,
-    ) -> Result<()> {
-        let keep_from = rows.start.max(self.rows.start);
-        let (keep, new_from) = if self.rows.end > rows.start && keep_from < self.rows.end {
-            (keep_from..self.rows.end, self.rows.end)
-        } else {
-            (0..0, rows.start)
-        };
-        let w = self.width;
-        let drop_px = (keep.start.saturating_sub(self.rows.start)) * w;
-        let keep_px = keep.len() * w;
-        trim(&mut self.labels, drop_px, keep_px);
-        trim(&mut self.score, drop_px, keep_px);
-        for v in self.before.iter_mut().chain(self.after.iter_mut()) {
-            trim(v, drop_px, keep_px);
-        }
-        if new_from < rows.end {
-            let items = read(Window {
-                x: 0,
-                y: new_from,
-                w: usize::MAX,
-                h: rows.end - new_from,
-            })?;
-            self.width = items.width;
-            self.labels.extend(items.labels);
-            self.score.extend(items.score);
-            if self.before.is_empty() {
-                self.before = items.before;
-                self.after = items.after;
-            } else {
-                for (a, b) in self.before.iter_mut().zip(items.before) {
-                    a.extend(b);
-                }
-                for (a, b) in self.after.iter_mut().zip(items.after) {
-                    a.extend(b);
-                }
-            }
-        }
-        self.rows = if keep.is_empty() {
-            new_from..rows.end
-        } else {
-            keep.start..rows.end
-        };
-        Ok(())
-    }
-
-    /// A site's window (full resolution, inside the rows held).
-    fn cut(&self, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
-        debug_assert!(win.y >= self.rows.start && win.y + win.h <= self.rows.end);
-        let w = self.width;
-        let take = |v: &[f32]| rows_of(v, self.rows.start, w, win);
-        let labels = rows_of(&self.labels, self.rows.start, w, win);
-        SiteWindow {
-            win,
-            shape,
-            d,
-            labels,
-            score: (!self.score.is_empty()).then(|| take(&self.score)),
-            before: self.before.iter().map(|b| take(b)).collect(),
-            after: self.after.iter().map(|b| take(b)).collect(),
-        }
-    }
-}
-
-/// Drops the first `drop` values of a buffer and keeps the next `keep`
-/// (empty buffers, a raster the run does not have, stay empty).
-fn trim<T>(v: &mut Vec<T>, drop: usize, keep: usize) {
-    if keep == 0 || v.is_empty() {
-        v.clear();
-    } else {
-        v.drain(..drop);
-        v.truncate(keep);
-    }
-}
-
-/// `win` cut from whole-width rows `first..` of a buffer `width` wide.
-fn rows_of<T: Copy>(v: &[T], first: usize, width: usize, win: Window) -> Vec<T> {
-    let mut o = Vec::with_capacity(win.len());
-    for r in win.y..win.y + win.h {
-        let at = (r - first) * width + win.x;
-        o.extend_from_slice(&v[at..at + win.w]);
-    }
-    o
-}
-
-/// Reads rows `win.y .. win.y + win.h` (whole width) of the label, score and
-/// scene rasters, the rasters in parallel.
-fn read_strip_items<'a>(
-    workers: &crate::per_thread::PerThread<Worker<'a>>,
-    scenes: &'a Scenes,
-    run: &RunInfo,
-    labels: &Path,
-    win: Window,
-) -> Result<StripItems> {
-    let g = &run.grid;
-    let win = Window { w: g.width, ..win };
-    let shape = (win.w, win.h);
-    // 0: labels, 1: score, then before and after bands.
-    enum Got {
-        Labels(Vec<u32>),
-        Float(Vec<f32>),
-    }
-    let n = 2 + 2 * STAT_BANDS.len();
-    let read_item = |item: usize| -> Result<Got> {
-        workers.with(
-            || open_worker(scenes, run, labels),
-            |w| -> Result<Got> {
-                Ok(match item {
-                    0 => {
-                        let lb = w
-                            .labels
-                            .rasterband(1)
-                            .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
-                        Got::Labels(
-                            window_read::read_band::<u32>(&lb, win, shape)
-                                .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
-                        )
-                    }
-                    1 => match (&w.score, &run.score) {
-                        (Some(ds), Some(path)) => {
-                            let sb = ds
-                                .rasterband(1)
-                                .map_err(|e| Error::input(path, gdal_msg(&e)))?;
-                            Got::Float(
-                                window_read::read_band::<f32>(&sb, win, shape)
-                                    .map_err(|e| Error::input(path, gdal_msg(&e)))?,
-                            )
-                        }
-                        _ => Got::Float(Vec::new()),
-                    },
-                    i => {
-                        let k = (i - 2) % STAT_BANDS.len();
-                        let date = if i - 2 < STAT_BANDS.len() {
-                            Date::Before
-                        } else {
-                            Date::After
-                        };
-                        let mut v = scenes::read_bands(
-                            &mut w.full_res,
-                            scenes,
-                            date,
-                            &STAT_BANDS[k..k + 1],
-                            win,
-                            shape,
-                        )?;
-                        Got::Float(v.pop().unwrap_or_default())
-                    }
-                })
-            },
-        )
-    };
-    // Each thread always reads the same rasters, through its own handles,
-    // so the tiles it decoded for one strip are still cached for the next.
-    let mut got: Vec<(usize, Result<Got>)> = rayon::broadcast(|ctx| {
-        (ctx.index()..n)
-            .step_by(ctx.num_threads())
-            .map(|i| (i, read_item(i)))
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
-    got.sort_by_key(|g| g.0);
-    let got = got.into_iter().map(|g| g.1).collect::<Result<Vec<Got>>>()?;
-    let mut it = got.into_iter();
-    let labels = match it.next() {
-        Some(Got::Labels(v)) => v,
-        _ => unreachable!("item 0 is the labels"),
-    };
-    let mut floats = it.map(|g| match g {
-        Got::Float(v) => v,
-        Got::Labels(_) => unreachable!("only item 0 is the labels"),
-    });
-    let score = floats.next().unwrap_or_default();
-    let mut bands: Vec<Vec<f32>> = floats.collect();
-    let after = bands.split_off(STAT_BANDS.len());
-    Ok(StripItems {
-        width: g.width,
-        labels,
-        score,
-        before: bands,
-        after,
-    })
-}
-
 /// Finds, describes, classifies and ranks the sites of a run (no files written
 /// except the label raster at `labels`).
 pub fn find_sites(
@@ -957,7 +676,7 @@ pub fn find_sites(
     timings.insert("background", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let described = describe_all(scenes, run, opts, labels, &labelled, &bg, progress)?;
+    let described = strips::describe_all(scenes, run, opts, labels, &labelled, &bg, progress)?;
     timings.insert("describe", t.elapsed().as_secs_f64());
 
     let mut sites = described;
@@ -1165,13 +884,27 @@ pub fn stage_sites(
         by_kind: &by_kind,
         opts,
     };
-    export::geojson::write(&staging.path(GEOJSON_FILE), &ctx)?;
-    export::csv::write(&staging.path(CSV_FILE), &ctx)?;
-    export::kml::write(&staging.path(KML_FILE), &ctx)?;
     let chips_dir = staging.path(CHIPS_DIR);
     std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
-    let chips =
-        pool.install(|| export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress))?;
+    // The writers are serial (seconds each for tens of thousands of sites):
+    // the files and the chips are made side by side.
+    let (geojson, (csv_kml, chips)) = pool.install(|| {
+        rayon::join(
+            || export::geojson::write(&staging.path(GEOJSON_FILE), &ctx),
+            || {
+                rayon::join(
+                    || -> Result<()> {
+                        export::csv::write(&staging.path(CSV_FILE), &ctx)?;
+                        export::kml::write(&staging.path(KML_FILE), &ctx)
+                    },
+                    || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress),
+                )
+            },
+        )
+    });
+    geojson?;
+    csv_kml?;
+    let chips = chips?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
     export::report::write(

@@ -1,0 +1,326 @@
+//! Describing every site from whole-width strips of the rasters, read once
+//! and ahead of use.
+//!
+//! Sites are taken strip by strip from the top. The rasters a description
+//! needs (labels, score, the statistics bands of both dates) are read in
+//! chunks of [`STRIP_ROWS`] whole-width rows by [`read_ahead`]: the next
+//! chunk is read while the sites of the held ones are described. Every site
+//! whose window starts in a strip and ends within [`STRIP_MARGIN`] rows below
+//! it is cut from the held chunks, so each file tile is decoded about once
+//! however many sites it holds (reading each site's window on its own
+//! decoded the same tiles again for every site, which on a full tile with
+//! tens of thousands of sites took longer than detection). Chunks no site
+//! needs are not read (a desert tile with a few sites reads a few chunks).
+//! Taller or decimated sites are read on their own.
+
+use super::components::Labelled;
+use super::run_info::RunInfo;
+use super::scenes::{self, Scenes};
+use super::spectral::Background;
+use super::{
+    describe, open_worker, read_site_window, site_window, window_read, PixelMetres, Site,
+    SiteWindow, SitesOptions,
+};
+use crate::align::read_ahead::read_ahead;
+use crate::align::reader::Date;
+use crate::align::{SceneReader, Window};
+use crate::detect::STAT_BANDS;
+use crate::error::{gdal_msg, Error, Result};
+use crate::progress::Progress;
+use rayon::prelude::*;
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::path::Path;
+
+/// Rows of the run grid in one chunk (and one strip of sites).
+pub(super) const STRIP_ROWS: usize = 128;
+/// Rows held below a strip, so sites starting in it up to this tall are cut
+/// from memory.
+const STRIP_MARGIN: usize = 128;
+
+/// Whole-width rows of every raster a site description needs.
+struct Chunk {
+    rows: Range<usize>,
+    width: usize,
+    labels: Vec<u32>,
+    /// Empty when the run has no score raster.
+    score: Vec<f32>,
+    /// Statistics bands, before then after.
+    bands: Vec<Vec<f32>>,
+}
+
+/// One raster of a chunk, as read.
+enum Item {
+    Labels(Vec<u32>),
+    Float(Vec<f32>),
+}
+
+/// Item order: labels, score, then the statistics bands before and after.
+const N_ITEMS: usize = 2 + 2 * STAT_BANDS.len();
+
+/// A reader thread's handles.
+struct Handles<'a> {
+    full_res: SceneReader<'a>,
+    labels: gdal::Dataset,
+    score: Option<gdal::Dataset>,
+}
+
+fn read_item(
+    h: &mut Handles,
+    scenes: &Scenes,
+    run: &RunInfo,
+    labels: &Path,
+    item: usize,
+    win: Window,
+) -> Result<Item> {
+    let shape = (win.w, win.h);
+    Ok(match item {
+        0 => {
+            let band = h
+                .labels
+                .rasterband(1)
+                .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
+            Item::Labels(
+                window_read::read_band::<u32>(&band, win, shape)
+                    .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
+            )
+        }
+        1 => match (&h.score, &run.score) {
+            (Some(ds), Some(path)) => {
+                let band = ds
+                    .rasterband(1)
+                    .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+                Item::Float(
+                    window_read::read_band::<f32>(&band, win, shape)
+                        .map_err(|e| Error::input(path, gdal_msg(&e)))?,
+                )
+            }
+            _ => Item::Float(Vec::new()),
+        },
+        i => {
+            let k = (i - 2) % STAT_BANDS.len();
+            let date = if i - 2 < STAT_BANDS.len() {
+                Date::Before
+            } else {
+                Date::After
+            };
+            let mut v = scenes::read_bands(
+                &mut h.full_res,
+                scenes,
+                date,
+                &STAT_BANDS[k..k + 1],
+                win,
+                shape,
+            )?;
+            Item::Float(v.pop().unwrap_or_default())
+        }
+    })
+}
+
+impl Chunk {
+    fn new(win: Window, items: Vec<Item>) -> Chunk {
+        let mut it = items.into_iter();
+        let labels = match it.next() {
+            Some(Item::Labels(v)) => v,
+            _ => unreachable!("item 0 is the labels"),
+        };
+        let mut floats = it.map(|item| match item {
+            Item::Float(v) => v,
+            Item::Labels(_) => unreachable!("only item 0 is the labels"),
+        });
+        let score = floats.next().unwrap_or_default();
+        Chunk {
+            rows: win.y..win.y + win.h,
+            width: win.w,
+            labels,
+            score,
+            bands: floats.collect(),
+        }
+    }
+}
+
+/// `win` (full resolution) cut from the held chunks, which cover its rows.
+fn take<T: Copy>(held: &VecDeque<Chunk>, win: Window, pick: impl Fn(&Chunk) -> &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(win.len());
+    for r in win.y..win.y + win.h {
+        let c = held
+            .iter()
+            .find(|c| c.rows.contains(&r))
+            .expect("the chunks of a strip's sites are held");
+        let at = (r - c.rows.start) * c.width + win.x;
+        out.extend_from_slice(&pick(c)[at..at + win.w]);
+    }
+    out
+}
+
+fn cut(held: &VecDeque<Chunk>, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
+    let has_score = held.front().is_some_and(|c| !c.score.is_empty());
+    let bands: Vec<Vec<f32>> = (0..2 * STAT_BANDS.len())
+        .map(|k| take(held, win, |c| &c.bands[k]))
+        .collect();
+    let (before, after) = {
+        let mut b = bands;
+        let a = b.split_off(STAT_BANDS.len());
+        (b, a)
+    };
+    SiteWindow {
+        win,
+        shape,
+        d,
+        labels: take(held, win, |c| &c.labels),
+        score: has_score.then(|| take(held, win, |c| &c.score)),
+        before,
+        after,
+    }
+}
+
+/// Describes every site (see the module's comment); returns them in id order.
+pub(super) fn describe_all(
+    scenes: &Scenes,
+    run: &RunInfo,
+    opts: &SitesOptions,
+    labels: &Path,
+    labelled: &Labelled,
+    bg: &Background,
+    progress: &dyn Progress,
+) -> Result<Vec<Site>> {
+    let g = &run.grid;
+    let comps = &labelled.components;
+    let site_of_label = &labelled.site_of_label;
+    let workers = crate::per_thread::PerThread::new();
+    let metres = PixelMetres::of(g);
+    let n_chunks = g.height.div_ceil(STRIP_ROWS);
+    // Sites by strip, in id order; the others are read on their own.
+    let mut by_strip: Vec<Vec<usize>> = vec![Vec::new(); n_chunks];
+    let mut alone = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        let (win, _, d) = site_window(c, g, opts.max_window_px);
+        let strip = win.y / STRIP_ROWS;
+        if d == 1 && win.y + win.h <= (strip + 1) * STRIP_ROWS + STRIP_MARGIN {
+            by_strip[strip].push(i);
+        } else {
+            alone.push(i);
+        }
+    }
+    // The chunks strip k's sites lie in.
+    let last_chunk = |k: usize| (k + STRIP_MARGIN.div_ceil(STRIP_ROWS)).min(n_chunks - 1);
+    let strips: Vec<usize> = (0..n_chunks).filter(|&k| !by_strip[k].is_empty()).collect();
+    let mut needed = vec![false; n_chunks];
+    for &k in &strips {
+        needed[k..=last_chunk(k)].fill(true);
+    }
+    let chunks: Vec<Window> = (0..n_chunks)
+        .filter(|&j| needed[j])
+        .map(|j| Window {
+            x: 0,
+            y: j * STRIP_ROWS,
+            w: g.width,
+            h: STRIP_ROWS.min(g.height - j * STRIP_ROWS),
+        })
+        .collect();
+
+    let mut out: Vec<Option<Site>> = vec![None; comps.len()];
+    progress.start("describe sites", comps.len() as u64);
+    let readers = match rayon::current_num_threads() {
+        1 => 0,
+        n => n,
+    };
+    let mut held: VecDeque<Chunk> = VecDeque::new();
+    let mut next = 0; // the first strip of `strips` not described yet
+    read_ahead(
+        &chunks,
+        N_ITEMS,
+        readers,
+        || {
+            Ok(Handles {
+                full_res: SceneReader::new(scenes.full_res()),
+                labels: gdal::Dataset::open(labels)
+                    .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
+                score: match &run.score {
+                    Some(p) => Some(
+                        super::run_info::open_run_raster(p)
+                            .map_err(|e| Error::input(p, gdal_msg(&e)))?,
+                    ),
+                    None => None,
+                },
+            })
+        },
+        |h, item, win| read_item(h, scenes, run, labels, item, win),
+        |k, items| {
+            let j = chunks[k].y / STRIP_ROWS;
+            held.push_back(Chunk::new(chunks[k], items));
+            while next < strips.len() && last_chunk(strips[next]) <= j {
+                let ids = &by_strip[strips[next]];
+                let sites: Vec<Site> = ids
+                    .par_iter()
+                    .map(|&i| {
+                        let c = &comps[i];
+                        let (win, shape, d) = site_window(c, g, opts.max_window_px);
+                        let sw = cut(&held, win, shape, d);
+                        workers.with(
+                            || open_worker(scenes, run, labels),
+                            |w| {
+                                describe(
+                                    &w.to_lonlat.0,
+                                    &metres,
+                                    run,
+                                    i as u32 + 1,
+                                    c,
+                                    site_of_label,
+                                    bg,
+                                    sw,
+                                )
+                            },
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                progress.advance(ids.len() as u64);
+                for (&i, s) in ids.iter().zip(sites) {
+                    out[i] = Some(s);
+                }
+                next += 1;
+                // Every 4 strips (512 rows): trimming after each strip cost
+                // more in page faults than it saved.
+                if next % 4 == 0 {
+                    crate::run::release_free_memory();
+                }
+            }
+            let first_row_needed = strips.get(next).map_or(usize::MAX, |&s| s * STRIP_ROWS);
+            while held.front().is_some_and(|c| c.rows.end <= first_row_needed) {
+                held.pop_front();
+            }
+            Ok(())
+        },
+    )?;
+    drop(held);
+    let sites: Vec<Site> = alone
+        .par_iter()
+        .map(|&i| {
+            let c = &comps[i];
+            workers.with(
+                || open_worker(scenes, run, labels),
+                |w| {
+                    let sw = read_site_window(w, scenes, run, opts, c)?;
+                    describe(
+                        &w.to_lonlat.0,
+                        &metres,
+                        run,
+                        i as u32 + 1,
+                        c,
+                        site_of_label,
+                        bg,
+                        sw,
+                    )
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    progress.advance(alone.len() as u64);
+    for (&i, s) in alone.iter().zip(sites) {
+        out[i] = Some(s);
+    }
+    Ok(out
+        .into_iter()
+        .map(|s| s.expect("every site described"))
+        .collect())
+}
