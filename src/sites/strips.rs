@@ -1,17 +1,18 @@
-//! Describing every site from whole-width strips of the rasters, read once
-//! and ahead of use.
+//! Describing every site from strips of the rasters, read once and ahead of
+//! use.
 //!
 //! Sites are taken strip by strip from the top. The rasters a description
 //! needs (labels, score, the statistics bands of both dates) are read in
-//! chunks of [`STRIP_ROWS`] whole-width rows by [`read_ahead`]: the next
-//! chunk is read while the sites of the held ones are described. Every site
-//! whose window starts in a strip and ends within [`STRIP_MARGIN`] rows below
-//! it is cut from the held chunks, so each file tile is decoded about once
-//! however many sites it holds (reading each site's window on its own
-//! decoded the same tiles again for every site, which on a full tile with
-//! tens of thousands of sites took longer than detection). Chunks no site
-//! needs are not read (a desert tile with a few sites reads a few chunks).
-//! Taller or decimated sites are read on their own.
+//! chunks of [`STRIP_ROWS`] rows by [`read_ahead`], each chunk over the runs
+//! of columns its sites span: the next chunk is read while the sites of the
+//! held ones are described. Every site whose window starts in a strip and
+//! ends within [`STRIP_MARGIN`] rows below it is cut from the held pieces, so
+//! each file tile is decoded about once however many sites it holds
+//! (reading each site's window on its own decoded the same tiles again for
+//! every site, which on a full tile with tens of thousands of sites took
+//! longer than detection), and rows and columns without sites are not read
+//! at all (a desert tile with a few dozen sites reads a small part of the
+//! scene again). Taller or decimated sites are read on their own.
 
 use super::components::Labelled;
 use super::run_info::RunInfo;
@@ -38,10 +39,29 @@ pub(super) const STRIP_ROWS: usize = 128;
 /// from memory.
 const STRIP_MARGIN: usize = 128;
 
-/// Whole-width rows of every raster a site description needs.
-struct Chunk {
+/// Column runs of a chunk closer than this are read as one (a few hundred
+/// pixels more to decode cost less than another round of reads).
+const RUN_GAP: usize = 256;
+
+/// Sorts column ranges and merges those that overlap or lie within `gap` of
+/// each other.
+fn merge_runs(mut cols: Vec<Range<usize>>, gap: usize) -> Vec<Range<usize>> {
+    cols.sort_by_key(|c| c.start);
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for c in cols {
+        match out.last_mut() {
+            Some(last) if c.start <= last.end + gap => last.end = last.end.max(c.end),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Rows of a chunk, over one run of columns, of every raster a site
+/// description needs.
+struct Piece {
     rows: Range<usize>,
-    width: usize,
+    cols: Range<usize>,
     labels: Vec<u32>,
     /// Empty when the run has no score raster.
     score: Vec<f32>,
@@ -117,8 +137,8 @@ fn read_item(
     })
 }
 
-impl Chunk {
-    fn new(win: Window, items: Vec<Item>) -> Chunk {
+impl Piece {
+    fn new(win: Window, items: Vec<Item>) -> Piece {
         let mut it = items.into_iter();
         let labels = match it.next() {
             Some(Item::Labels(v)) => v,
@@ -129,9 +149,9 @@ impl Chunk {
             Item::Labels(_) => unreachable!("only item 0 is the labels"),
         });
         let score = floats.next().unwrap_or_default();
-        Chunk {
+        Piece {
             rows: win.y..win.y + win.h,
-            width: win.w,
+            cols: win.x..win.x + win.w,
             labels,
             score,
             bands: floats.collect(),
@@ -139,21 +159,21 @@ impl Chunk {
     }
 }
 
-/// `win` (full resolution) cut from the held chunks, which cover its rows.
-fn take<T: Copy>(held: &VecDeque<Chunk>, win: Window, pick: impl Fn(&Chunk) -> &[T]) -> Vec<T> {
+/// `win` (full resolution) cut from the held pieces, which cover it.
+fn take<T: Copy>(held: &VecDeque<Piece>, win: Window, pick: impl Fn(&Piece) -> &[T]) -> Vec<T> {
     let mut out = Vec::with_capacity(win.len());
     for r in win.y..win.y + win.h {
-        let c = held
+        let p = held
             .iter()
-            .find(|c| c.rows.contains(&r))
-            .expect("the chunks of a strip's sites are held");
-        let at = (r - c.rows.start) * c.width + win.x;
-        out.extend_from_slice(&pick(c)[at..at + win.w]);
+            .find(|p| p.rows.contains(&r) && p.cols.start <= win.x && win.x + win.w <= p.cols.end)
+            .expect("the pieces of a strip's sites are held");
+        let at = (r - p.rows.start) * p.cols.len() + win.x - p.cols.start;
+        out.extend_from_slice(&pick(p)[at..at + win.w]);
     }
     out
 }
 
-fn cut(held: &VecDeque<Chunk>, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
+fn cut(held: &VecDeque<Piece>, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
     let has_score = held.front().is_some_and(|c| !c.score.is_empty());
     let bands: Vec<Vec<f32>> = (0..2 * STAT_BANDS.len())
         .map(|k| take(held, win, |c| &c.bands[k]))
@@ -205,17 +225,26 @@ pub(super) fn describe_all(
     // The chunks strip k's sites lie in.
     let last_chunk = |k: usize| (k + STRIP_MARGIN.div_ceil(STRIP_ROWS)).min(n_chunks - 1);
     let strips: Vec<usize> = (0..n_chunks).filter(|&k| !by_strip[k].is_empty()).collect();
-    let mut needed = vec![false; n_chunks];
+    // Per chunk, the columns its sites span, merged into runs.
+    let mut spans: Vec<Vec<Range<usize>>> = vec![Vec::new(); n_chunks];
     for &k in &strips {
-        needed[k..=last_chunk(k)].fill(true);
+        for &i in &by_strip[k] {
+            let (win, _, _) = site_window(&comps[i], g, opts.max_window_px);
+            for span in &mut spans[k..=last_chunk(k)] {
+                span.push(win.x..win.x + win.w);
+            }
+        }
     }
-    let chunks: Vec<Window> = (0..n_chunks)
-        .filter(|&j| needed[j])
-        .map(|j| Window {
-            x: 0,
-            y: j * STRIP_ROWS,
-            w: g.width,
-            h: STRIP_ROWS.min(g.height - j * STRIP_ROWS),
+    let pieces: Vec<Window> = spans
+        .into_iter()
+        .enumerate()
+        .flat_map(|(j, cols)| {
+            merge_runs(cols, RUN_GAP).into_iter().map(move |c| Window {
+                x: c.start,
+                y: j * STRIP_ROWS,
+                w: c.len(),
+                h: STRIP_ROWS.min(g.height - j * STRIP_ROWS),
+            })
         })
         .collect();
 
@@ -225,10 +254,10 @@ pub(super) fn describe_all(
         1 => 0,
         n => n,
     };
-    let mut held: VecDeque<Chunk> = VecDeque::new();
+    let mut held: VecDeque<Piece> = VecDeque::new();
     let mut next = 0; // the first strip of `strips` not described yet
     read_ahead(
-        &chunks,
+        &pieces,
         N_ITEMS,
         readers,
         || {
@@ -247,8 +276,11 @@ pub(super) fn describe_all(
         },
         |h, item, win| read_item(h, scenes, run, labels, item, win),
         |k, items| {
-            let j = chunks[k].y / STRIP_ROWS;
-            held.push_back(Chunk::new(chunks[k], items));
+            held.push_back(Piece::new(pieces[k], items));
+            let j = pieces[k].y / STRIP_ROWS;
+            if pieces.get(k + 1).is_some_and(|p| p.y == pieces[k].y) {
+                return Ok(()); // more of chunk j to come
+            }
             while next < strips.len() && last_chunk(strips[next]) <= j {
                 let ids = &by_strip[strips[next]];
                 let sites: Vec<Site> = ids
@@ -286,7 +318,7 @@ pub(super) fn describe_all(
                 }
             }
             let first_row_needed = strips.get(next).map_or(usize::MAX, |&s| s * STRIP_ROWS);
-            while held.front().is_some_and(|c| c.rows.end <= first_row_needed) {
+            while held.front().is_some_and(|p| p.rows.end <= first_row_needed) {
                 held.pop_front();
             }
             Ok(())
@@ -323,4 +355,57 @@ pub(super) fn describe_all(
         .into_iter()
         .map(|s| s.expect("every site described"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_runs_merge_when_they_overlap_or_nearly_touch() {
+        assert_eq!(
+            merge_runs(vec![500..600, 0..10, 5..20, 620..700, 2000..2100], 30),
+            vec![0..20, 500..700, 2000..2100]
+        );
+        assert_eq!(merge_runs(Vec::new(), 30), Vec::<Range<usize>>::new());
+    }
+
+    /// A piece over `win` whose every raster holds `row * 1000 + col`.
+    fn piece(win: Window) -> Piece {
+        let v: Vec<f32> = (win.y..win.y + win.h)
+            .flat_map(|r| (win.x..win.x + win.w).map(move |c| (r * 1000 + c) as f32))
+            .collect();
+        let mut items = vec![Item::Labels(v.iter().map(|&x| x as u32).collect())];
+        items.extend((0..N_ITEMS - 1).map(|_| Item::Float(v.clone())));
+        Piece::new(win, items)
+    }
+
+    #[test]
+    fn site_windows_are_cut_from_the_pieces_that_hold_them() {
+        let w = |x, y, w, h| Window { x, y, w, h };
+        // Two chunks, each read over two runs of columns.
+        let held: VecDeque<Piece> = [
+            w(10, 0, 40, 4),
+            w(300, 0, 50, 4),
+            w(10, 4, 40, 4),
+            w(300, 4, 50, 4),
+        ]
+        .into_iter()
+        .map(piece)
+        .collect();
+        for win in [w(12, 2, 5, 4), w(320, 1, 30, 7), w(10, 0, 40, 8)] {
+            let sw = cut(&held, win, (win.w, win.h), 1);
+            let expect: Vec<f32> = (win.y..win.y + win.h)
+                .flat_map(|r| (win.x..win.x + win.w).map(move |c| (r * 1000 + c) as f32))
+                .collect();
+            assert_eq!(
+                sw.labels,
+                expect.iter().map(|&x| x as u32).collect::<Vec<_>>()
+            );
+            assert_eq!(sw.score.as_deref(), Some(&expect[..]));
+            for b in sw.before.iter().chain(&sw.after) {
+                assert_eq!(b, &expect);
+            }
+        }
+    }
 }
