@@ -55,41 +55,51 @@ impl Stage {
     }
 
     /// Filters `cur` with its neighbours `prev` and `next` (absent at the grid edge).
+    /// Branch-free loops over whole rows (the edges are handled once), so
+    /// they vectorise: this runs on every pixel of the scene.
     fn apply(op: Op, prev: Option<&[u8]>, cur: &[u8], next: Option<&[u8]>) -> Vec<u8> {
         let w = cur.len();
         let erode = matches!(op, Op::Erode | Op::ErodeKeep);
         // Outside value for ErodeKeep: no change; for the others: neutral.
         let outside = if op == Op::ErodeKeep { Some(0u8) } else { None };
-        let comb = |a: u8, b: u8| if erode { a & b } else { a | b };
+        let comb = |dst: &mut [u8], src: &[u8]| {
+            if erode {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d &= s);
+            } else {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d |= s);
+            }
+        };
+        let comb_one = |d: &mut u8, o: u8| *d = if erode { *d & o } else { *d | o };
         // Vertical pass over the rows that exist (or the outside value).
-        let mut col = vec![0u8; w];
-        for c in 0..w {
-            let mut v = cur[c] & FG;
-            for r in [prev, next] {
-                match (r, outside) {
-                    (Some(r), _) => v = comb(v, r[c] & FG),
-                    (None, Some(o)) => v = comb(v, o),
-                    (None, None) => {}
+        let mut col: Vec<u8> = cur.iter().map(|v| v & FG).collect();
+        for r in [prev, next] {
+            match (r, outside) {
+                (Some(r), _) => {
+                    let fg: Vec<u8> = r.iter().map(|v| v & FG).collect();
+                    comb(&mut col, &fg);
                 }
+                (None, Some(o)) => col.iter_mut().for_each(|d| comb_one(d, o)),
+                (None, None) => {}
             }
-            col[c] = v;
         }
-        // Horizontal pass; valid and keep bits come from the centre pixel.
-        let mut out = vec![0u8; w];
-        for c in 0..w {
-            let mut v = col[c];
-            for n in [c.checked_sub(1), Some(c + 1).filter(|&k| k < w)] {
-                match (n, outside) {
-                    (Some(k), _) => v = comb(v, col[k]),
-                    (None, Some(o)) => v = comb(v, o),
-                    (None, None) => {}
-                }
-            }
-            out[c] = match op {
-                Op::Erode | Op::Dilate => v | (cur[c] & (VALID | KEEP)),
-                Op::DilateKeep => v | (cur[c] & VALID) | if cur[c] & FG != 0 { KEEP } else { 0 },
-                Op::ErodeKeep => v | (cur[c] & VALID) | if cur[c] & KEEP != 0 { FG } else { 0 },
-            };
+        // Horizontal pass: left and right neighbours.
+        let mut out = col.clone();
+        if w > 1 {
+            comb(&mut out[1..], &col[..w - 1]);
+            comb(&mut out[..w - 1], &col[1..]);
+        }
+        if let (Some(o), true) = (outside, w > 0) {
+            comb_one(&mut out[0], o);
+            comb_one(&mut out[w - 1], o);
+        }
+        // Valid and keep bits come from the centre pixel.
+        let pairs = out.iter_mut().zip(cur);
+        match op {
+            Op::Erode | Op::Dilate => pairs.for_each(|(v, c)| *v |= c & (VALID | KEEP)),
+            // KEEP = FG << 2: remember the pixel's change.
+            Op::DilateKeep => pairs.for_each(|(v, c)| *v |= (c & VALID) | ((c & FG) << 2)),
+            // Pixels marked KEEP stay change.
+            Op::ErodeKeep => pairs.for_each(|(v, c)| *v |= (c & VALID) | ((c & KEEP) >> 2)),
         }
         out
     }
@@ -199,6 +209,80 @@ pub fn clean_mask(mask: &[u8], width: usize, opening: bool, closing: bool) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The filter written pixel by pixel, as the definition reads.
+    fn reference(op: Op, prev: Option<&[u8]>, cur: &[u8], next: Option<&[u8]>) -> Vec<u8> {
+        let w = cur.len();
+        let erode = matches!(op, Op::Erode | Op::ErodeKeep);
+        let outside = if op == Op::ErodeKeep { Some(0u8) } else { None };
+        let comb = |a: u8, b: u8| if erode { a & b } else { a | b };
+        let mut col = vec![0u8; w];
+        for c in 0..w {
+            let mut v = cur[c] & FG;
+            for r in [prev, next] {
+                match (r, outside) {
+                    (Some(r), _) => v = comb(v, r[c] & FG),
+                    (None, Some(o)) => v = comb(v, o),
+                    (None, None) => {}
+                }
+            }
+            col[c] = v;
+        }
+        (0..w)
+            .map(|c| {
+                let mut v = col[c];
+                for n in [c.checked_sub(1), Some(c + 1).filter(|&k| k < w)] {
+                    match (n, outside) {
+                        (Some(k), _) => v = comb(v, col[k]),
+                        (None, Some(o)) => v = comb(v, o),
+                        (None, None) => {}
+                    }
+                }
+                match op {
+                    Op::Erode | Op::Dilate => v | (cur[c] & (VALID | KEEP)),
+                    Op::DilateKeep => {
+                        v | (cur[c] & VALID) | if cur[c] & FG != 0 { KEEP } else { 0 }
+                    }
+                    Op::ErodeKeep => v | (cur[c] & VALID) | if cur[c] & KEEP != 0 { FG } else { 0 },
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_filter_equals_the_pixel_by_pixel_definition() {
+        // A small xorshift: every bit pattern of the three flags, any width.
+        let mut x = 0x2545f491u32;
+        let mut row = |w: usize| -> Vec<u8> {
+            (0..w)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x & 7) as u8
+                })
+                .collect()
+        };
+        for w in [1, 2, 3, 17, 64] {
+            for op in [Op::Erode, Op::Dilate, Op::DilateKeep, Op::ErodeKeep] {
+                for _ in 0..20 {
+                    let (p, c, n) = (row(w), row(w), row(w));
+                    for (pp, nn) in [
+                        (Some(&p[..]), Some(&n[..])),
+                        (None, Some(&n[..])),
+                        (Some(&p[..]), None),
+                        (None, None),
+                    ] {
+                        assert_eq!(
+                            Stage::apply(op, pp, &c, nn),
+                            reference(op, pp, &c, nn),
+                            "{op:?} width {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     fn grid(s: &[&str]) -> (Vec<u8>, usize) {
         let w = s[0].len();
