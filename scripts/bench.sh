@@ -6,7 +6,9 @@
 #   bash scripts/bench.sh [bench_data dir] --table   # only print the table of the last run
 #
 # Uses (and makes, when missing) the pairs of scripts/make_bench_scene.sh:
-# full COG, full JPEG2000 L2A SAFE, half COG. For each it measures, with GNU
+# full COG, full JPEG2000 L2A SAFE, half COG; and of scripts/make_sparse_pair.py:
+# a full COG pair with few changes (a few dozen sites, as on a desert tile,
+# where the mirrored pairs have tens of thousands). For each it measures, with GNU
 # /usr/bin/time -v, wall time, CPU time (user + system) and peak RSS of
 #
 #   target/release/dunewatch detect --before <b> --after <a> --out <dir> [--threads N]
@@ -79,8 +81,10 @@ cp "$ROOT/target/release/dunewatch" "$BIN"
 log "dunewatch at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted src changes')"
 [ -f "$DATA/full/cog/after/B12.tif" ] && [ -n "$(ls -d "$DATA"/full/safe/after/*.SAFE 2>/dev/null)" ] || bash scripts/make_bench_scene.sh "$DATA"
 [ -f "$DATA/half/cog/after/B12.tif" ] || bash scripts/make_bench_scene.sh "$DATA" --half --no-jp2
+[ -f "$DATA/full/sparse/after/B12.tif" ] || /usr/bin/python3 scripts/make_sparse_pair.py "$DATA"
 FULL_COG="$DATA/full/cog"
 HALF_COG="$DATA/half/cog"
+SPARSE="$DATA/full/sparse"
 SAFE_B=$(ls -d "$DATA"/full/safe/before/*.SAFE)
 SAFE_A=$(ls -d "$DATA"/full/safe/after/*.SAFE)
 
@@ -166,6 +170,8 @@ floor floor_full_jp2 "$SAFE_B" "$SAFE_A"
 detect dw_full_jp2 "$SAFE_B" "$SAFE_A" --threads "$THREADS"
 floor floor_half_cog "$HALF_COG/before" "$HALF_COG/after"
 detect dw_half_cog "$HALF_COG/before" "$HALF_COG/after" --threads "$THREADS"
+floor floor_full_sparse "$SPARSE/before" "$SPARSE/after"
+detect dw_full_sparse "$SPARSE/before" "$SPARSE/after" --threads "$THREADS"
 
 # --- peers ----------------------------------------------------------------------
 stack_vrt() { # scene dir, out vrt: 6 bands at 10 m
@@ -294,7 +300,9 @@ def stages(name):
     try:
         j = json.load(open(os.path.join(out, name + ".out", "run.json")))
         d = j["detect"]["timings_s"]
-        return f"fit {d['fit']:.0f} s, score {d['score']:.0f} s, mask {d['mask']:.0f} s, COG {j['timings_s']['write_cog']:.0f} s"
+        st = j.get("sites", {}).get("timings_s", {})
+        sites = f", sites {st['total']:.0f} s ({j['sites'].get('sites', '?')} sites)" if "total" in st else ""
+        return f"fit {d['fit']:.0f} s, score {d['score']:.0f} s, mask {d['mask']:.0f} s, COG {j['timings_s']['write_cog']:.0f} s{sites}"
     except Exception:
         return ""
 
@@ -303,6 +311,7 @@ lines = [
     ("full COG 10980^2", "dunewatch --threads 1", "dw_full_cog_1t", "floor_full_cog"),
     ("full JP2 SAFE L2A", "dunewatch", "dw_full_jp2", "floor_full_jp2"),
     ("half COG 5490^2", "dunewatch", "dw_half_cog", "floor_half_cog"),
+    ("full COG, few changes", "dunewatch", "dw_full_sparse", "floor_full_sparse"),
     ("full COG 10980^2", "numpy+rasterio IR-MAD", "numpy_irmad_full_cog", None),
     ("half COG 5490^2", "numpy+rasterio IR-MAD", "numpy_irmad_half_cog", None),
     ("full COG 10980^2", "OTB MultivariateAlterationDetector", "otb_mad_full_cog", None),
