@@ -20,7 +20,7 @@ use super::scenes::{self, Scenes};
 use super::spectral::Background;
 use super::{
     describe, open_worker, read_site_window, site_window, window_read, PixelMetres, Site,
-    SiteWindow, SitesOptions,
+    SiteWindow, SitesOptions, Worker,
 };
 use crate::align::read_ahead::read_ahead;
 use crate::align::reader::Date;
@@ -248,6 +248,32 @@ pub(super) fn describe_all(
         })
         .collect();
 
+    // Describes sites `ids` in parallel, each from the window `window` gives.
+    let describe_ids = |ids: &[usize],
+                        window: &(dyn Fn(&mut Worker, usize) -> Result<SiteWindow> + Sync)|
+     -> Result<Vec<Site>> {
+        ids.par_iter()
+            .map(|&i| {
+                workers.with(
+                    || open_worker(scenes, run, labels),
+                    |w| {
+                        let sw = window(w, i)?;
+                        let c = &comps[i];
+                        describe(
+                            &w.to_lonlat.0,
+                            &metres,
+                            run,
+                            i as u32 + 1,
+                            c,
+                            site_of_label,
+                            bg,
+                            sw,
+                        )
+                    },
+                )
+            })
+            .collect()
+    };
     let mut out: Vec<Option<Site>> = vec![None; comps.len()];
     progress.start("describe sites", comps.len() as u64);
     let readers = match rayon::current_num_threads() {
@@ -283,29 +309,10 @@ pub(super) fn describe_all(
             }
             while next < strips.len() && last_chunk(strips[next]) <= j {
                 let ids = &by_strip[strips[next]];
-                let sites: Vec<Site> = ids
-                    .par_iter()
-                    .map(|&i| {
-                        let c = &comps[i];
-                        let (win, shape, d) = site_window(c, g, opts.max_window_px);
-                        let sw = cut(&held, win, shape, d);
-                        workers.with(
-                            || open_worker(scenes, run, labels),
-                            |w| {
-                                describe(
-                                    &w.to_lonlat.0,
-                                    &metres,
-                                    run,
-                                    i as u32 + 1,
-                                    c,
-                                    site_of_label,
-                                    bg,
-                                    sw,
-                                )
-                            },
-                        )
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let sites = describe_ids(ids, &|_, i| {
+                    let (win, shape, d) = site_window(&comps[i], g, opts.max_window_px);
+                    Ok(cut(&held, win, shape, d))
+                })?;
                 progress.advance(ids.len() as u64);
                 for (&i, s) in ids.iter().zip(sites) {
                     out[i] = Some(s);
@@ -325,28 +332,9 @@ pub(super) fn describe_all(
         },
     )?;
     drop(held);
-    let sites: Vec<Site> = alone
-        .par_iter()
-        .map(|&i| {
-            let c = &comps[i];
-            workers.with(
-                || open_worker(scenes, run, labels),
-                |w| {
-                    let sw = read_site_window(w, scenes, run, opts, c)?;
-                    describe(
-                        &w.to_lonlat.0,
-                        &metres,
-                        run,
-                        i as u32 + 1,
-                        c,
-                        site_of_label,
-                        bg,
-                        sw,
-                    )
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let sites = describe_ids(&alone, &|w, i| {
+        read_site_window(w, scenes, run, opts, &comps[i])
+    })?;
     progress.advance(alone.len() as u64);
     for (&i, s) in alone.iter().zip(sites) {
         out[i] = Some(s);
