@@ -336,16 +336,7 @@ fn score_strip(
     blocks.par_iter().try_for_each(|&block| {
         let c0 = block.x.saturating_sub(model.halo());
         let c1 = (block.x + block.w + model.halo()).min(read.w);
-        let cols: Vec<Vec<f32>> = data
-            .iter()
-            .map(|v| {
-                v.chunks_exact(read.w)
-                    .flat_map(|row| &row[c0..c1])
-                    .copied()
-                    .collect()
-            })
-            .collect();
-        let sub = pixels::assemble(items, cols, (c1 - c0, read.h));
+        let sub = pixels::assemble_cols(items, data, read.w, c0..c1);
         let sub_read = Window {
             x: c0,
             w: c1 - c0,

@@ -101,7 +101,28 @@ pub fn read_pixels(
 
 /// Pixels from the items' rasters (`data[i]` is `items[i]` over the window).
 pub fn assemble(items: &[Item], data: Vec<Vec<f32>>, shape: (usize, usize)) -> Pixels {
+    assemble_cols(items, &data, shape.0, 0..shape.0)
+}
+
+/// Pixels of columns `cols` of the items' rasters (`data[i]` is `items[i]`,
+/// `width` columns a row), read in place: a strip's column blocks are made
+/// without copying their columns out first.
+pub fn assemble_cols(
+    items: &[Item],
+    data: &[Vec<f32>],
+    width: usize,
+    cols: std::ops::Range<usize>,
+) -> Pixels {
+    let rows = data.first().map_or(0, |v| v.len() / width.max(1));
+    let shape = (cols.len(), rows);
     let n = shape.0 * shape.1;
+    // Item values of this window, row by row.
+    let window = |v: &'_ [f32]| -> Vec<f32> {
+        v.chunks_exact(width)
+            .flat_map(|row| &row[cols.clone()])
+            .copied()
+            .collect()
+    };
     let mut before = vec![0.0f32; n * P];
     let mut after = vec![0.0f32; n * P];
     let mut mask = vec![MaskReason::Valid; n];
@@ -119,14 +140,16 @@ pub fn assemble(items: &[Item], data: Vec<Vec<f32>>, shape: (usize, usize)) -> P
                 } else {
                     &mut after
                 };
-                for (i, r) in v.into_iter().enumerate() {
-                    out[i * P + k] = r;
+                let values = v.chunks_exact(width).flat_map(|row| &row[cols.clone()]);
+                for (px, &r) in out.chunks_exact_mut(P).zip(values) {
+                    px[k] = r;
                 }
             }
-            Item::Cirrus(d) => cirrus[slot(d)] = Some(v),
-            Item::Scl(d) => scl[slot(d)] = Some(v),
+            Item::Cirrus(d) => cirrus[slot(d)] = Some(window(v)),
+            Item::Scl(d) => scl[slot(d)] = Some(window(v)),
             Item::Aoi => {
-                for (m, a) in mask.iter_mut().zip(v) {
+                let values = v.chunks_exact(width).flat_map(|row| &row[cols.clone()]);
+                for (m, &a) in mask.iter_mut().zip(values) {
                     if a != 1.0 {
                         *m = MaskReason::OutsideAoi;
                     }
