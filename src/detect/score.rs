@@ -307,16 +307,39 @@ impl Model {
         let mut xs: [Vec<f32>; P] = std::array::from_fn(|_| plane());
         let mut ys: [Vec<f32>; P] = std::array::from_fn(|_| plane());
         let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
-        for i in (0..n).filter(|&i| valid[i]) {
-            let x: &[f32; P] = px.x(i).try_into().expect("six bands");
-            let y: &[f32; P] = px.y(i).try_into().expect("six bands");
-            let at = (i / rw + sh) * pw + i % rw + sh;
-            let (pu, pv, pxs, pys) = (proj.u(x), proj.v(y), proj.xs(x), proj.ys(y));
-            for k in 0..P {
-                u[k][at] = pu[k];
-                v[k][at] = pv[k];
-                xs[k][at] = pxs[k];
-                ys[k][at] = pys[k];
+        // Row by row, band-major, so the loops over a row vectorise.
+        let (mut xt, mut yt): ([Vec<f32>; P], [Vec<f32>; P]) = (
+            std::array::from_fn(|_| vec![0.0; rw]),
+            std::array::from_fn(|_| vec![0.0; rw]),
+        );
+        for r in 0..rh {
+            let row = r * rw..(r + 1) * rw;
+            for (c, (bx, by)) in px.before[row.start * P..row.end * P]
+                .chunks_exact(P)
+                .zip(px.after[row.start * P..row.end * P].chunks_exact(P))
+                .enumerate()
+            {
+                for k in 0..P {
+                    xt[k][c] = bx[k];
+                    yt[k][c] = by[k];
+                }
+            }
+            let at = (r + sh) * pw + sh..(r + sh) * pw + sh + rw;
+            for j in 0..P {
+                proj.lin_row(&proj.wx[j], proj.cx[j], &xt, &mut u[j][at.clone()]);
+                proj.lin_row(&proj.wy[j], proj.cy[j], &yt, &mut v[j][at.clone()]);
+                let (inv, med) = (proj.inv_scale[j], proj.median_y[j]);
+                for (o, &x) in xs[j][at.clone()].iter_mut().zip(&xt[j]) {
+                    *o = x * inv;
+                }
+                for (o, &y) in ys[j][at.clone()].iter_mut().zip(&yt[j]) {
+                    *o = (y - med) * inv;
+                }
+            }
+            for (c, _) in valid[row].iter().enumerate().filter(|(_, v)| !**v) {
+                for plane in u.iter_mut().chain(&mut v).chain(&mut xs).chain(&mut ys) {
+                    plane[at.start + c] = FAR;
+                }
             }
         }
         let mut raw = vec![f32::NAN; n];
@@ -417,31 +440,16 @@ impl Projections {
         p
     }
 
+    /// `out[c] = c0 + sum_k w[k] * x[k][c]` over a row (summed in band order).
     #[inline]
-    fn lin(w: &[[f32; P]; P], c: &[f32; P], x: &[f32; P]) -> [f32; P] {
-        std::array::from_fn(|j| {
-            let mut s = c[j];
-            for k in 0..P {
-                s += w[j][k] * x[k];
+    fn lin_row(&self, w: &[f32; P], c0: f32, x: &[Vec<f32>; P], out: &mut [f32]) {
+        out.fill(c0);
+        for k in 0..P {
+            let wk = w[k];
+            for (o, &v) in out.iter_mut().zip(&x[k]) {
+                *o += wk * v;
             }
-            s
-        })
-    }
-    #[inline]
-    fn u(&self, x: &[f32; P]) -> [f32; P] {
-        Self::lin(&self.wx, &self.cx, x)
-    }
-    #[inline]
-    fn v(&self, y: &[f32; P]) -> [f32; P] {
-        Self::lin(&self.wy, &self.cy, y)
-    }
-    #[inline]
-    fn xs(&self, x: &[f32; P]) -> [f32; P] {
-        std::array::from_fn(|j| x[j] * self.inv_scale[j])
-    }
-    #[inline]
-    fn ys(&self, y: &[f32; P]) -> [f32; P] {
-        std::array::from_fn(|j| (y[j] - self.median_y[j]) * self.inv_scale[j])
+        }
     }
 }
 
