@@ -886,25 +886,30 @@ pub fn stage_sites(
     };
     let chips_dir = staging.path(CHIPS_DIR);
     std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
-    // The writers are serial (seconds each for tens of thousands of sites):
-    // the files and the chips are made side by side.
-    let (geojson, (csv_kml, chips)) = pool.install(|| {
-        rayon::join(
-            || export::geojson::write(&staging.path(GEOJSON_FILE), &ctx),
-            || {
-                rayon::join(
-                    || -> Result<()> {
-                        export::csv::write(&staging.path(CSV_FILE), &ctx)?;
-                        export::kml::write(&staging.path(KML_FILE), &ctx)
-                    },
-                    || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress),
-                )
-            },
-        )
-    });
-    geojson?;
-    csv_kml?;
-    let chips = chips?;
+    let geojson = || export::geojson::write(&staging.path(GEOJSON_FILE), &ctx);
+    let csv_kml = || -> Result<()> {
+        export::csv::write(&staging.path(CSV_FILE), &ctx)?;
+        export::kml::write(&staging.path(KML_FILE), &ctx)
+    };
+    let chips = || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress);
+    // The writers allocate a lot and ran at half their speed in a pool
+    // thread (another malloc arena), so the largest, the GeoJSON, is written
+    // on this thread; with more than one worker the pool meanwhile writes
+    // the CSV, the KML and the chips.
+    let chips = if pool.current_num_threads() == 1 {
+        geojson()?;
+        csv_kml()?;
+        pool.install(chips)?
+    } else {
+        let (g, rest) = std::thread::scope(|scope| {
+            let rest = scope.spawn(|| pool.install(|| rayon::join(csv_kml, chips)));
+            (geojson(), rest.join())
+        });
+        let (ck, c) = rest.map_err(|_| Error::invalid("a site writer panicked"))?;
+        g?;
+        ck?;
+        c?
+    };
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
     export::report::write(
