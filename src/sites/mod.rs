@@ -477,7 +477,7 @@ struct SiteWindow {
 }
 
 /// Reads a site's window straight from the rasters (sites too tall or too
-/// large for the strip buffer of [`describe_all`]).
+/// large for the chunks of [`strips::describe_all`]).
 fn read_site_window(
     w: &mut Worker,
     scenes: &Scenes,
