@@ -886,30 +886,17 @@ pub fn stage_sites(
     };
     let chips_dir = staging.path(CHIPS_DIR);
     std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
-    let geojson = || export::geojson::write(&staging.path(GEOJSON_FILE), &ctx);
-    let csv_kml = || -> Result<()> {
+    // The text writers render their sites in parallel batches; the chips
+    // are drawn meanwhile.
+    let text = || -> Result<()> {
+        export::geojson::write(&staging.path(GEOJSON_FILE), &ctx)?;
         export::csv::write(&staging.path(CSV_FILE), &ctx)?;
         export::kml::write(&staging.path(KML_FILE), &ctx)
     };
     let chips = || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress);
-    // The writers allocate a lot and ran at half their speed in a pool
-    // thread (another malloc arena), so the largest, the GeoJSON, is written
-    // on this thread; with more than one worker the pool meanwhile writes
-    // the CSV, the KML and the chips.
-    let chips = if pool.current_num_threads() == 1 {
-        geojson()?;
-        csv_kml()?;
-        pool.install(chips)?
-    } else {
-        let (g, rest) = std::thread::scope(|scope| {
-            let rest = scope.spawn(|| pool.install(|| rayon::join(csv_kml, chips)));
-            (geojson(), rest.join())
-        });
-        let (ck, c) = rest.map_err(|_| Error::invalid("a site writer panicked"))?;
-        g?;
-        ck?;
-        c?
-    };
+    let (written, chips) = pool.install(|| rayon::join(text, chips));
+    written?;
+    let chips = chips?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
     export::report::write(

@@ -45,7 +45,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         .chain(feat_names.iter().copied())
         .collect();
     let _ = writeln!(out, "{}", header.join(","));
-    for s in ctx.sites {
+    out.write_each(ctx.sites, |out, _, s| {
         let (wn, wd) = match nearest_watch(s) {
             Some((n, d)) => (n.to_string(), d.to_string()),
             None => (String::new(), String::new()),
@@ -75,7 +75,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             row.push(by_name.get(n).map(|v| v.to_string()).unwrap_or_default());
         }
         let _ = writeln!(out, "{}", row.join(","));
-    }
+    });
     out.finish()
 }
 

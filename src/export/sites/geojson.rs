@@ -7,11 +7,11 @@
 //! centroid lon/lat, the dates, the nearest watch point and a `features`
 //! object with every measure.
 
-use super::{feature_pairs, nearest_watch, round, Context};
-use crate::error::{Error, Result};
+use super::{feature_pairs, nearest_watch, round, Context, Sink};
+use crate::error::Result;
 use crate::sites::Site;
 use serde_json::{json, Map, Value};
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::Path;
 
 fn ring(r: &[[f64; 2]]) -> Value {
@@ -80,12 +80,10 @@ pub fn feature(s: &Site, ctx: &Context) -> Value {
     })
 }
 
-/// Streams the collection one feature at a time (memory stays flat with
-/// tens of thousands of sites).
+/// Streams the collection, features rendered in parallel batches (memory
+/// stays flat with tens of thousands of sites).
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
-    let err = |e: std::io::Error| Error::output(path, e);
-    let file = std::fs::File::create(path).map_err(err)?;
-    let mut w = std::io::BufWriter::new(file);
+    let mut w = Sink::create(path)?;
     let b = ctx.scene.bounds_lonlat;
     let bbox = json!([
         round(b[0], 7),
@@ -93,19 +91,15 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         round(b[2], 7),
         round(b[3], 7)
     ]);
-    write!(
+    let _ = write!(
         w,
         "{{\"type\":\"FeatureCollection\",\"bbox\":{bbox},\"features\":["
-    )
-    .map_err(err)?;
-    for (i, s) in ctx.sites.iter().enumerate() {
-        if i > 0 {
-            w.write_all(b",\n").map_err(err)?;
-        } else {
-            w.write_all(b"\n").map_err(err)?;
-        }
-        serde_json::to_writer(&mut w, &feature(s, ctx)).map_err(|e| Error::output(path, e))?;
-    }
-    w.write_all(b"\n]}\n").map_err(err)?;
-    w.flush().map_err(err)
+    );
+    w.write_each(ctx.sites, |out, i, s| {
+        out.push_str(if i > 0 { ",\n" } else { "\n" });
+        // A Value always serialises.
+        let _ = write!(out, "{}", feature(s, ctx));
+    });
+    let _ = write!(w, "\n]}}\n");
+    w.finish()
 }

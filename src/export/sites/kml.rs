@@ -50,7 +50,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             kml_colour(c, 0x55)
         );
     }
-    for s in ctx.sites {
+    o.write_each(ctx.sites, |o, _, s| {
         let _ = writeln!(o, "<Placemark id=\"site-{}\">", s.id);
         let _ = writeln!(o, "<name>#{} {}</name>", s.rank, s.kind.name());
         let _ = writeln!(
@@ -105,7 +105,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             let _ = writeln!(o, "</MultiGeometry>");
         }
         let _ = writeln!(o, "</Placemark>");
-    }
+    });
     let _ = writeln!(o, "</Document>\n</kml>");
     o.finish()
 }

@@ -38,6 +38,36 @@ impl Sink {
         })
     }
 
+    /// Writes one text per item in item order, rendering batches of items
+    /// in parallel: the bytes are those of a serial loop, and only one batch
+    /// is held at a time. Tens of thousands of sites made the serial writers
+    /// the single-threaded tail of a run.
+    pub fn write_each<T: Sync>(
+        &mut self,
+        items: &[T],
+        render: impl Fn(&mut String, usize, &T) + Sync,
+    ) {
+        use rayon::prelude::*;
+        const BATCH: usize = 4096;
+        const PART: usize = 128;
+        for (b, batch) in items.chunks(BATCH).enumerate() {
+            let parts: Vec<String> = batch
+                .par_chunks(PART)
+                .enumerate()
+                .map(|(p, part)| {
+                    let mut s = String::new();
+                    for (k, item) in part.iter().enumerate() {
+                        render(&mut s, b * BATCH + p * PART + k, item);
+                    }
+                    s
+                })
+                .collect();
+            for s in parts {
+                let _ = std::fmt::Write::write_str(self, &s);
+            }
+        }
+    }
+
     pub fn finish(mut self) -> Result<()> {
         if let Some(e) = self.err.take() {
             return Err(Error::output(&self.path, e));
@@ -183,4 +213,28 @@ pub fn nearest_watch(s: &Site) -> Option<(&str, f64)> {
     s.watch
         .first()
         .map(|h| (h.name.as_str(), round(h.distance_m, 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    #[test]
+    fn parallel_rendering_writes_the_bytes_of_a_serial_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        // More than one batch, and a last part that is not full.
+        let items: Vec<u64> = (0..10_001).map(|i| i * 7 % 1000).collect();
+        let mut sink = Sink::create(&path).unwrap();
+        sink.write_each(&items, |out, i, v| {
+            let _ = write!(out, "{}{i}:{v}", if i > 0 { "," } else { "" });
+        });
+        sink.finish().unwrap();
+        let mut expect = String::new();
+        for (i, v) in items.iter().enumerate() {
+            let _ = write!(expect, "{}{i}:{v}", if i > 0 { "," } else { "" });
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expect);
+    }
 }
