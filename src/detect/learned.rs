@@ -319,7 +319,7 @@ pub fn window_features(model: &Model, px: &Pixels, rw: usize, rh: usize) -> Vec<
         if !valid[i] {
             continue;
         }
-        let (x, y) = (px.x(i), px.y(i));
+        let (x, y) = (&px.x(i), &px.y(i));
         mag[i] = ((model.cva.magnitude2(x, y)).ln_1p()) as f32;
         let (b, a) = (index_values(&Indices::of(x)), index_values(&Indices::of(y)));
         for k in 0..5 {

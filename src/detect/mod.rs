@@ -194,7 +194,7 @@ pub(crate) fn collect_sample(
                         for c in (first(win.x)..win.w).step_by(d) {
                             let i = r * win.w + c;
                             if px.mask[i] == MaskReason::Valid {
-                                s.push(px.x(i), px.y(i));
+                                s.push(&px.x(i), &px.y(i));
                             }
                         }
                     }

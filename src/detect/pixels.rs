@@ -11,9 +11,11 @@ use crate::read::Band;
 pub struct Pixels {
     /// Pixels in the buffer (cols, rows); smaller than the window for decimated reads.
     pub shape: (usize, usize),
-    /// Reflectance, `P` values per pixel, pixel-major.
-    pub before: Vec<f32>,
-    pub after: Vec<f32>,
+    /// Reflectance, one plane per statistics band (band-major, as the
+    /// rasters are read: assembling is a copy of rows, and the score's
+    /// per-band passes vectorise).
+    pub before: [Vec<f32>; P],
+    pub after: [Vec<f32>; P],
     pub mask: Vec<MaskReason>,
 }
 
@@ -26,11 +28,15 @@ impl Pixels {
     pub fn is_empty(&self) -> bool {
         self.mask.is_empty()
     }
-    pub fn x(&self, i: usize) -> &[f32] {
-        &self.before[i * P..(i + 1) * P]
+    /// Before reflectance of pixel `i`, band by band.
+    #[inline]
+    pub fn x(&self, i: usize) -> [f32; P] {
+        std::array::from_fn(|k| self.before[k][i])
     }
-    pub fn y(&self, i: usize) -> &[f32] {
-        &self.after[i * P..(i + 1) * P]
+    /// After reflectance of pixel `i`.
+    #[inline]
+    pub fn y(&self, i: usize) -> [f32; P] {
+        std::array::from_fn(|k| self.after[k][i])
     }
 }
 
@@ -118,13 +124,14 @@ pub fn assemble_cols(
     let n = shape.0 * shape.1;
     // Item values of this window, row by row.
     let window = |v: &'_ [f32]| -> Vec<f32> {
-        v.chunks_exact(width)
-            .flat_map(|row| &row[cols.clone()])
-            .copied()
-            .collect()
+        let mut out = Vec::with_capacity(n);
+        for row in v.chunks_exact(width) {
+            out.extend_from_slice(&row[cols.clone()]);
+        }
+        out
     };
-    let mut before = vec![0.0f32; n * P];
-    let mut after = vec![0.0f32; n * P];
+    let mut before: [Vec<f32>; P] = std::array::from_fn(|_| Vec::new());
+    let mut after: [Vec<f32>; P] = std::array::from_fn(|_| Vec::new());
     let mut mask = vec![MaskReason::Valid; n];
     let (mut cirrus, mut scl) = ([None, None], [None, None]);
     let slot = |d: Date| (d == Date::After) as usize;
@@ -136,14 +143,11 @@ pub fn assemble_cols(
                     .position(|s| *s == b)
                     .expect("a statistics band");
                 let out = if d == Date::Before {
-                    &mut before
+                    &mut before[k]
                 } else {
-                    &mut after
+                    &mut after[k]
                 };
-                let values = v.chunks_exact(width).flat_map(|row| &row[cols.clone()]);
-                for (px, &r) in out.chunks_exact_mut(P).zip(values) {
-                    px[k] = r;
-                }
+                *out = window(v);
             }
             Item::Cirrus(d) => cirrus[slot(d)] = Some(window(v)),
             Item::Scl(d) => scl[slot(d)] = Some(window(v)),
@@ -166,14 +170,14 @@ pub fn assemble_cols(
             {
                 continue;
             }
-            let r = &refl[i * P..(i + 1) * P];
+            let r: [f32; P] = std::array::from_fn(|k| refl[k][i]);
             let reason = if r.iter().any(|v| v.is_nan()) {
                 MaskReason::NoData
             } else if r.iter().any(|v| v.is_infinite()) {
                 MaskReason::Saturated
             } else if let Some(s) = scl {
                 scl_reason(s[i])
-            } else if looks_cloudy(r, cirrus.as_ref().map(|c| c[i]).filter(|c| c.is_finite())) {
+            } else if looks_cloudy(&r, cirrus.as_ref().map(|c| c[i]).filter(|c| c.is_finite())) {
                 MaskReason::Cloud
             } else {
                 MaskReason::Valid

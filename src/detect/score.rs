@@ -249,7 +249,7 @@ impl Model {
                     let i = (oy + r) * rw + ox + c;
                     out.push(
                         (px.mask[i] == MaskReason::Valid)
-                            .then(|| self.pixel_score(px.x(i), px.y(i))),
+                            .then(|| self.pixel_score(&px.x(i), &px.y(i))),
                     );
                 }
             }
@@ -308,31 +308,19 @@ impl Model {
         let mut ys: [Vec<f32>; P] = std::array::from_fn(|_| plane());
         let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
         // Row by row, band-major, so the loops over a row vectorise.
-        let (mut xt, mut yt): ([Vec<f32>; P], [Vec<f32>; P]) = (
-            std::array::from_fn(|_| vec![0.0; rw]),
-            std::array::from_fn(|_| vec![0.0; rw]),
-        );
         for r in 0..rh {
             let row = r * rw..(r + 1) * rw;
-            for (c, (bx, by)) in px.before[row.start * P..row.end * P]
-                .chunks_exact(P)
-                .zip(px.after[row.start * P..row.end * P].chunks_exact(P))
-                .enumerate()
-            {
-                for k in 0..P {
-                    xt[k][c] = bx[k];
-                    yt[k][c] = by[k];
-                }
-            }
+            let xt: [&[f32]; P] = std::array::from_fn(|k| &px.before[k][row.clone()]);
+            let yt: [&[f32]; P] = std::array::from_fn(|k| &px.after[k][row.clone()]);
             let at = (r + sh) * pw + sh..(r + sh) * pw + sh + rw;
             for j in 0..P {
                 proj.lin_row(&proj.wx[j], proj.cx[j], &xt, &mut u[j][at.clone()]);
                 proj.lin_row(&proj.wy[j], proj.cy[j], &yt, &mut v[j][at.clone()]);
                 let (inv, med) = (proj.inv_scale[j], proj.median_y[j]);
-                for (o, &x) in xs[j][at.clone()].iter_mut().zip(&xt[j]) {
+                for (o, &x) in xs[j][at.clone()].iter_mut().zip(xt[j]) {
                     *o = x * inv;
                 }
-                for (o, &y) in ys[j][at.clone()].iter_mut().zip(&yt[j]) {
+                for (o, &y) in ys[j][at.clone()].iter_mut().zip(yt[j]) {
                     *o = (y - med) * inv;
                 }
             }
@@ -372,7 +360,7 @@ impl Model {
                 let ci = mins[0][c].max(mins[1][c]) as f64 * self.irmad_calibration;
                 let cc = mins[2][c].max(mins[3][c]) as f64 * self.cva_calibration;
                 let change = (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32;
-                raw[i] = change * not_natural(&Indices::of(px.x(i)), &Indices::of(px.y(i)));
+                raw[i] = change * not_natural(&Indices::of(&px.x(i)), &Indices::of(&px.y(i)));
             }
         }
         raw
@@ -442,11 +430,11 @@ impl Projections {
 
     /// `out[c] = c0 + sum_k w[k] * x[k][c]` over a row (summed in band order).
     #[inline]
-    fn lin_row(&self, w: &[f32; P], c0: f32, x: &[Vec<f32>; P], out: &mut [f32]) {
+    fn lin_row(&self, w: &[f32; P], c0: f32, x: &[&[f32]; P], out: &mut [f32]) {
         out.fill(c0);
         for k in 0..P {
             let wk = w[k];
-            for (o, &v) in out.iter_mut().zip(&x[k]) {
+            for (o, &v) in out.iter_mut().zip(x[k]) {
                 *o += wk * v;
             }
         }
