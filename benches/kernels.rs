@@ -62,7 +62,7 @@ fn load() -> Data {
     let mut sample = Sample::new(STAT_BANDS.len());
     for i in 0..all.len() {
         if all.mask[i] == MaskReason::Valid {
-            sample.push(all.x(i), all.y(i));
+            sample.push(&all.x(i), &all.y(i));
         }
     }
     let side = BLOCK + 2 * HALO;
