@@ -99,7 +99,7 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     }
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     assert!(mask.iter().all(|&v| v == 0.0 || v == 1.0 || v == 255.0));
-    assert!(mask.iter().any(|&v| v == 1.0) && mask.iter().any(|&v| v == 0.0));
+    assert!(mask.contains(&1.0) && mask.contains(&0.0));
     let (score, _) = read_band(&out.join("change_score.tif"));
     assert!(score.iter().all(|&v| v == -1.0 || (0.0..=1.0).contains(&v)));
     // Mask and score agree: changed exactly where the score passes the threshold.

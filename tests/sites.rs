@@ -523,7 +523,10 @@ fn pivot(x: usize, y: usize) -> bool {
     ((x as f64 - 16.5).powi(2) + (y as f64 - 16.5).powi(2)).sqrt() <= 12.0
 }
 fn veg_patch(x: usize, y: usize) -> bool {
-    (36..56).contains(&x) && (6..22).contains(&y) && (x + 2 * y) % 11 != 0 && !(x > 50 && y < 12)
+    (36..56).contains(&x)
+        && (6..22).contains(&y)
+        && !(x + 2 * y).is_multiple_of(11)
+        && !(x > 50 && y < 12)
 }
 fn roof(x: usize, y: usize) -> bool {
     (12..26).contains(&x) && (38..48).contains(&y)

@@ -82,7 +82,7 @@ pub fn gamma_p(a: f64, x: f64) -> f64 {
 
 /// P(X <= x) for X ~ chi-square with `dof` degrees of freedom.
 pub fn chi2_cdf(x: f64, dof: usize) -> f64 {
-    if dof % 2 == 0 && dof > 0 && x >= 0.0 {
+    if dof.is_multiple_of(2) && dof > 0 && x >= 0.0 {
         // Even dof (the usual 6 bands): a short closed form, far cheaper than
         // the general series on the hot path.
         let h = x / 2.0;

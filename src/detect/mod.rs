@@ -282,7 +282,6 @@ fn score_pass(
                     *a += b;
                 }
             }
-            drop(band);
             ds.close()
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
             Ok((hist, reasons))

@@ -29,11 +29,7 @@ impl Sample {
         }
     }
     pub fn len(&self) -> usize {
-        if self.p == 0 {
-            0
-        } else {
-            self.before.len() / self.p
-        }
+        self.before.len().checked_div(self.p).unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0

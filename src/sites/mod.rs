@@ -343,7 +343,6 @@ fn label_pass(
     take(rest, &mut pending, &mut written, &mut out_band)?;
     flush(&mut pending, &mut written, &mut out_band)?;
     debug_assert_eq!(written, g.height);
-    drop(out_band);
     out.close()
         .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
     Ok(lab.finish())

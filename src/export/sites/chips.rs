@@ -42,8 +42,8 @@ pub fn chip_window(s: &Site, gw: usize, gh: usize) -> Window {
     let [c0, r0, c1, r1] = s.bbox_px;
     let side = ((((c1 - c0 + 1).max(r1 - r0 + 1)) as f64 * 1.6) as usize + 16).max(48);
     let (w, h) = (side.min(gw), side.min(gh));
-    let cx = (c0 + c1 + 1) / 2;
-    let cy = (r0 + r1 + 1) / 2;
+    let cx = (c0 + c1).div_ceil(2);
+    let cy = (r0 + r1).div_ceil(2);
     let x = cx.saturating_sub(w / 2).min(gw - w);
     let y = cy.saturating_sub(h / 2).min(gh - h);
     Window { x, y, w, h }
