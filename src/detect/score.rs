@@ -337,6 +337,7 @@ impl Model {
             vec![0.0f32; rw],
             vec![0.0f32; rw],
         ];
+        let mut weight = vec![0.0f32; rw];
         for r in 0..rh {
             for m in mins.iter_mut() {
                 m.fill(f32::MAX);
@@ -352,6 +353,16 @@ impl Model {
                     min_d2(&xs, &ys, centre, other, rw, cc_ba);
                 }
             }
+            // The index weights of the whole row first: branch-free, so it
+            // vectorises (the chi-square CDFs below stay scalar).
+            let row = r * rw..(r + 1) * rw;
+            let xb: [&[f32]; P] = std::array::from_fn(|k| &px.before[k][row.clone()]);
+            let yb: [&[f32]; P] = std::array::from_fn(|k| &px.after[k][row.clone()]);
+            for (c, w) in weight.iter_mut().enumerate() {
+                let x: [f32; P] = std::array::from_fn(|k| xb[k][c]);
+                let y: [f32; P] = std::array::from_fn(|k| yb[k][c]);
+                *w = not_natural(&Indices::of(&x), &Indices::of(&y));
+            }
             for c in 0..rw {
                 let i = r * rw + c;
                 if !valid[i] {
@@ -360,7 +371,7 @@ impl Model {
                 let ci = mins[0][c].max(mins[1][c]) as f64 * self.irmad_calibration;
                 let cc = mins[2][c].max(mins[3][c]) as f64 * self.cva_calibration;
                 let change = (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32;
-                raw[i] = change * not_natural(&Indices::of(&px.x(i)), &Indices::of(&px.y(i)));
+                raw[i] = change * weight[c];
             }
         }
         raw
