@@ -368,6 +368,11 @@ impl Model {
                 if !valid[i] {
                     continue;
                 }
+                if weight[c] == 0.0 {
+                    // Natural change: zero whatever the CDFs (they are finite).
+                    raw[i] = 0.0;
+                    continue;
+                }
                 let ci = mins[0][c].max(mins[1][c]) as f64 * self.irmad_calibration;
                 let cc = mins[2][c].max(mins[3][c]) as f64 * self.cva_calibration;
                 let change = (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32;
