@@ -253,38 +253,57 @@ pub struct Learned {
 /// window `rw` x `rh`; invalid pixels get 0. Sums are taken directly (rows,
 /// then columns) in a fixed order, never from a running table, so a pixel's
 /// mean is bit-identical whatever block it is computed in.
+///
+/// Invalid and outside pixels enter as +0.0, which leaves a sum unchanged
+/// (a sum of finite values is never -0.0), so the loops need no branches and
+/// run over whole rows: each window offset is one vectorised pass.
 pub fn box_mean(v: &[f32], valid: &[bool], rw: usize, rh: usize, r: usize) -> Vec<f32> {
     let n = rw * rh;
-    let mut hs = vec![0.0f64; n];
-    let mut hn = vec![0u32; n];
+    let pw = rw + 2 * r;
+    // Rows padded by r zeros on each side.
+    let mut vm = vec![0.0f64; pw];
+    let mut cm = vec![0u32; pw];
+    // Row sums, padded by r zero rows above and below.
+    let mut hs = vec![0.0f64; (rh + 2 * r) * rw];
+    let mut hn = vec![0u32; (rh + 2 * r) * rw];
     for y in 0..rh {
-        let row = y * rw;
         for x in 0..rw {
-            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(rw));
-            let (mut s, mut c) = (0.0f64, 0u32);
-            for i in row + x0..row + x1 {
-                if valid[i] {
-                    s += v[i] as f64;
-                    c += 1;
-                }
+            let ok = valid[y * rw + x];
+            vm[r + x] = if ok { v[y * rw + x] as f64 } else { 0.0 };
+            cm[r + x] = ok as u32;
+        }
+        let at = (y + r) * rw..(y + r + 1) * rw;
+        let (s, c) = (&mut hs[at.clone()], &mut hn[at]);
+        for k in 0..=2 * r {
+            for (o, &a) in s.iter_mut().zip(&vm[k..k + rw]) {
+                *o += a;
             }
-            hs[row + x] = s;
-            hn[row + x] = c;
+            for (o, &a) in c.iter_mut().zip(&cm[k..k + rw]) {
+                *o += a;
+            }
         }
     }
     let mut out = vec![0.0f32; n];
+    let mut s = vec![0.0f64; rw];
+    let mut c = vec![0u32; rw];
     for y in 0..rh {
-        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(rh));
-        for x in 0..rw {
-            if !valid[y * rw + x] {
-                continue;
+        s.fill(0.0);
+        c.fill(0);
+        for yy in y..=y + 2 * r {
+            for (o, &a) in s.iter_mut().zip(&hs[yy * rw..(yy + 1) * rw]) {
+                *o += a;
             }
-            let (mut s, mut c) = (0.0f64, 0u32);
-            for yy in y0..y1 {
-                s += hs[yy * rw + x];
-                c += hn[yy * rw + x];
+            for (o, &a) in c.iter_mut().zip(&hn[yy * rw..(yy + 1) * rw]) {
+                *o += a;
             }
-            out[y * rw + x] = (s / c.max(1) as f64) as f32;
+        }
+        let row = y * rw..(y + 1) * rw;
+        for (((o, &ok), &s), &c) in out[row.clone()].iter_mut().zip(&valid[row]).zip(&s).zip(&c) {
+            *o = if ok {
+                (s / c.max(1) as f64) as f32
+            } else {
+                0.0
+            };
         }
     }
     out
@@ -439,6 +458,59 @@ mod tests {
         assert!((m[5] - 11.0 / 3.0).abs() < 1e-6);
         let m0 = box_mean(&v, &valid, 3, 2, 0);
         assert_eq!(m0[3], 4.0);
+    }
+
+    /// The definition, pixel by pixel (the implementation above must give
+    /// the same bits).
+    fn box_mean_reference(v: &[f32], valid: &[bool], rw: usize, rh: usize, r: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; rw * rh];
+        for y in 0..rh {
+            for x in 0..rw {
+                if !valid[y * rw + x] {
+                    continue;
+                }
+                let (mut s, mut c) = (0.0f64, 0u32);
+                for yy in y.saturating_sub(r)..(y + r + 1).min(rh) {
+                    let mut hs = 0.0f64;
+                    for xx in x.saturating_sub(r)..(x + r + 1).min(rw) {
+                        if valid[yy * rw + xx] {
+                            hs += v[yy * rw + xx] as f64;
+                            c += 1;
+                        }
+                    }
+                    s += hs;
+                }
+                out[y * rw + x] = (s / c.max(1) as f64) as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn box_mean_gives_the_bits_of_its_definition() {
+        let (rw, rh) = (37, 23);
+        // Values of both signs and magnitudes, about a fifth invalid.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let v: Vec<f32> = (0..rw * rh)
+            .map(|_| (next() as f32 / u32::MAX as f32 - 0.3) * 10f32.powi((next() % 5) as i32 - 2))
+            .collect();
+        let valid: Vec<bool> = (0..rw * rh).map(|_| next() % 5 != 0).collect();
+        for r in [0, 1, 2, 4, 8, 20] {
+            let got = box_mean(&v, &valid, rw, rh, r);
+            let want = box_mean_reference(&v, &valid, rw, rh, r);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "radius {r}"
+            );
+        }
     }
 
     #[test]
