@@ -258,47 +258,80 @@ pub struct Learned {
 /// (a sum of finite values is never -0.0), so the loops need no branches and
 /// run over whole rows: each window offset is one vectorised pass.
 pub fn box_mean(v: &[f32], valid: &[bool], rw: usize, rh: usize, r: usize) -> Vec<f32> {
+    box_mean_counted(v, valid, &box_counts(valid, rw, rh, r), rw, rh, r)
+}
+
+/// Compared pixels in every (2r+1)^2 window: the same for every feature
+/// of a block, so counted once per radius.
+pub fn box_counts(valid: &[bool], rw: usize, rh: usize, r: usize) -> Vec<u32> {
+    let mut cm = vec![0u32; rw + 2 * r];
+    let mut hn = vec![0u32; (rh + 2 * r) * rw];
+    for y in 0..rh {
+        for x in 0..rw {
+            cm[r + x] = valid[y * rw + x] as u32;
+        }
+        let c = &mut hn[(y + r) * rw..(y + r + 1) * rw];
+        for k in 0..=2 * r {
+            for (o, &a) in c.iter_mut().zip(&cm[k..k + rw]) {
+                *o += a;
+            }
+        }
+    }
+    let mut out = vec![0u32; rw * rh];
+    for y in 0..rh {
+        let c = &mut out[y * rw..(y + 1) * rw];
+        for yy in y..=y + 2 * r {
+            for (o, &a) in c.iter_mut().zip(&hn[yy * rw..(yy + 1) * rw]) {
+                *o += a;
+            }
+        }
+    }
+    out
+}
+
+/// [`box_mean`] with the window counts of [`box_counts`] for radius `r`.
+pub fn box_mean_counted(
+    v: &[f32],
+    valid: &[bool],
+    counts: &[u32],
+    rw: usize,
+    rh: usize,
+    r: usize,
+) -> Vec<f32> {
     let n = rw * rh;
     let pw = rw + 2 * r;
     // Rows padded by r zeros on each side.
     let mut vm = vec![0.0f64; pw];
-    let mut cm = vec![0u32; pw];
     // Row sums, padded by r zero rows above and below.
     let mut hs = vec![0.0f64; (rh + 2 * r) * rw];
-    let mut hn = vec![0u32; (rh + 2 * r) * rw];
     for y in 0..rh {
         for x in 0..rw {
             let ok = valid[y * rw + x];
             vm[r + x] = if ok { v[y * rw + x] as f64 } else { 0.0 };
-            cm[r + x] = ok as u32;
         }
-        let at = (y + r) * rw..(y + r + 1) * rw;
-        let (s, c) = (&mut hs[at.clone()], &mut hn[at]);
+        let s = &mut hs[(y + r) * rw..(y + r + 1) * rw];
         for k in 0..=2 * r {
             for (o, &a) in s.iter_mut().zip(&vm[k..k + rw]) {
-                *o += a;
-            }
-            for (o, &a) in c.iter_mut().zip(&cm[k..k + rw]) {
                 *o += a;
             }
         }
     }
     let mut out = vec![0.0f32; n];
     let mut s = vec![0.0f64; rw];
-    let mut c = vec![0u32; rw];
     for y in 0..rh {
         s.fill(0.0);
-        c.fill(0);
         for yy in y..=y + 2 * r {
             for (o, &a) in s.iter_mut().zip(&hs[yy * rw..(yy + 1) * rw]) {
                 *o += a;
             }
-            for (o, &a) in c.iter_mut().zip(&hn[yy * rw..(yy + 1) * rw]) {
-                *o += a;
-            }
         }
         let row = y * rw..(y + 1) * rw;
-        for (((o, &ok), &s), &c) in out[row.clone()].iter_mut().zip(&valid[row]).zip(&s).zip(&c) {
+        for (((o, &ok), &s), &c) in out[row.clone()]
+            .iter_mut()
+            .zip(&valid[row.clone()])
+            .zip(&s)
+            .zip(&counts[row])
+        {
             *o = if ok {
                 (s / c.max(1) as f64) as f32
             } else {
@@ -351,6 +384,18 @@ pub fn window_features(model: &Model, px: &Pixels, rw: usize, rh: usize) -> Vec<
         br2[0][i] = b[4] * b[4];
         br2[1][i] = a[4] * a[4];
     }
+    // Window counts of the radii below, shared by every feature.
+    let counts: Vec<Option<Vec<u32>>> = (0..=8)
+        .map(|r| {
+            [1, 2, 3, 4, 6, 8]
+                .contains(&r)
+                .then(|| box_counts(&valid, rw, rh, r))
+        })
+        .collect();
+    let box_mean = |v: &[f32], valid: &[bool], rw, rh, r: usize| {
+        let c = counts[r].as_deref().expect("a radius counted above");
+        box_mean_counted(v, valid, c, rw, rh, r)
+    };
     let sc: Vec<Vec<f32>> = [1, 2, 4, 8]
         .iter()
         .map(|&r| box_mean(&raw, &valid, rw, rh, r))
