@@ -97,6 +97,39 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
         );
         assert_eq!(band.block_size(), (512, 512));
     }
+    // The overviews dunewatch computes: the mask's first pixel of every 2x2
+    // square, the score's mean of the compared pixels of each.
+    for (name, nodata) in [("change_mask.tif", 255.0), ("change_score.tif", -1.0)] {
+        let ds = gdal::Dataset::open(out.join(name)).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        let (w, h) = band.size();
+        let base = band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap();
+        let ov = band.overview(0).unwrap();
+        let (ow, oh) = ov.size();
+        assert_eq!((ow, oh), (w.div_ceil(2), h.div_ceil(2)), "{name}");
+        let ov = ov.read_as::<f64>((0, 0), (ow, oh), (ow, oh), None).unwrap();
+        for y in 0..h / 2 {
+            for x in 0..w / 2 {
+                let px = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .map(|(dy, dx)| base.data()[(2 * y + dy) * w + 2 * x + dx]);
+                let got = ov.data()[y * ow + x];
+                if name == "change_mask.tif" {
+                    assert_eq!(got, px[0], "{name} ({x}, {y})");
+                } else {
+                    let valid: Vec<f64> = px.into_iter().filter(|&v| v != nodata).collect();
+                    let want = if valid.is_empty() {
+                        nodata
+                    } else {
+                        valid.iter().sum::<f64>() / valid.len() as f64
+                    };
+                    assert!(
+                        (got - want).abs() < 1e-6,
+                        "{name} ({x}, {y}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     assert!(mask.iter().all(|&v| v == 0.0 || v == 1.0 || v == 255.0));
     assert!(mask.contains(&1.0) && mask.contains(&0.0));
