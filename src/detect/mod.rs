@@ -12,6 +12,7 @@
 //!    mask is written from the score raster.
 
 pub mod chi2;
+pub mod clouds;
 pub mod cva;
 pub mod indices;
 pub mod irmad;
@@ -30,6 +31,7 @@ use crate::export::raster::create_working;
 use crate::per_thread::PerThread;
 use crate::progress::Progress;
 use crate::read::Band;
+use clouds::{CellCounts, CellMask, CloudCells};
 use masks::{MaskReason, REASONS};
 use rayon::prelude::*;
 use sample::Sample;
@@ -125,8 +127,16 @@ pub fn detect(
     timings.insert("fit", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let (hist, reasons) = score_pass(pair, &model, opts.block_size, score_path, progress)?;
+    let (mut hist, mut reasons, counts) =
+        score_pass(pair, &model, opts.block_size, score_path, progress)?;
     timings.insert("score", t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let cells = clouds::decide(&counts, &clouds::Geometry::of(pair));
+    if cells.any() {
+        remove_cloud_cells(score_path, &cells, &mut hist, &mut reasons)?;
+    }
+    timings.insert("clouds", t.elapsed().as_secs_f64());
 
     let compared = reasons[MaskReason::Valid as usize];
     if compared == 0 {
@@ -219,7 +229,10 @@ struct Scored {
     scores: Vec<f32>,
     hist: Histogram,
     reasons: [u64; REASONS.len()],
+    cells: CellCounts,
 }
+
+type Passed = (Histogram, [u64; REASONS.len()], CellCounts);
 
 /// Pass 2: the scene in whole-width strips of [`STRIP_ROWS`] rows, top to
 /// bottom, each read with a halo of `model.halo()` rows.
@@ -237,7 +250,7 @@ fn score_pass(
     block_size: usize,
     score_path: &Path,
     progress: &dyn Progress,
-) -> Result<(Histogram, [u64; REASONS.len()])> {
+) -> Result<Passed> {
     let g = &pair.grid;
     let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
     let strips: Vec<Window> = (0..g.height)
@@ -263,12 +276,13 @@ fn score_pass(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Scored>(2 * rayon::current_num_threads());
 
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> Result<(Histogram, [u64; REASONS.len()])> {
+        let writer = scope.spawn(move || -> Result<Passed> {
             let mut band = ds
                 .rasterband(1)
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
             let mut hist = Histogram::default();
             let mut reasons = [0u64; REASONS.len()];
+            let mut cells = CellCounts::for_pixels(0, 0, g.width, g.height);
             for s in rx {
                 let mut buf = gdal::raster::Buffer::new((s.block.w, s.block.h), s.scores);
                 band.write(
@@ -281,10 +295,11 @@ fn score_pass(
                 for (a, b) in reasons.iter_mut().zip(s.reasons) {
                     *a += b;
                 }
+                cells.merge(&s.cells);
             }
             ds.close()
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
-            Ok((hist, reasons))
+            Ok((hist, reasons, cells))
         });
         let scored = read_ahead(
             &reads,
@@ -344,10 +359,16 @@ fn score_strip(
         let scored = model.score_block(&sub, sub_read, block);
         let mut hist = Histogram::default();
         let mut reasons = [0u64; REASONS.len()];
+        let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
         let (ox, oy) = (block.x - sub_read.x, block.y - sub_read.y);
         for r in 0..block.h {
             for c in 0..block.w {
-                reasons[sub.mask[(oy + r) * sub_read.w + ox + c] as usize] += 1;
+                let i = (oy + r) * sub_read.w + ox + c;
+                reasons[sub.mask[i] as usize] += 1;
+                if sub.mask[i] == MaskReason::Valid {
+                    let k = model.clouds.classify(&sub.x(i), &sub.y(i));
+                    cells.add(block.x + c, block.y + r, k);
+                }
             }
         }
         let scores = scored
@@ -365,9 +386,62 @@ fn score_strip(
             scores,
             hist,
             reasons,
+            cells,
         })
         .map_err(|_| Error::output(score_path, "the score writer stopped"))
     })
+}
+
+/// Between passes 2 and 3: the pixels of the cells the multi-temporal cloud
+/// test masks become nodata in the score raster, leave the compared count
+/// and Otsu's histogram, and count as cloud or cloud shadow. Only the 512 px
+/// blocks that hold such cells are read and rewritten.
+fn remove_cloud_cells(
+    score_path: &Path,
+    cells: &CloudCells,
+    hist: &mut Histogram,
+    reasons: &mut [u64; REASONS.len()],
+) -> Result<()> {
+    let err = |e: gdal::errors::GdalError| Error::output(score_path, gdal_msg(&e));
+    let ds = gdal::Dataset::open_ex(
+        score_path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )
+    .map_err(err)?;
+    let grid = crate::align::Grid::from_dataset(&ds, &score_path.to_string_lossy())?;
+    let mut band = ds.rasterband(1).map_err(err)?;
+    for b in grid.blocks(512) {
+        let touched = (b.y / clouds::CELL..(b.y + b.h).div_ceil(clouds::CELL)).any(|cy| {
+            (b.x / clouds::CELL..(b.x + b.w).div_ceil(clouds::CELL))
+                .any(|cx| cells.cells[cy * cells.w + cx] != CellMask::Clear)
+        });
+        if !touched {
+            continue;
+        }
+        let mut s = band
+            .read_as::<f32>((b.x as isize, b.y as isize), (b.w, b.h), (b.w, b.h), None)
+            .map_err(err)?;
+        for (i, v) in s.data_mut().iter_mut().enumerate() {
+            let reason = match cells.at(b.x + i % b.w, b.y + i / b.w) {
+                CellMask::Clear => continue,
+                CellMask::Cloud => MaskReason::Cloud,
+                CellMask::Shadow => MaskReason::CloudShadow,
+            };
+            if *v != SCORE_NODATA {
+                hist.remove(*v);
+                reasons[MaskReason::Valid as usize] -= 1;
+                reasons[reason as usize] += 1;
+                *v = SCORE_NODATA;
+            }
+        }
+        band.write((b.x as isize, b.y as isize), (b.w, b.h), &mut s)
+            .map_err(err)?;
+    }
+    ds.close().map_err(err)?;
+    Ok(())
 }
 
 /// Pass 3: the mask from the score raster and the threshold. Returns the

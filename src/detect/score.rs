@@ -9,6 +9,7 @@
 //! over single-pixel noise and edge misregistration.
 
 use super::chi2::chi2_cdf;
+use super::clouds::CloudStats;
 use super::cva::Cva;
 use super::indices::Indices;
 use super::irmad::IrMad;
@@ -93,6 +94,8 @@ pub struct Model {
     /// sun, haze), and significance must be judged against that.
     pub irmad_calibration: f64,
     pub cva_calibration: f64,
+    /// Scene-wide change the multi-temporal cloud test discounts.
+    pub clouds: CloudStats,
     /// Index statistics and weights of the learned method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learned: Option<Learned>,
@@ -201,6 +204,7 @@ impl Model {
             method,
             irmad,
             cva,
+            clouds: CloudStats::fit(sample),
             irmad_calibration,
             cva_calibration,
             learned,

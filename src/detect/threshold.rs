@@ -25,6 +25,12 @@ impl Histogram {
         let b = ((v.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1);
         self.counts[b] += 1;
     }
+    /// Takes back a value [`Histogram::add`] counted.
+    #[inline]
+    pub fn remove(&mut self, v: f32) {
+        let b = ((v.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1);
+        self.counts[b] -= 1;
+    }
     pub fn merge(&mut self, o: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(&o.counts) {
             *a += b;

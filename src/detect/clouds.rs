@@ -1,0 +1,752 @@
+//! Multi-temporal cloud and cloud-shadow test: masks where one date is
+//! under (thin) cloud or cloud shadow that the other date does not have.
+//!
+//! The single-date L1C test ([`super::masks::looks_cloudy`]) must keep new
+//! white roofs, so thin low clouds (no cirrus signal at 1375 nm) and their
+//! shadows pass it and show as large "new structure" sites. Comparing the
+//! dates separates them by physics that construction does not share:
+//!
+//! - **Thin cloud** mixes the ground with a white, spatially smooth layer:
+//!   `after = (1 - a) before + a C`, C flat across the visible. Blue rises
+//!   (beyond the scene-wide change of blue, which is haze, sun and season)
+//!   and the visible colour moves towards grey: |ln(blue/red)| falls. Over
+//!   sand (red above blue) a cloud turns it bluer; over dark TOA urban
+//!   ground (blue above red from Rayleigh scattering) it turns it redder.
+//!   Ground that brightens by albedo (graded sand, new concrete) keeps or
+//!   deepens its colour.
+//! - **Cloud shadow** removes the direct sunlight: NIR and SWIR (lit almost
+//!   only by the sun) darken well beyond the scene-wide ratio, the visible
+//!   (partly lit by the blue sky) less, but does not brighten.
+//! - **Extent**: a cloud or shadow covers nearly every pixel of a patch of
+//!   hundreds of metres; construction changes part of a parcel. So pixels
+//!   are only counted per cell of [`CELL`] px, and an object needs a core of
+//!   [`MIN_CORE_CELLS`] connected cells where nearly every pixel
+//!   ([`CORE`]) agrees, grown over neighbouring cells where most do ([`GROW`]).
+//! - **Geometry** (as Fmask): a shadow lies away from the sun of its cloud.
+//!   Darkening alone is common in the desert (sand paved or built on), so a
+//!   shadow object is only masked when a cloud object of the same date lies
+//!   towards the sun from it, at a distance a cloud up to [`MAX_CLOUD_HEIGHT_M`]
+//!   high would cast it. The sun is estimated from the grid's latitude and
+//!   the acquisition date at Sentinel-2's 10:30 mean local solar time. A
+//!   cloud is masked without a shadow (it may fall outside the scene).
+//!
+//! Cloud in the before date is the mirror image and is masked the same way.
+//! The constants are physical round numbers (a blue rise of 0.03 reflectance
+//! is several times the noise and the scene's own spread; a shadow removes
+//! at least a fifth of NIR+SWIR), not fitted to a city. On the seven OSCD
+//! cities they mask no labelled change pixel except 18 next to the paris
+//! shadow (cell edges), and remove its two thin clouds and the shadow.
+//!
+//! Streaming: the score pass only counts, per cell, the compared pixels and
+//! the candidates of each kind (integer counts, so the result is the same
+//! for any block order or thread count); [`decide`] then works on the coarse
+//! grid (a full tile is 1373 x 1373 cells) and the mask pass applies it.
+
+use super::sample::Sample;
+use crate::align::{AlignedPair, Grid};
+use serde::Serialize;
+
+/// Cell side in pixels.
+pub const CELL: usize = 8;
+/// Blue rise (reflectance, beyond the scene's median change) of a cloud candidate.
+pub const BLUE_RISE: f32 = 0.03;
+/// Blue rise of a cloud's faint fringe (a third of [`BLUE_RISE`]).
+pub const FAINT_RISE: f32 = 0.01;
+/// Share of faint-fringe pixels in the ring of cells around a cloud object
+/// it needs (a fraction and a multiple of the scene's share).
+pub const FRINGE: (u64, u64) = (3, 20);
+pub const FRINGE_OVER_SCENE: u64 = 2;
+/// NIR+SWIR1 ratio (after / before, relative to the scene's median ratio)
+/// below which a pixel may be in shadow.
+pub const SHADOW_RATIO: f32 = 0.8;
+/// Share of a cell's compared pixels that must be candidates for a core cell.
+pub const CORE: (u32, u32) = (9, 10);
+/// ... and for a cell that extends an object.
+pub const GROW: (u32, u32) = (1, 2);
+/// Connected core cells an object needs (4 cells of 80 m: 0.26 km²).
+pub const MIN_CORE_CELLS: usize = 4;
+/// Highest cloud considered when looking for a shadow's cloud.
+pub const MAX_CLOUD_HEIGHT_M: f64 = 8000.0;
+/// Sun azimuth tolerance (overpass time across the swath, parallax), degrees.
+pub const AZIMUTH_TOLERANCE_DEG: f64 = 15.0;
+
+/// Candidate kinds, as bits.
+pub const CLOUD_AFTER: u8 = 1;
+pub const CLOUD_BEFORE: u8 = 2;
+pub const SHADOW_AFTER: u8 = 4;
+pub const SHADOW_BEFORE: u8 = 8;
+/// A faint blue rise with the same whitening: a cloud's thin fringe.
+pub const FAINT_AFTER: u8 = 16;
+pub const FAINT_BEFORE: u8 = 32;
+const KINDS: [u8; 6] = [
+    CLOUD_BEFORE,
+    CLOUD_AFTER,
+    SHADOW_BEFORE,
+    SHADOW_AFTER,
+    FAINT_BEFORE,
+    FAINT_AFTER,
+];
+/// Index in [`Counts`] of the compared pixels and of each kind.
+const VALID: usize = 0;
+const fn at(kind: usize) -> usize {
+    kind + 1
+}
+const FAINT: usize = 4;
+
+/// Scene-wide change between the dates (medians of the pass-1 sample), so
+/// haze, sun and season do not count as cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CloudStats {
+    /// Median of after - before in blue.
+    pub blue_change: f32,
+    /// Median of (NIR + SWIR1) after / before.
+    pub nir_swir_ratio: f32,
+    /// Median of (blue + green + red) after / before.
+    pub visible_ratio: f32,
+}
+
+impl Default for CloudStats {
+    fn default() -> Self {
+        CloudStats {
+            blue_change: 0.0,
+            nir_swir_ratio: 1.0,
+            visible_ratio: 1.0,
+        }
+    }
+}
+
+fn median(mut v: Vec<f32>, default: f32) -> f32 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return default;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
+}
+
+fn ir_ratio(x: &[f32], y: &[f32]) -> f32 {
+    (y[3] + y[4]) / (x[3] + x[4]).max(1e-4)
+}
+
+fn vis_ratio(x: &[f32], y: &[f32]) -> f32 {
+    (y[0] + y[1] + y[2]) / (x[0] + x[1] + x[2]).max(1e-4)
+}
+
+impl CloudStats {
+    pub fn fit(s: &Sample) -> CloudStats {
+        let n = s.len();
+        CloudStats {
+            blue_change: median((0..n).map(|i| s.y(i)[0] - s.x(i)[0]).collect(), 0.0),
+            nir_swir_ratio: median((0..n).map(|i| ir_ratio(s.x(i), s.y(i))).collect(), 1.0)
+                .max(1e-3),
+            visible_ratio: median((0..n).map(|i| vis_ratio(s.x(i), s.y(i))).collect(), 1.0)
+                .max(1e-3),
+        }
+    }
+
+    /// Candidate kinds of one compared pixel (`x`, `y`: B02 B03 B04 B08 B11
+    /// B12 before and after).
+    pub fn classify(&self, x: &[f32], y: &[f32]) -> u8 {
+        // Water in both dates: turbidity and glint change its colour.
+        let water = |r: &[f32]| r[1] > r[3].max(r[4]);
+        if water(x) && water(y) {
+            return 0;
+        }
+        let mut k = 0;
+        let rise = y[0] - x[0] - self.blue_change;
+        let colour = |r: &[f32]| (r[0].max(1e-4) / r[2].max(1e-4)).ln().abs();
+        let (cx, cy) = (colour(x), colour(y));
+        if cy < cx {
+            k |= match rise {
+                r if r > BLUE_RISE => CLOUD_AFTER,
+                r if r > FAINT_RISE => FAINT_AFTER,
+                _ => 0,
+            };
+        }
+        if cx < cy {
+            k |= match -rise {
+                r if r > BLUE_RISE => CLOUD_BEFORE,
+                r if r > FAINT_RISE => FAINT_BEFORE,
+                _ => 0,
+            };
+        }
+        let ir = ir_ratio(x, y) / self.nir_swir_ratio;
+        let vis = vis_ratio(x, y) / self.visible_ratio;
+        if ir < SHADOW_RATIO && vis < 1.0 {
+            k |= SHADOW_AFTER;
+        }
+        if ir > 1.0 / SHADOW_RATIO && vis > 1.0 {
+            k |= SHADOW_BEFORE;
+        }
+        k
+    }
+}
+
+/// Per cell: compared pixels, then candidates of each kind in [`KINDS`]
+/// order. A cell holds at most 64 pixels, so bytes suffice.
+pub type Counts = [u8; 7];
+
+/// Cell counts over a window of cells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CellCounts {
+    pub x0: usize,
+    pub y0: usize,
+    pub w: usize,
+    pub h: usize,
+    pub counts: Vec<Counts>,
+}
+
+impl CellCounts {
+    /// Empty counts for the cells a pixel window (x, y, w, h) touches.
+    pub fn for_pixels(x: usize, y: usize, w: usize, h: usize) -> CellCounts {
+        let (x0, y0) = (x / CELL, y / CELL);
+        let (x1, y1) = ((x + w).div_ceil(CELL), (y + h).div_ceil(CELL));
+        CellCounts {
+            x0,
+            y0,
+            w: x1 - x0,
+            h: y1 - y0,
+            counts: vec![[0; 7]; (x1 - x0) * (y1 - y0)],
+        }
+    }
+
+    /// Counts a compared pixel at grid position (x, y) with candidate bits `k`.
+    #[inline]
+    pub fn add(&mut self, x: usize, y: usize, k: u8) {
+        let c = &mut self.counts[(y / CELL - self.y0) * self.w + x / CELL - self.x0];
+        c[VALID] += 1;
+        for (j, bit) in KINDS.iter().enumerate() {
+            c[at(j)] += (k & bit != 0) as u8;
+        }
+    }
+
+    /// Adds the counts of `o` (a window inside this one). Integer sums: the
+    /// order of merging does not matter.
+    pub fn merge(&mut self, o: &CellCounts) {
+        for r in 0..o.h {
+            for c in 0..o.w {
+                let d = &mut self.counts[(o.y0 + r - self.y0) * self.w + o.x0 + c - self.x0];
+                for (a, b) in d.iter_mut().zip(o.counts[r * o.w + c]) {
+                    *a += b;
+                }
+            }
+        }
+    }
+}
+
+/// Sun elevation and azimuth (degrees, azimuth clockwise from north) at
+/// Sentinel-2's 10:30 mean local solar time, from the latitude and the day
+/// of the year (declination by Cooper's formula; good to a degree or two,
+/// well inside [`AZIMUTH_TOLERANCE_DEG`]).
+pub fn sun_at_overpass(lat_deg: f64, day_of_year: u32) -> (f64, f64) {
+    let phi = lat_deg.to_radians();
+    let dec = (-23.44f64).to_radians()
+        * (2.0 * std::f64::consts::PI * (day_of_year as f64 + 10.0) / 365.0).cos();
+    let h = (15.0f64 * (10.5 - 12.0)).to_radians();
+    let el = (phi.sin() * dec.sin() + phi.cos() * dec.cos() * h.cos()).asin();
+    let az = (-h.sin()).atan2(dec.tan() * phi.cos() - phi.sin() * h.cos());
+    (el.to_degrees(), az.to_degrees().rem_euclid(360.0))
+}
+
+/// Day of the year of a `YYYY-MM-DD` date.
+pub fn day_of_year(date: &str) -> Option<u32> {
+    let mut it = date.split('-').map(|s| s.parse::<u32>().ok());
+    let (y, m, d) = (it.next()??, it.next()??, it.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let before: u32 = [31, 28 + leap as u32, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        [..m as usize - 1]
+        .iter()
+        .sum();
+    Some(before + d)
+}
+
+/// How shadows are looked for on the cell grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    /// Sun (elevation, azimuth) in degrees at the before and after dates;
+    /// None when the date is unknown (then no shadow is masked).
+    pub sun: [Option<(f64, f64)>; 2],
+    /// Cell size in metres along x and y (the grid is north up).
+    pub cell_m: (f64, f64),
+}
+
+impl Geometry {
+    pub fn of(pair: &AlignedPair) -> Geometry {
+        let g = &pair.grid;
+        let lat = centre_latitude(g);
+        let sun = |d: &Option<String>| {
+            let doy = d.as_deref().and_then(day_of_year)?;
+            Some(sun_at_overpass(lat?, doy))
+        };
+        let (mx, my) = g.metres_per_unit();
+        let (px, py) = g.pixel_size();
+        Geometry {
+            sun: [sun(&pair.before.scene.date), sun(&pair.after.scene.date)],
+            cell_m: ((px * mx).abs() * CELL as f64, (py * my).abs() * CELL as f64),
+        }
+    }
+}
+
+fn centre_latitude(g: &Grid) -> Option<f64> {
+    let ct = g.to_lonlat().ok()?;
+    let (x, y) = g.pixel_center(g.width as f64 / 2.0, g.height as f64 / 2.0);
+    let (mut xs, mut ys, mut zs) = ([x], [y], [0.0]);
+    ct.transform_coords(&mut xs, &mut ys, &mut zs).ok()?;
+    ys[0].is_finite().then_some(ys[0])
+}
+
+/// What a cell is masked as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CellMask {
+    Clear = 0,
+    Cloud = 1,
+    Shadow = 2,
+}
+
+/// The decision on the cell grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudCells {
+    pub w: usize,
+    pub h: usize,
+    pub cells: Vec<CellMask>,
+}
+
+impl CloudCells {
+    /// What the pixel at grid position (x, y) is masked as.
+    #[inline]
+    pub fn at(&self, x: usize, y: usize) -> CellMask {
+        self.cells[(y / CELL) * self.w + x / CELL]
+    }
+    pub fn any(&self) -> bool {
+        self.cells.iter().any(|c| *c != CellMask::Clear)
+    }
+}
+
+/// 8-connected components of `m` (w x h): a label per cell (0 = not in `m`),
+/// numbered in raster order of their first cell, and the count.
+fn components(m: &[bool], w: usize, h: usize) -> (Vec<u32>, u32) {
+    let mut lab = vec![0u32; m.len()];
+    let mut n = 0;
+    let mut stack = Vec::new();
+    for start in 0..m.len() {
+        if !m[start] || lab[start] != 0 {
+            continue;
+        }
+        n += 1;
+        lab[start] = n;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (x, y) = ((i % w) as isize, (i / w) as isize);
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    let (xx, yy) = (x + dx, y + dy);
+                    if xx < 0 || yy < 0 || xx >= w as isize || yy >= h as isize {
+                        continue;
+                    }
+                    let j = yy as usize * w + xx as usize;
+                    if m[j] && lab[j] == 0 {
+                        lab[j] = n;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+    }
+    (lab, n)
+}
+
+/// Objects of one candidate kind: components of cells where most compared
+/// pixels are candidates that hold a core of [`MIN_CORE_CELLS`] connected
+/// cells where nearly all are.
+fn objects(counts: &CellCounts, kind: usize) -> Vec<bool> {
+    let share = |c: &Counts, (a, b): (u32, u32)| {
+        let v = c[VALID] as u32;
+        // Cells mostly outside the grid or masked say nothing.
+        2 * v >= (CELL * CELL) as u32 && b * c[at(kind)] as u32 >= a * v
+    };
+    let (w, h) = (counts.w, counts.h);
+    let core: Vec<bool> = counts.counts.iter().map(|c| share(c, CORE)).collect();
+    let grow: Vec<bool> = counts.counts.iter().map(|c| share(c, GROW)).collect();
+    let (lab, n) = components(&core, w, h);
+    let mut size = vec![0usize; n as usize + 1];
+    for &l in &lab {
+        size[l as usize] += 1;
+    }
+    let (glab, gn) = components(&grow, w, h);
+    let mut keep = vec![false; gn as usize + 1];
+    for (i, &l) in lab.iter().enumerate() {
+        if l != 0 && size[l as usize] >= MIN_CORE_CELLS {
+            // CORE implies GROW, so a core cell is in a grown component.
+            keep[glab[i] as usize] = true;
+        }
+    }
+    glab.iter().map(|&l| l != 0 && keep[l as usize]).collect()
+}
+
+/// The objects of `obj` with a soft edge: a cloud thins out over hundreds
+/// of metres, so the ring of cells around it holds many faint-fringe
+/// pixels ([`FRINGE`] of its compared pixels, and [`FRINGE_OVER_SCENE`]
+/// times the scene's share); a new roof or paved lot ends at its outline
+/// and the ground around it is unchanged.
+fn soft_edged(obj: &[bool], counts: &CellCounts, faint: usize) -> Vec<bool> {
+    let (w, h) = (counts.w, counts.h);
+    let (scene_valid, scene_faint) = counts.counts.iter().fold((0u64, 0u64), |(v, f), c| {
+        (v + c[VALID] as u64, f + c[at(faint)] as u64)
+    });
+    let (lab, n) = components(obj, w, h);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n as usize + 1];
+    for (i, &l) in lab.iter().enumerate() {
+        if l != 0 {
+            members[l as usize].push(i);
+        }
+    }
+    // Which component last counted a ring cell, so each counts once.
+    let mut seen = vec![0u32; w * h];
+    let mut out = vec![false; w * h];
+    for (l, cells) in members.iter().enumerate().skip(1) {
+        let (mut valid, mut fringe) = (0u64, 0u64);
+        for &i in cells {
+            let (x, y) = (i % w, i / w);
+            for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                    let j = yy * w + xx;
+                    if !obj[j] && seen[j] != l as u32 {
+                        seen[j] = l as u32;
+                        valid += counts.counts[j][VALID] as u64;
+                        fringe += counts.counts[j][at(faint)] as u64;
+                    }
+                }
+            }
+        }
+        let (a, b) = FRINGE;
+        if valid > 0
+            && b * fringe >= a * valid
+            && fringe * scene_valid >= FRINGE_OVER_SCENE * scene_faint * valid
+        {
+            for &i in cells {
+                out[i] = true;
+            }
+        }
+    }
+    out
+}
+
+/// The shadow objects of `shadow` that have a cloud of `cloud` towards the
+/// sun, at a distance a cloud up to [`MAX_CLOUD_HEIGHT_M`] high casts it:
+/// shifted along the sun's azimuth (within the tolerance), at least half of
+/// the object's cells that stay in the scene (and at least a quarter of it)
+/// land on cloud.
+fn matched_shadows(
+    shadow: &[bool],
+    cloud: &[bool],
+    w: usize,
+    h: usize,
+    geo: &Geometry,
+    sun: (f64, f64),
+) -> Vec<bool> {
+    let (el, az) = sun;
+    let mut out = vec![false; shadow.len()];
+    if el <= 1.0 || !cloud.iter().any(|&c| c) {
+        return out;
+    }
+    let step_m = geo.cell_m.0.min(geo.cell_m.1);
+    let reach = MAX_CLOUD_HEIGHT_M / el.to_radians().tan();
+    let steps = (reach / step_m).ceil() as usize;
+    let (lab, n) = components(shadow, w, h);
+    let mut members: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n as usize + 1];
+    for (i, &l) in lab.iter().enumerate() {
+        if l != 0 {
+            members[l as usize].push((i % w, i / w));
+        }
+    }
+    let tol = AZIMUTH_TOLERANCE_DEG as i32;
+    for cells in members.iter().skip(1) {
+        let need = 4.max(cells.len() / 4);
+        let found = (-tol..=tol).step_by(5).any(|da| {
+            let a = (az + da as f64).to_radians();
+            // Towards the sun: east by sin(az), north (up, fewer rows) by cos(az).
+            let (ux, uy) = (a.sin() / geo.cell_m.0, -a.cos() / geo.cell_m.1);
+            (1..=steps).any(|s| {
+                let d = s as f64 * step_m;
+                let (sx, sy) = ((ux * d).round() as isize, (uy * d).round() as isize);
+                let (mut inside, mut hit) = (0usize, 0usize);
+                for &(x, y) in cells {
+                    let (xx, yy) = (x as isize + sx, y as isize + sy);
+                    if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h {
+                        inside += 1;
+                        hit += cloud[yy as usize * w + xx as usize] as usize;
+                    }
+                }
+                inside >= need && 2 * hit >= inside
+            })
+        });
+        if found {
+            for &(x, y) in cells {
+                out[y * w + x] = true;
+            }
+        }
+    }
+    out
+}
+
+/// `m` grown by one cell (8-neighbourhood): a cloud's soft edge and the
+/// cells it only partly covers.
+fn dilate(m: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut out = m.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            if !m[y * w + x] {
+                continue;
+            }
+            for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                    out[yy * w + xx] = true;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decides the cloud and shadow cells from the whole grid's counts.
+pub fn decide(counts: &CellCounts, geo: &Geometry) -> CloudCells {
+    let (w, h) = (counts.w, counts.h);
+    let cloud = [0, 1].map(|d| soft_edged(&objects(counts, d), counts, FAINT + d));
+    let mut shadow = vec![false; w * h];
+    for (d, cloud) in cloud.iter().enumerate() {
+        if let Some(sun) = geo.sun[d] {
+            let s = matched_shadows(&objects(counts, 2 + d), cloud, w, h, geo, sun);
+            for (a, b) in shadow.iter_mut().zip(s) {
+                *a |= b;
+            }
+        }
+    }
+    let any_cloud: Vec<bool> = cloud[0].iter().zip(&cloud[1]).map(|(a, b)| a | b).collect();
+    let cloud = dilate(&any_cloud, w, h);
+    let shadow = dilate(&shadow, w, h);
+    CloudCells {
+        w,
+        h,
+        cells: cloud
+            .iter()
+            .zip(&shadow)
+            .map(|(&c, &s)| match (c, s) {
+                (true, _) => CellMask::Cloud,
+                (false, true) => CellMask::Shadow,
+                _ => CellMask::Clear,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATS: CloudStats = CloudStats {
+        blue_change: 0.0,
+        nir_swir_ratio: 1.0,
+        visible_ratio: 1.0,
+    };
+    // Dark urban ground at TOA (bluish from Rayleigh scattering) and sand.
+    const URBAN: [f32; 6] = [0.13, 0.10, 0.09, 0.12, 0.12, 0.09];
+    const SAND: [f32; 6] = [0.18, 0.25, 0.33, 0.40, 0.50, 0.45];
+
+    fn mix(g: &[f32; 6], a: f32, c: [f32; 6]) -> [f32; 6] {
+        std::array::from_fn(|k| (1.0 - a) * g[k] + a * c[k])
+    }
+    const CLOUD: [f32; 6] = [0.5, 0.5, 0.5, 0.5, 0.4, 0.3];
+
+    #[test]
+    fn thin_cloud_is_a_candidate_brighter_ground_is_not() {
+        for g in [URBAN, SAND] {
+            let after = mix(&g, 0.3, CLOUD);
+            assert_eq!(STATS.classify(&g, &after) & CLOUD_AFTER, CLOUD_AFTER);
+            // The mirror image: the cloud was there before.
+            assert_eq!(STATS.classify(&after, &g) & CLOUD_BEFORE, CLOUD_BEFORE);
+            // Albedo brightening (graded sand, new roof of the same colour):
+            // blue rises but the colour keeps.
+            let brighter: [f32; 6] = std::array::from_fn(|k| g[k] * 1.5);
+            assert_eq!(STATS.classify(&g, &brighter) & CLOUD_AFTER, 0);
+        }
+        // A cloud's thin fringe.
+        let fringe = mix(&URBAN, 0.05, CLOUD);
+        assert_eq!(STATS.classify(&URBAN, &fringe) & FAINT_AFTER, FAINT_AFTER);
+        // Blue rise within the scene's own change is not a cloud.
+        let s = CloudStats {
+            blue_change: 0.1,
+            ..STATS
+        };
+        assert_eq!(
+            s.classify(&URBAN, &mix(&URBAN, 0.3, CLOUD)) & CLOUD_AFTER,
+            0
+        );
+        // Water in both dates (turbidity) is left alone.
+        let water = [0.10, 0.08, 0.05, 0.03, 0.02, 0.01];
+        assert_eq!(STATS.classify(&water, &mix(&water, 0.3, CLOUD)), 0);
+    }
+
+    #[test]
+    fn shadow_darkens_nir_swir_most() {
+        // Direct light removed: NIR/SWIR to 40 %, the sky-lit visible less.
+        let shade = [0.8, 0.7, 0.6, 0.4, 0.4, 0.4];
+        let after: [f32; 6] = std::array::from_fn(|k| URBAN[k] * shade[k]);
+        // (Shade also turns the ground bluer, not whiter: never a cloud.)
+        let strong = SHADOW_AFTER | SHADOW_BEFORE | CLOUD_AFTER | CLOUD_BEFORE;
+        assert_eq!(STATS.classify(&URBAN, &after) & strong, SHADOW_AFTER);
+        assert_eq!(STATS.classify(&after, &URBAN) & strong, SHADOW_BEFORE);
+        // Vegetation cleared for a building: NIR falls but red rises.
+        let veg = [0.08, 0.09, 0.06, 0.35, 0.20, 0.10];
+        let built = [0.12, 0.13, 0.14, 0.18, 0.22, 0.18];
+        assert_eq!(STATS.classify(&veg, &built) & SHADOW_AFTER, 0);
+    }
+
+    #[test]
+    fn sun_and_dates() {
+        // Paris, 7 November: low sun in the south-south-east.
+        let (el, az) = sun_at_overpass(48.85, day_of_year("2017-11-07").unwrap());
+        assert!(
+            (18.0..24.0).contains(&el) && (150.0..165.0).contains(&az),
+            "{el} {az}"
+        );
+        // Southern hemisphere in its summer: sun to the north-east.
+        let (el, az) = sun_at_overpass(-15.8, day_of_year("2017-12-21").unwrap());
+        assert!(el > 55.0 && (0.0..120.0).contains(&az), "{el} {az}");
+        assert_eq!(day_of_year("2016-03-01"), Some(61));
+        assert_eq!(day_of_year("2017-03-01"), Some(60));
+        assert_eq!(day_of_year("nonsense"), None);
+    }
+
+    /// A grid of cells, every cell fully compared, with the candidates
+    /// (kind index, pixels) that `f` gives each cell.
+    fn grid(w: usize, h: usize, f: impl Fn(usize, usize) -> Vec<(usize, u8)>) -> CellCounts {
+        let mut c = CellCounts::for_pixels(0, 0, w * CELL, h * CELL);
+        for y in 0..h {
+            for x in 0..w {
+                let cell = &mut c.counts[y * w + x];
+                cell[VALID] = 64;
+                for (kind, n) in f(x, y) {
+                    cell[at(kind)] = n;
+                }
+            }
+        }
+        c
+    }
+
+    fn geo(el: f64, az: f64) -> Geometry {
+        Geometry {
+            sun: [Some((el, az)), Some((el, az))],
+            cell_m: (80.0, 80.0),
+        }
+    }
+
+    const CLOUD_A: usize = 1;
+    const SHADOW_A: usize = 3;
+    const FAINT_A: usize = FAINT + 1;
+
+    /// An after-date cloud over cells x0..x1, y0..y1 (`n` candidates a
+    /// cell), with a fringe of faint pixels (`fringe` a cell) around it.
+    fn cloud(x: usize, y: usize, r: [usize; 4], n: u8, fringe: u8) -> Vec<(usize, u8)> {
+        let [x0, x1, y0, y1] = r;
+        if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+            vec![(CLOUD_A, n)]
+        } else if (x0 - 2..x1 + 2).contains(&x) && (y0 - 2..y1 + 2).contains(&y) {
+            vec![(FAINT_A, fringe)]
+        } else {
+            vec![(FAINT_A, 2)]
+        }
+    }
+
+    #[test]
+    fn a_large_cloud_and_its_shadow_are_masked_a_parcel_is_not() {
+        // Cloud in the after date: 4 x 4 cells at (20..24, 30..34); its
+        // shadow 10 cells north (the sun is in the south, 45 degrees up:
+        // 800 m for a cloud 800 m high); a parcel of 3 cells elsewhere.
+        let c = grid(40, 40, |x, y| {
+            if (20..24).contains(&x) && (20..24).contains(&y) {
+                vec![(SHADOW_A, 60)]
+            } else if (2..5).contains(&x) && y == 2 {
+                vec![(CLOUD_A, 64)]
+            } else {
+                cloud(x, y, [20, 24, 30, 34], 64, 20)
+            }
+        });
+        let d = decide(&c, &geo(45.0, 180.0));
+        let at = |x: usize, y: usize| d.cells[y * d.w + x];
+        assert_eq!(at(21, 31), CellMask::Cloud);
+        // Grown by a cell for the soft edge.
+        assert_eq!(at(19, 29), CellMask::Cloud);
+        assert_eq!(at(18, 29), CellMask::Clear);
+        assert_eq!(at(21, 21), CellMask::Shadow);
+        assert_eq!(at(3, 2), CellMask::Clear);
+        // The same dark patch with the sun in the north has no cloud
+        // towards the sun: darkening alone (paving sand) is kept.
+        let d = decide(&c, &geo(45.0, 0.0));
+        assert_eq!(d.cells[21 * d.w + 21], CellMask::Clear);
+        assert_eq!(d.cells[31 * d.w + 21], CellMask::Cloud);
+        // Unknown date: no shadow.
+        let g = Geometry {
+            sun: [None, None],
+            ..geo(45.0, 180.0)
+        };
+        assert_eq!(decide(&c, &g).cells[21 * d.w + 21], CellMask::Clear);
+    }
+
+    #[test]
+    fn a_sharp_edged_white_patch_is_not_a_cloud() {
+        // A large new white roof: whiter and brighter all over, but the
+        // ground around it is as unchanged as the rest of the scene.
+        let c = grid(30, 30, |x, y| cloud(x, y, [10, 16, 10, 16], 64, 2));
+        assert!(!decide(&c, &geo(45.0, 180.0)).any());
+        // The scene's share of faint pixels sets the bar: a scene hazy all
+        // over does not make every bright patch soft-edged.
+        let c = grid(30, 30, |x, y| {
+            let mut v = cloud(x, y, [10, 16, 10, 16], 64, 20);
+            v.retain(|k| k.0 != FAINT_A);
+            v.push((FAINT_A, 20));
+            v
+        });
+        assert!(!decide(&c, &geo(45.0, 180.0)).any());
+        let c = grid(30, 30, |x, y| cloud(x, y, [10, 16, 10, 16], 64, 20));
+        assert!(decide(&c, &geo(45.0, 180.0)).any());
+    }
+
+    #[test]
+    fn cores_need_nearly_every_pixel() {
+        // 85 % of every pixel in a big patch: most, not nearly all.
+        let c = grid(20, 20, |x, y| cloud(x, y, [5, 15, 5, 15], 54, 20));
+        assert!(!decide(&c, &geo(45.0, 180.0)).any());
+        let c = grid(20, 20, |x, y| cloud(x, y, [5, 15, 5, 15], 58, 20));
+        assert!(decide(&c, &geo(45.0, 180.0)).any());
+    }
+
+    #[test]
+    fn counts_merge_in_any_order() {
+        let mut a = CellCounts::for_pixels(0, 0, 32, 16);
+        let mut p = CellCounts::for_pixels(0, 0, 12, 16);
+        let mut q = CellCounts::for_pixels(12, 0, 20, 16);
+        for y in 0..16 {
+            for x in 0..32 {
+                let k = ((x * 7 + y * 3) % 16) as u8;
+                a.add(x, y, k);
+                if x < 12 {
+                    p.add(x, y, k)
+                } else {
+                    q.add(x, y, k)
+                }
+            }
+        }
+        let mut m1 = CellCounts::for_pixels(0, 0, 32, 16);
+        m1.merge(&p);
+        m1.merge(&q);
+        let mut m2 = CellCounts::for_pixels(0, 0, 32, 16);
+        m2.merge(&q);
+        m2.merge(&p);
+        assert_eq!(m1, a);
+        assert_eq!(m2, a);
+    }
+}
