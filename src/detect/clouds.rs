@@ -154,7 +154,12 @@ impl CloudStats {
         }
         let mut k = 0;
         let rise = y[0] - x[0] - self.blue_change;
-        let colour = |r: &[f32]| (r[0].max(1e-4) / r[2].max(1e-4)).ln().abs();
+        // How far from grey the visible colour is: |ln(blue / red)|, compared
+        // as max(q, 1/q), which orders the same without a logarithm.
+        let colour = |r: &[f32]| {
+            let q = r[0].max(1e-4) / r[2].max(1e-4);
+            q.max(1.0 / q)
+        };
         let (cx, cy) = (colour(x), colour(y));
         if cy < cx {
             k |= match rise {

@@ -22,6 +22,7 @@
 //! is one pair only).
 
 use crate::align::{self, AlignOptions, AlignedPair, SceneReader};
+use crate::detect::clouds::{self, CellCounts, CellMask};
 use crate::detect::learned::{self, sigmoid, LearnedModel, Provenance, FEATURES, NF};
 use crate::detect::masks::MaskReason;
 use crate::detect::{collect_sample, expand, pixels, Method, Model, OPTIONAL_BANDS, STAT_BANDS};
@@ -156,16 +157,20 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
     let blocks = g.blocks(512);
     progress.start("features", blocks.len() as u64);
     let readers = PerThread::new();
-    let parts: Vec<PairData> = blocks
+    // Each block's kept pixels (with their positions) and its cells' counts
+    // for the multi-temporal cloud test, which detect masks as well.
+    let parts: Vec<(PairData, Vec<(usize, usize)>, CellCounts)> = blocks
         .par_iter()
         .map(|&block| {
             readers.with(
                 || Ok(SceneReader::new(&pair)),
-                |reader| -> Result<PairData> {
+                |reader| -> Result<(PairData, Vec<(usize, usize)>, CellCounts)> {
                     let read = expand(block, model.halo(), g.width, g.height);
                     let px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
                     let feats = learned::window_features(&model, &px, read.w, read.h);
                     let mut out = PairData::default();
+                    let mut pos = Vec::new();
+                    let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
                     for r in 0..block.h {
                         for c in 0..block.w {
                             let (x, y) = (block.x + c, block.y + r);
@@ -173,6 +178,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
                             if px.mask[i] != MaskReason::Valid {
                                 continue;
                             }
+                            cells.add(x, y, model.clouds.classify(&px.x(i), &px.y(i)));
                             let change = label[y * g.width + x];
                             let s = if change { sp } else { sn };
                             if x % s != 0 || y % s != 0 {
@@ -182,23 +188,33 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
                                 out.features.push(f);
                                 out.change.push(change);
                                 out.weight.push((s * s) as f32);
+                                pos.push((x, y));
                             }
                         }
                     }
                     progress.advance(1);
-                    Ok(out)
+                    Ok((out, pos, cells))
                 },
             )
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut counts = CellCounts::for_pixels(0, 0, g.width, g.height);
+    for (_, _, c) in &parts {
+        counts.merge(c);
+    }
+    let clouds = clouds::decide(&counts, &clouds::Geometry::of(&pair));
     let mut d = PairData {
         name: p.name.clone(),
         ..Default::default()
     };
-    for mut part in parts {
-        d.features.append(&mut part.features);
-        d.change.append(&mut part.change);
-        d.weight.append(&mut part.weight);
+    for (part, pos, _) in parts {
+        for (k, (x, y)) in pos.into_iter().enumerate() {
+            if clouds.at(x, y) == CellMask::Clear {
+                d.features.push(part.features[k]);
+                d.change.push(part.change[k]);
+                d.weight.push(part.weight[k]);
+            }
+        }
     }
     Ok(d)
 }
