@@ -368,6 +368,16 @@ fn safe_products_folder_and_zip() {
 
 /// A synthetic before/after pair of 6-band folders on a UTM grid.
 fn synthetic_pair(dir: &Path, insert_change: bool) -> (PathBuf, PathBuf) {
+    synthetic_pair_with_cloud(dir, insert_change, |_, _| 0.0)
+}
+
+/// As [`synthetic_pair`], with a cloud of optical weight `cloud(row, col)`
+/// over the after date: after = (1 - a) ground + a white.
+fn synthetic_pair_with_cloud(
+    dir: &Path,
+    insert_change: bool,
+    cloud: impl Fn(usize, usize) -> f64,
+) -> (PathBuf, PathBuf) {
     let (w, h) = (160usize, 160usize);
     let mut seed = 12345u64;
     let mut rnd = move || {
@@ -387,6 +397,7 @@ fn synthetic_pair(dir: &Path, insert_change: bool) -> (PathBuf, PathBuf) {
     let sand = [0.18, 0.26, 0.34, 0.40, 0.50, 0.45];
     let soil = [0.08, 0.10, 0.12, 0.25, 0.30, 0.22];
     let roof = [0.35, 0.36, 0.37, 0.38, 0.30, 0.25];
+    let white = [0.50, 0.50, 0.50, 0.50, 0.40, 0.30];
     let before = dir.join("before");
     let after = dir.join("after");
     for (d, name) in [(&before, "20200101"), (&after, "20210101")] {
@@ -406,6 +417,8 @@ fn synthetic_pair(dir: &Path, insert_change: bool) -> (PathBuf, PathBuf) {
                     } else {
                         gain * x + off + 0.004 * rnd()
                     };
+                    let a = if is_after { cloud(r, c) } else { 0.0 };
+                    let refl = (1.0 - a) * refl + a * white[k];
                     (refl * 10000.0).round() as u16
                 })
                 .collect();
@@ -478,6 +491,34 @@ fn irmad_finds_inserted_change_and_ignores_linear_radiometric_change() {
     assert_ok(&detect(&b, &a, &out, &[]));
     let (mask, _) = read_band(&out.join("change_mask.tif"));
     assert!(mask.iter().filter(|&&v| v == 1.0).count() < mask.len() / 100);
+}
+
+#[test]
+fn a_thin_cloud_is_masked_and_the_new_roof_beside_it_is_still_found() {
+    let t = tmp();
+    // A thin cloud (white at 45 % in its middle, thinning out over ~300 m)
+    // south-east of the 200 x 240 m roof, which is as white and flat as a
+    // cloud but sharp-edged.
+    let thin = |r: usize, c: usize| {
+        let d2 = (r as f64 - 115.0).powi(2) + (c as f64 - 115.0).powi(2);
+        0.45 * (-d2 / (2.0 * 14.0f64.powi(2))).exp()
+    };
+    let (b, a) = synthetic_pair_with_cloud(&t.path().join("cloudy"), true, thin);
+    for method in ["combined", "learned", "cva"] {
+        let out = t.path().join(format!("run_{method}"));
+        assert_ok(&detect(&b, &a, &out, &["--method", method]));
+        let masked = &run_json(&out)["detect"]["pixels"]["masked"];
+        let cloud = masked["cloud"].as_u64().unwrap();
+        // Where the cloud is thicker than 0.1 (blue up by > 0.03): ~1900 px.
+        assert!((1500..5000).contains(&cloud), "{method}: {masked}");
+        let (mask, (w, _)) = read_band(&out.join("change_mask.tif"));
+        assert_eq!(mask[115 * w + 115], 255.0, "{method}");
+        let roof = (0..mask.len())
+            .filter(|&i| (60..80).contains(&(i / w)) && (60..84).contains(&(i % w)))
+            .filter(|&i| mask[i] != 255.0)
+            .count();
+        assert_eq!(roof, 480, "{method}: the roof must not be masked");
+    }
 }
 
 #[test]
