@@ -176,34 +176,40 @@ impl CloudStats {
         }
         let mut k = 0;
         let rise = y[0] - x[0] - self.blue_change;
-        // How far from grey the visible colour is: |ln(blue / red)|, compared
-        // as max(q, 1/q), which orders the same without a logarithm; the
-        // after date's colour net of the scene-wide shift.
-        let grey_distance = |q: f32| q.max(1.0 / q);
-        let (cx, cy) = (
-            grey_distance(blue_red(x)),
-            grey_distance(blue_red(y) * self.colour_gain),
-        );
-        if cy < cx {
-            k |= match rise {
-                r if r > BLUE_RISE => CLOUD_AFTER,
-                r if r > FAINT_RISE => FAINT_AFTER,
-                _ => 0,
-            };
+        // Most pixels: no blue change worth a look at the colour.
+        if rise.abs() > FAINT_RISE {
+            // How far from grey the visible colour is: |ln(blue / red)|,
+            // compared as max(q, 1/q), which orders the same without a
+            // logarithm; the after date's colour net of the scene-wide shift.
+            let grey_distance = |q: f32| q.max(1.0 / q);
+            let (cx, cy) = (
+                grey_distance(blue_red(x)),
+                grey_distance(blue_red(y) * self.colour_gain),
+            );
+            if cy < cx {
+                k |= match rise {
+                    r if r > BLUE_RISE => CLOUD_AFTER,
+                    r if r > FAINT_RISE => FAINT_AFTER,
+                    _ => 0,
+                };
+            }
+            if cx < cy {
+                k |= match -rise {
+                    r if r > BLUE_RISE => CLOUD_BEFORE,
+                    r if r > FAINT_RISE => FAINT_BEFORE,
+                    _ => 0,
+                };
+            }
         }
-        if cx < cy {
-            k |= match -rise {
-                r if r > BLUE_RISE => CLOUD_BEFORE,
-                r if r > FAINT_RISE => FAINT_BEFORE,
-                _ => 0,
-            };
-        }
-        let ir = ir_ratio(x, y) / self.nir_swir_ratio;
-        let vis = vis_ratio(x, y) / self.visible_ratio;
-        if ir < SHADOW_RATIO && vis < 1.0 {
+        // The ratios against the scene's, as products (no division per pixel):
+        // what NIR+SWIR1 and the visible would be after at the median ratio.
+        let ir_expected = self.nir_swir_ratio * (x[3] + x[4]).max(1e-4);
+        let vis_expected = self.visible_ratio * (x[0] + x[1] + x[2]).max(1e-4);
+        let (ir, vis) = (y[3] + y[4], y[0] + y[1] + y[2]);
+        if ir < SHADOW_RATIO * ir_expected && vis < vis_expected {
             k |= SHADOW_AFTER;
         }
-        if ir > 1.0 / SHADOW_RATIO && vis > 1.0 {
+        if SHADOW_RATIO * ir > ir_expected && vis > vis_expected {
             k |= SHADOW_BEFORE;
         }
         k
@@ -243,6 +249,9 @@ impl CellCounts {
     pub fn add(&mut self, x: usize, y: usize, k: u8) {
         let c = &mut self.counts[(y / CELL - self.y0) * self.w + x / CELL - self.x0];
         c[VALID] += 1;
+        if k == 0 {
+            return;
+        }
         for (j, bit) in KINDS.iter().enumerate() {
             c[at(j)] += (k & bit != 0) as u8;
         }
