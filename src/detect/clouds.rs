@@ -31,6 +31,10 @@
 //!   cloud is masked without a shadow (it may fall outside the scene).
 //!
 //! Cloud in the before date is the mirror image and is masked the same way.
+//!   The whitening must also be in proportion: at least a third of what
+//!   the most lenient mixing model (a cloud of reflectance 0.8) predicts for
+//!   the blue rise seen; graded sand turns a little greyer as it brightens,
+//!   far less than a cloud that bright would make it.
 //! - **Soft edge**: a cloud thins out over hundreds of metres, so the ring
 //!   of cells around the object holds many pixels with a faint blue rise
 //!   and the same whitening; a new white roof, as bright and flat as a
@@ -143,6 +147,36 @@ fn blue_red(r: &[f32]) -> f32 {
     r[0].max(1e-4) / r[2].max(1e-4)
 }
 
+/// Brightest thin cloud at the top of the atmosphere, any band: the most
+/// lenient mixing model (it predicts the least whitening per blue rise).
+pub const CLOUD_WHITE: f32 = 0.8;
+/// Share of the mixing model's whitening (in |ln(blue/red)|) a cloud pixel
+/// must show at least: clouds are not exactly grey, and noise.
+pub const WHITENING_SHARE: i32 = 3;
+
+/// Whether `cloudy` (blue, red) looks like `ground` mixed with a grey cloud
+/// that raised blue by `rise`: the colour moved towards grey, by at least a
+/// [`WHITENING_SHARE`]-th of what a cloud of brightness [`CLOUD_WHITE`]
+/// mixed in by a = rise / (white - blue) would do. Ground that brightens
+/// by albedo keeps its colour; graded or paved sand may turn a little greyer
+/// but far less than a cloud as bright would make it.
+fn whitened(ground: [f32; 2], cloudy: [f32; 2], rise: f32) -> bool {
+    // |ln(blue / red)| as max(q, 1/q), which orders the same, no logarithm.
+    let grey_distance = |b: f32, r: f32| {
+        let q = b.max(1e-4) / r.max(1e-4);
+        q.max(1.0 / q)
+    };
+    let g = grey_distance(ground[0], ground[1]);
+    let c = grey_distance(cloudy[0], cloudy[1]);
+    if c >= g || ground[0] >= CLOUD_WHITE {
+        return false;
+    }
+    let a = (rise / (CLOUD_WHITE - ground[0])).min(1.0);
+    let model = grey_distance(ground[0] + rise, ground[1] + a * (CLOUD_WHITE - ground[1]));
+    // ln(g / c) >= ln(g / model) / share, without logarithms.
+    (g / c).powi(WHITENING_SHARE) >= g / model
+}
+
 fn vis_ratio(x: &[f32], y: &[f32]) -> f32 {
     (y[0] + y[1] + y[2]) / (x[0] + x[1] + x[2]).max(1e-4)
 }
@@ -178,26 +212,21 @@ impl CloudStats {
         let rise = y[0] - x[0] - self.blue_change;
         // Most pixels: no blue change worth a look at the colour.
         if rise.abs() > FAINT_RISE {
-            // How far from grey the visible colour is: |ln(blue / red)|,
-            // compared as max(q, 1/q), which orders the same without a
-            // logarithm; the after date's colour net of the scene-wide shift.
-            let grey_distance = |q: f32| q.max(1.0 / q);
-            let (cx, cy) = (
-                grey_distance(blue_red(x)),
-                grey_distance(blue_red(y) * self.colour_gain),
-            );
-            if cy < cx {
-                k |= match rise {
-                    r if r > BLUE_RISE => CLOUD_AFTER,
-                    r if r > FAINT_RISE => FAINT_AFTER,
-                    _ => 0,
+            // The after date's blue and red net of the scene-wide colour shift.
+            let after = [y[0], y[2] / self.colour_gain];
+            let before = [x[0], x[2]];
+            if rise > 0.0 && whitened(before, after, rise) {
+                k |= if rise > BLUE_RISE {
+                    CLOUD_AFTER
+                } else {
+                    FAINT_AFTER
                 };
             }
-            if cx < cy {
-                k |= match -rise {
-                    r if r > BLUE_RISE => CLOUD_BEFORE,
-                    r if r > FAINT_RISE => FAINT_BEFORE,
-                    _ => 0,
+            if rise < 0.0 && whitened(after, before, -rise) {
+                k |= if -rise > BLUE_RISE {
+                    CLOUD_BEFORE
+                } else {
+                    FAINT_BEFORE
                 };
             }
         }
@@ -611,6 +640,10 @@ mod tests {
             let brighter: [f32; 6] = std::array::from_fn(|k| g[k] * 1.5);
             assert_eq!(STATS.classify(&g, &brighter) & CLOUD_AFTER, 0);
         }
+        // Graded sand: brighter, a little greyer, but far less than a cloud
+        // raising blue as much would make it.
+        let graded = [0.24, 0.31, 0.42, 0.48, 0.58, 0.52];
+        assert_eq!(STATS.classify(&SAND, &graded) & CLOUD_AFTER, 0);
         // A cloud's thin fringe.
         let fringe = mix(&URBAN, 0.05, CLOUD);
         assert_eq!(STATS.classify(&URBAN, &fringe) & FAINT_AFTER, FAINT_AFTER);

@@ -7,6 +7,8 @@
 //! `detect --method learned` uses. Kept pixels: every change pixel (on a
 //! lattice when there are very many) and the no-change pixels on a regular
 //! lattice; each kept pixel stands for the pixels its lattice cell holds.
+//! Pixels the multi-temporal cloud test masks in detect are left out here
+//! too (see [`crate::detect::clouds`]).
 //!
 //! The fit is class-balanced per pair (each pair's change and no-change
 //! pixels weigh the same in total), so the scene's share of change does not
@@ -137,6 +139,10 @@ fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, u64)> {
     Ok((v.iter().map(|&x| x == c).collect(), counts[c as usize]))
 }
 
+/// One block's kept pixels, their grid positions, and its cells' counts
+/// for the multi-temporal cloud test.
+type BlockPart = (PairData, Vec<(usize, usize)>, CellCounts);
+
 /// Reads, aligns and featurises one pair.
 pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> {
     let before = read::open_scene(&p.before)?;
@@ -159,12 +165,12 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
     let readers = PerThread::new();
     // Each block's kept pixels (with their positions) and its cells' counts
     // for the multi-temporal cloud test, which detect masks as well.
-    let parts: Vec<(PairData, Vec<(usize, usize)>, CellCounts)> = blocks
+    let parts: Vec<BlockPart> = blocks
         .par_iter()
         .map(|&block| {
             readers.with(
                 || Ok(SceneReader::new(&pair)),
-                |reader| -> Result<(PairData, Vec<(usize, usize)>, CellCounts)> {
+                |reader| -> Result<BlockPart> {
                     let read = expand(block, model.halo(), g.width, g.height);
                     let px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
                     let feats = learned::window_features(&model, &px, read.w, read.h);
