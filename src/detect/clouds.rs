@@ -53,6 +53,8 @@
 //! for any block order or thread count); [`decide`] then works on the coarse
 //! grid (a full tile is 1373 x 1373 cells) and the mask pass applies it.
 
+use super::masks::MaskReason;
+use super::pixels::Pixels;
 use super::sample::Sample;
 use crate::align::{AlignedPair, Grid};
 use serde::Serialize;
@@ -200,8 +202,46 @@ impl CloudStats {
         }
     }
 
+    /// Counts the compared pixels of `range` (one row of `px`, at grid
+    /// column `x0` and row `y`) and their candidates into `cells`, a cell's
+    /// run of pixels at a time.
+    pub fn count_row(
+        &self,
+        px: &Pixels,
+        range: std::ops::Range<usize>,
+        x0: usize,
+        y: usize,
+        cells: &mut CellCounts,
+    ) {
+        let mut c = 0;
+        while c < range.len() {
+            // Up to the end of this pixel's cell.
+            let end = (((x0 + c) / CELL + 1) * CELL - x0).min(range.len());
+            let mut run: Counts = [0; 7];
+            for i in range.start + c..range.start + end {
+                if px.mask[i] != MaskReason::Valid {
+                    continue;
+                }
+                run[VALID] += 1;
+                let k = self.classify(&px.x(i), &px.y(i));
+                if k != 0 {
+                    for (j, bit) in KINDS.iter().enumerate() {
+                        run[at(j)] += (k & bit != 0) as u8;
+                    }
+                }
+            }
+            let cell =
+                &mut cells.counts[(y / CELL - cells.y0) * cells.w + (x0 + c) / CELL - cells.x0];
+            for (a, b) in cell.iter_mut().zip(run) {
+                *a += b;
+            }
+            c = end;
+        }
+    }
+
     /// Candidate kinds of one compared pixel (`x`, `y`: B02 B03 B04 B08 B11
     /// B12 before and after).
+    #[inline]
     pub fn classify(&self, x: &[f32], y: &[f32]) -> u8 {
         // Water in both dates: turbidity and glint change its colour.
         let water = |r: &[f32]| r[1] > r[3].max(r[4]);
@@ -801,6 +841,42 @@ mod tests {
         assert!(!decide(&c, &geo(45.0, 180.0)).any());
         let c = grid(20, 20, |x, y| cloud(x, y, [5, 15, 5, 15], 58, 20));
         assert!(decide(&c, &geo(45.0, 180.0)).any());
+    }
+
+    #[test]
+    fn a_row_counts_as_pixel_by_pixel() {
+        // 21 pixels from grid column 5: a partial cell, a whole one, a
+        // partial one; some masked, some cloud, some shadow.
+        let n = 21;
+        let (x0, y) = (5, 13);
+        let shade = |g: &[f32; 6]| -> [f32; 6] { std::array::from_fn(|k| g[k] * 0.5) };
+        let pick = |i: usize| match i % 3 {
+            0 => (URBAN, URBAN),
+            1 => (URBAN, mix(&URBAN, 0.3, CLOUD)),
+            _ => (URBAN, shade(&URBAN)),
+        };
+        let px = Pixels {
+            shape: (n, 1),
+            before: std::array::from_fn(|k| (0..n).map(|i| pick(i).0[k]).collect()),
+            after: std::array::from_fn(|k| (0..n).map(|i| pick(i).1[k]).collect()),
+            mask: (0..n)
+                .map(|i| match i % 4 {
+                    3 => MaskReason::Cloud,
+                    _ => MaskReason::Valid,
+                })
+                .collect(),
+        };
+        let mut row = CellCounts::for_pixels(x0, y, n, 1);
+        STATS.count_row(&px, 0..n, x0, y, &mut row);
+        let mut one = CellCounts::for_pixels(x0, y, n, 1);
+        for i in 0..n {
+            if px.mask[i] == MaskReason::Valid {
+                one.add(x0 + i, y, STATS.classify(&px.x(i), &px.y(i)));
+            }
+        }
+        assert_eq!(row, one);
+        assert_eq!(row.counts.len(), 4);
+        assert!(row.counts.iter().any(|c| c[at(1)] > 0) && row.counts.iter().any(|c| c[at(3)] > 0));
     }
 
     #[test]

@@ -362,14 +362,14 @@ fn score_strip(
         let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
         let (ox, oy) = (block.x - sub_read.x, block.y - sub_read.y);
         for r in 0..block.h {
-            for c in 0..block.w {
-                let i = (oy + r) * sub_read.w + ox + c;
-                reasons[sub.mask[i] as usize] += 1;
-                if sub.mask[i] == MaskReason::Valid {
-                    let k = model.clouds.classify(&sub.x(i), &sub.y(i));
-                    cells.add(block.x + c, block.y + r, k);
-                }
+            let row = (oy + r) * sub_read.w + ox;
+            for m in &sub.mask[row..row + block.w] {
+                reasons[*m as usize] += 1;
             }
+            let y = block.y + r;
+            model
+                .clouds
+                .count_row(&sub, row..row + block.w, block.x, y, &mut cells);
         }
         let scores = scored
             .into_iter()
