@@ -203,8 +203,12 @@ impl CloudStats {
     }
 
     /// Counts the compared pixels of `range` (one row of `px`, at grid
-    /// column `x0` and row `y`) and their candidates into `cells`, a cell's
-    /// run of pixels at a time.
+    /// column `x0` and row `y`) and their candidates into `cells`.
+    ///
+    /// The row is classified in two passes: the shadow test and whether the
+    /// colour needs a look ([`Self::shadow_bits`]) for every pixel, in a
+    /// branch-free loop that vectorises, then the colour test for the few
+    /// pixels whose blue changed. Then a cell's run of pixels at a time.
     pub fn count_row(
         &self,
         px: &Pixels,
@@ -213,17 +217,33 @@ impl CloudStats {
         y: usize,
         cells: &mut CellCounts,
     ) {
+        let n = range.len();
+        let xb: [&[f32]; 6] = std::array::from_fn(|k| &px.before[k][range.clone()]);
+        let yb: [&[f32]; 6] = std::array::from_fn(|k| &px.after[k][range.clone()]);
+        let mut kinds = vec![0u8; n];
+        let mut look = vec![false; n];
+        for (c, (k, l)) in kinds.iter_mut().zip(look.iter_mut()).enumerate() {
+            let x: [f32; 6] = std::array::from_fn(|b| xb[b][c]);
+            let y: [f32; 6] = std::array::from_fn(|b| yb[b][c]);
+            (*k, *l) = self.shadow_bits(&x, &y);
+        }
+        for c in (0..n).filter(|&c| look[c]) {
+            let x: [f32; 6] = std::array::from_fn(|b| xb[b][c]);
+            let y: [f32; 6] = std::array::from_fn(|b| yb[b][c]);
+            kinds[c] |= self.colour_bits(&x, &y);
+        }
+        let mask = &px.mask[range];
         let mut c = 0;
-        while c < range.len() {
+        while c < n {
             // Up to the end of this pixel's cell.
-            let end = (((x0 + c) / CELL + 1) * CELL - x0).min(range.len());
+            let end = (((x0 + c) / CELL + 1) * CELL - x0).min(n);
             let mut run: Counts = [0; 7];
-            for i in range.start + c..range.start + end {
-                if px.mask[i] != MaskReason::Valid {
+            for i in c..end {
+                if mask[i] != MaskReason::Valid {
                     continue;
                 }
                 run[VALID] += 1;
-                let k = self.classify(&px.x(i), &px.y(i));
+                let k = kinds[i];
                 if k != 0 {
                     for (j, bit) in KINDS.iter().enumerate() {
                         run[at(j)] += (k & bit != 0) as u8;
@@ -243,43 +263,54 @@ impl CloudStats {
     /// B12 before and after).
     #[inline]
     pub fn classify(&self, x: &[f32], y: &[f32]) -> u8 {
-        // Water in both dates: turbidity and glint change its colour.
+        let (k, look) = self.shadow_bits(x, y);
+        if look {
+            k | self.colour_bits(x, y)
+        } else {
+            k
+        }
+    }
+
+    /// The shadow candidate bits, and whether the blue changed enough for
+    /// the colour test; nothing for water in both dates (turbidity and glint
+    /// change its colour). Branch-free, so a row of it vectorises.
+    #[inline]
+    fn shadow_bits(&self, x: &[f32], y: &[f32]) -> (u8, bool) {
         let water = |r: &[f32]| r[1] > r[3].max(r[4]);
-        if water(x) && water(y) {
-            return 0;
-        }
-        let mut k = 0;
+        let land = !(water(x) & water(y));
         let rise = y[0] - x[0] - self.blue_change;
-        // Most pixels: no blue change worth a look at the colour.
-        if rise.abs() > FAINT_RISE {
-            // The after date's blue and red net of the scene-wide colour shift.
-            let after = [y[0], y[2] / self.colour_gain];
-            let before = [x[0], x[2]];
-            if rise > 0.0 && whitened(before, after, rise) {
-                k |= if rise > BLUE_RISE {
-                    CLOUD_AFTER
-                } else {
-                    FAINT_AFTER
-                };
-            }
-            if rise < 0.0 && whitened(after, before, -rise) {
-                k |= if -rise > BLUE_RISE {
-                    CLOUD_BEFORE
-                } else {
-                    FAINT_BEFORE
-                };
-            }
-        }
         // The ratios against the scene's, as products (no division per pixel):
         // what NIR+SWIR1 and the visible would be after at the median ratio.
         let ir_expected = self.nir_swir_ratio * (x[3] + x[4]).max(1e-4);
         let vis_expected = self.visible_ratio * (x[0] + x[1] + x[2]).max(1e-4);
         let (ir, vis) = (y[3] + y[4], y[0] + y[1] + y[2]);
-        if ir < SHADOW_RATIO * ir_expected && vis < vis_expected {
-            k |= SHADOW_AFTER;
+        let after = (ir < SHADOW_RATIO * ir_expected) & (vis < vis_expected);
+        let before = (SHADOW_RATIO * ir > ir_expected) & (vis > vis_expected);
+        let k = (after as u8 * SHADOW_AFTER) | (before as u8 * SHADOW_BEFORE);
+        // Most pixels: no blue change worth a look at the colour.
+        (k * land as u8, land & (rise.abs() > FAINT_RISE))
+    }
+
+    /// The cloud and faint-fringe bits of a pixel whose blue changed.
+    fn colour_bits(&self, x: &[f32], y: &[f32]) -> u8 {
+        let mut k = 0;
+        let rise = y[0] - x[0] - self.blue_change;
+        // The after date's blue and red net of the scene-wide colour shift.
+        let after = [y[0], y[2] / self.colour_gain];
+        let before = [x[0], x[2]];
+        if rise > 0.0 && whitened(before, after, rise) {
+            k |= if rise > BLUE_RISE {
+                CLOUD_AFTER
+            } else {
+                FAINT_AFTER
+            };
         }
-        if SHADOW_RATIO * ir > ir_expected && vis > vis_expected {
-            k |= SHADOW_BEFORE;
+        if rise < 0.0 && whitened(after, before, -rise) {
+            k |= if -rise > BLUE_RISE {
+                CLOUD_BEFORE
+            } else {
+                FAINT_BEFORE
+            };
         }
         k
     }
