@@ -403,14 +403,7 @@ fn remove_cloud_cells(
     reasons: &mut [u64; REASONS.len()],
 ) -> Result<()> {
     let err = |e: gdal::errors::GdalError| Error::output(score_path, gdal_msg(&e));
-    let ds = gdal::Dataset::open_ex(
-        score_path,
-        gdal::DatasetOptions {
-            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-            ..Default::default()
-        },
-    )
-    .map_err(err)?;
+    let ds = crate::export::raster::open_for_update(score_path)?;
     let grid = crate::align::Grid::from_dataset(&ds, &score_path.to_string_lossy())?;
     let mut band = ds.rasterband(1).map_err(err)?;
     for b in grid.blocks(512) {

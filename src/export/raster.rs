@@ -34,6 +34,18 @@ pub fn create_working<T: GdalType + Copy>(
     Ok(ds)
 }
 
+/// Opens a working raster to change it in place.
+pub fn open_for_update(path: &Path) -> Result<gdal::Dataset> {
+    gdal::Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::output(path, gdal_msg(&e)))
+}
+
 /// Copies a working raster to a COG: DEFLATE, 512 px tiles, overviews made
 /// with `resampling` (NEAREST for class masks, AVERAGE for scores).
 ///
@@ -98,14 +110,7 @@ pub fn overview_factors(w: usize, h: usize) -> Vec<i32> {
 /// the raster alone, for other types or resamplings.
 pub fn add_overviews(path: &Path, resampling: &str) -> Result<bool> {
     let err = |e: gdal::errors::GdalError| Error::output(path, gdal_msg(&e));
-    let ds = gdal::Dataset::open_ex(
-        path,
-        gdal::DatasetOptions {
-            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_RASTER,
-            ..Default::default()
-        },
-    )
-    .map_err(err)?;
+    let ds = open_for_update(path)?;
     let band_type = ds.rasterband(1).map_err(err)?.band_type();
     let kind = match (resampling, band_type) {
         ("AVERAGE", gdal::raster::GdalDataType::Float32) => Pyramid::Average,
