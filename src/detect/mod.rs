@@ -4,8 +4,9 @@
 //! 1. **sample**: a lattice sample of compared pixels in fixed windows spread
 //!    over the scene (so it is the same whatever the block size or thread
 //!    count); IR-MAD and CVA statistics are fitted on it.
-//! 2. **score**: whole-width strips (plus a halo for spatial context) are
-//!    read by one thread per worker, each owning its GDAL handles and always
+//! 2. **score**: strips of 128 rows, cut into panels of at most 2048
+//!    columns (plus a halo for spatial context), are read by one thread per
+//!    worker, each owning its GDAL handles and always
 //!    the same files, then scored in parallel column blocks with rayon; one
 //!    writer thread owns the score raster and sums the score histogram.
 //! 3. **threshold**: Otsu on that histogram (or `--threshold`), then the
@@ -223,6 +224,30 @@ pub(crate) fn collect_sample(
 
 /// Output rows per strip of the score pass.
 pub const STRIP_ROWS: usize = 128;
+/// Output columns per panel of a strip, at most (a whole number of blocks,
+/// at least one).
+pub const PANEL_COLS: usize = 2048;
+
+/// The score pass's output windows: strips of [`STRIP_ROWS`] rows, top to
+/// bottom, each cut into panels of whole blocks, left to right. Panels keep
+/// the windows in memory the same size however wide the scene; row-major
+/// order keeps each file tile decoded once (a tile row stays in GDAL's
+/// block cache while the strips crossing it are read).
+pub fn score_windows(width: usize, height: usize, block_size: usize) -> Vec<Window> {
+    let panel = (PANEL_COLS / block_size).max(1) * block_size;
+    let mut v = Vec::new();
+    for y in (0..height).step_by(STRIP_ROWS) {
+        for x in (0..width).step_by(panel) {
+            v.push(Window {
+                x,
+                y,
+                w: panel.min(width - x),
+                h: STRIP_ROWS.min(height - y),
+            });
+        }
+    }
+    v
+}
 
 struct Scored {
     block: Window,
@@ -234,15 +259,15 @@ struct Scored {
 
 type Passed = (Histogram, [u64; REASONS.len()], CellCounts);
 
-/// Pass 2: the scene in whole-width strips of [`STRIP_ROWS`] rows, top to
-/// bottom, each read with a halo of `model.halo()` rows.
+/// Pass 2: the scene in the windows of [`score_windows`], each read with a
+/// halo of `model.halo()` pixels.
 ///
 /// Reading: [`read_ahead`], one reader thread per worker (none with one
 /// worker, so that `--threads 1` uses one core), each owning its GDAL handles
 /// and always the same rasters, so every file tile is decoded about once and
 /// the next strip is read while this one is scored.
 ///
-/// Scoring: rayon over `block_size`-wide column blocks of the strip (plus a
+/// Scoring: rayon over `block_size`-wide column blocks of the window (plus a
 /// column halo); one writer thread owns the score raster.
 fn score_pass(
     pair: &AlignedPair,
@@ -253,18 +278,10 @@ fn score_pass(
 ) -> Result<Passed> {
     let g = &pair.grid;
     let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
-    let strips: Vec<Window> = (0..g.height)
-        .step_by(STRIP_ROWS)
-        .map(|y| Window {
-            x: 0,
-            y,
-            w: g.width,
-            h: STRIP_ROWS.min(g.height - y),
-        })
-        .collect();
-    progress.start("score", strips.len() as u64);
+    let windows = score_windows(g.width, g.height, block_size);
+    progress.start("score", windows.len() as u64);
     let items = pixels::items(pair);
-    let reads: Vec<Window> = strips
+    let reads: Vec<Window> = windows
         .iter()
         .map(|s| expand(*s, model.halo(), g.width, g.height))
         .collect();
@@ -308,8 +325,8 @@ fn score_pass(
             || Ok(SceneReader::new(pair)),
             |reader, i, w| pixels::read_item(reader, pair, items[i], w, (w.w, w.h)),
             |k, data| {
-                score_strip(
-                    &items, &data, reads[k], strips[k], model, block_size, &tx, score_path,
+                score_window(
+                    &items, &data, reads[k], windows[k], model, block_size, &tx, score_path,
                 )?;
                 progress.advance(1);
                 Ok(())
@@ -325,34 +342,37 @@ fn score_pass(
     })
 }
 
-/// Scores one strip (`data[i]` is item `i` read over `read`) in parallel
-/// column blocks and hands them to the writer. Each block makes its own
-/// pixels from its columns (plus halo), so nothing runs serially.
+/// Scores one window `win` (`data[i]` is item `i` read over `read`, the
+/// window and its halo) in parallel column blocks and hands them to the
+/// writer. Each block makes its own pixels from its columns (plus halo), so
+/// nothing runs serially.
 #[allow(clippy::too_many_arguments)]
-fn score_strip(
+fn score_window(
     items: &[pixels::Item],
     data: &[Vec<f32>],
     read: Window,
-    strip: Window,
+    win: Window,
     model: &Model,
     block_size: usize,
     tx: &std::sync::mpsc::SyncSender<Scored>,
     score_path: &Path,
 ) -> Result<()> {
-    let blocks: Vec<Window> = (0..strip.w)
+    let end = win.x + win.w;
+    let blocks: Vec<Window> = (win.x..end)
         .step_by(block_size)
         .map(|x| Window {
             x,
-            w: block_size.min(strip.w - x),
-            ..strip
+            w: block_size.min(end - x),
+            ..win
         })
         .collect();
     blocks.par_iter().try_for_each(|&block| {
-        let c0 = block.x.saturating_sub(model.halo());
-        let c1 = (block.x + block.w + model.halo()).min(read.w);
+        // Columns of `read`, which holds the halo of every block.
+        let c0 = block.x.saturating_sub(model.halo()) - read.x;
+        let c1 = (block.x + block.w + model.halo()).min(read.x + read.w) - read.x;
         let sub = pixels::assemble_cols(items, data, read.w, c0..c1);
         let sub_read = Window {
-            x: c0,
+            x: read.x + c0,
             w: c1 - c0,
             ..read
         };
@@ -499,5 +519,38 @@ pub(crate) fn expand(b: Window, halo: usize, width: usize, height: usize) -> Win
         y: y0,
         w: x1 - x0,
         h: y1 - y0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_windows_cover_the_grid_once_in_whole_blocks_row_by_row() {
+        for (w, h, bs) in [
+            (10980, 300, 512),
+            (5490, 129, 512),
+            (700, 50, 4096),
+            (2048, 128, 512),
+        ] {
+            let wins = score_windows(w, h, bs);
+            let mut seen = vec![0u8; w * h];
+            for win in &wins {
+                assert!(win.w > 0 && win.h > 0 && win.w <= PANEL_COLS.max(bs));
+                // Panels start on block edges, so the blocks are those of
+                // whole-width strips and the scores do not change.
+                assert_eq!(win.x % bs, 0);
+                for y in win.y..win.y + win.h {
+                    for x in win.x..win.x + win.w {
+                        seen[y * w + x] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "{w} x {h}");
+            // Row-major: a strip's panels left to right, strips top to bottom.
+            assert!(wins.windows(2).all(|p| (p[0].y, p[0].x) < (p[1].y, p[1].x)));
+        }
+        assert_eq!(score_windows(10980, 128, 512).len(), 6);
     }
 }
