@@ -115,12 +115,13 @@ pub fn limit_gdal_threads(threads: usize) {
     }
 }
 
-/// Bytes of GDAL block cache a whole-width strip pass over `pair` needs so
-/// that every input block is decoded once: two rows of blocks of every file
-/// read (a strip with its halo straddles a block-row boundary once per block
-/// row, and both rows must stay cached), plus `extra` for the rasters the
-/// pass writes or also reads.
-pub fn block_cache_need(pair: &AlignedPair, extra: u64) -> u64 {
+/// Bytes of GDAL block cache a strip pass over `pair` needs so that every
+/// input block is decoded once: two rows of blocks of every file read (a
+/// strip with its halo straddles a block-row boundary once per block row,
+/// and both rows must stay cached), `cols` grid columns wide (a panel, or
+/// the whole width) plus a block on either side for the halo, plus `extra`
+/// for the rasters the pass writes or also reads.
+pub fn block_cache_need(pair: &AlignedPair, cols: usize, extra: u64) -> u64 {
     let bands = [&pair.before, &pair.after]
         .into_iter()
         .flat_map(|s| s.bands.values().chain(s.scl.iter()))
@@ -134,11 +135,21 @@ pub fn block_cache_need(pair: &AlignedPair, extra: u64) -> u64 {
             continue;
         };
         let (w, _) = band.size();
-        let (_, bh) = band.block_size();
+        let (bw, bh) = band.block_size();
         let bytes = band.band_type().bytes() as u64;
-        need += 2 * w as u64 * bh as u64 * bytes;
+        let blocks = panel_blocks(cols, pair.grid.width, w, bw);
+        need += 2 * (blocks * bw) as u64 * bh as u64 * bytes;
     }
     need
+}
+
+/// Blocks across that a panel of `cols` columns of a `grid_width` grid
+/// touches in a file `file_width` pixels wide (20 m files have half as many)
+/// with `block_width` px blocks: its own and one on either side for the
+/// halo, at most the file's.
+fn panel_blocks(cols: usize, grid_width: usize, file_width: usize, block_width: usize) -> usize {
+    let file_cols = (cols * file_width).div_ceil(grid_width.max(1));
+    (file_cols.div_ceil(block_width) + 2).min(file_width.div_ceil(block_width))
 }
 
 /// Raises GDAL's block cache to what a strip pass over `pair` needs (see
@@ -147,11 +158,11 @@ pub fn block_cache_need(pair: &AlignedPair, extra: u64) -> u64 {
 /// default held only about one row of blocks of every band, so each strip
 /// crossing a block row decoded the row above again: tiles were decoded
 /// two to three times.
-pub fn size_block_cache(pair: &AlignedPair, extra: u64) {
+pub fn size_block_cache(pair: &AlignedPair, cols: usize, extra: u64) {
     if std::env::var_os("GDAL_CACHEMAX").is_some() {
         return;
     }
-    let need = block_cache_need(pair, extra) + (64 << 20);
+    let need = block_cache_need(pair, cols, extra) + (64 << 20);
     // SAFETY: plain setters of GDAL's global cache size.
     unsafe {
         if need > gdal_sys::GDALGetCacheMax64() as u64 {
@@ -232,8 +243,10 @@ pub fn run_detect_with<T>(
     if !decoded.is_empty() {
         timings.insert("decode_jp2", t.elapsed().as_secs_f64());
     }
-    // The score pass writes a float score and a byte mask, 512 px tiles.
-    size_block_cache(&pair, 2 * pair.grid.width as u64 * 512 * 5);
+    // The score pass reads panels and writes a float score, 512 px tiles;
+    // the mask pass writes a byte mask.
+    let panel = detect::panel_cols(req.detect.block_size).min(pair.grid.width);
+    size_block_cache(&pair, panel, 2 * (panel as u64 + 1024) * 512 * 5);
 
     let work_score = staging.path("score.work.tif");
     let work_mask = staging.path("mask.work.tif");
@@ -346,12 +359,27 @@ mod tests {
             for ab in s.bands.values() {
                 let ds = gdal::Dataset::open(&ab.file.path).unwrap();
                 let band = ds.rasterband(ab.file.index).unwrap();
-                expect += 2 * (band.size().0 * band.block_size().1) as u64 * 2;
+                let (bw, bh) = band.block_size();
+                expect += 2 * (band.size().0.div_ceil(bw) * bw * bh) as u64 * 2;
                 files += 1;
             }
         }
         assert!(files >= 2 * STAT_BANDS.len());
-        assert_eq!(block_cache_need(&pair, 0), expect);
-        assert_eq!(block_cache_need(&pair, 1000), expect + 1000);
+        let w = pair.grid.width;
+        assert_eq!(block_cache_need(&pair, w, 0), expect);
+        assert_eq!(block_cache_need(&pair, w, 1000), expect + 1000);
+    }
+
+    #[test]
+    fn a_panel_needs_its_blocks_and_one_on_either_side() {
+        // A 4096 px panel of a full tile: 10 m files with 1024 px blocks,
+        // 20 m files (2048 of their columns), 512 px blocks.
+        assert_eq!(panel_blocks(4096, 10980, 10980, 1024), 6);
+        assert_eq!(panel_blocks(4096, 10980, 5490, 1024), 4);
+        assert_eq!(panel_blocks(4096, 10980, 10980, 512), 10);
+        // The whole width, or a file narrower than the panel: every block.
+        assert_eq!(panel_blocks(10980, 10980, 10980, 1024), 11);
+        assert_eq!(panel_blocks(4096, 5490, 5490, 1024), 6);
+        assert_eq!(panel_blocks(4096, 4096, 4096, 4096), 1);
     }
 }

@@ -4,10 +4,10 @@
 //! 1. **sample**: a lattice sample of compared pixels in fixed windows spread
 //!    over the scene (so it is the same whatever the block size or thread
 //!    count); IR-MAD and CVA statistics are fitted on it.
-//! 2. **score**: strips of 128 rows, cut into panels of at most 2048
-//!    columns (plus a halo for spatial context), are read by one thread per
-//!    worker, each owning its GDAL handles and always
-//!    the same files, then scored in parallel column blocks with rayon; one
+//! 2. **score**: panels of at most 4096 columns, left to right, each in
+//!    strips of 128 rows (plus a halo for spatial context), are read by one
+//!    thread per worker, each owning its GDAL handles and always the same
+//!    files, then scored in parallel column blocks with rayon; one
 //!    writer thread owns the score raster and sums the score histogram.
 //! 3. **threshold**: Otsu on that histogram (or `--threshold`), then the
 //!    mask is written from the score raster.
@@ -224,20 +224,28 @@ pub(crate) fn collect_sample(
 
 /// Output rows per strip of the score pass.
 pub const STRIP_ROWS: usize = 128;
-/// Output columns per panel of a strip, at most (a whole number of blocks,
-/// at least one).
-pub const PANEL_COLS: usize = 2048;
+/// Output columns of a panel of the score pass, at most.
+pub const PANEL_COLS: usize = 4096;
 
-/// The score pass's output windows: strips of [`STRIP_ROWS`] rows, top to
-/// bottom, each cut into panels of whole blocks, left to right. Panels keep
-/// the windows in memory the same size however wide the scene; row-major
-/// order keeps each file tile decoded once (a tile row stays in GDAL's
-/// block cache while the strips crossing it are read).
+/// Columns of the score pass's panels: [`PANEL_COLS`] rounded down to whole
+/// blocks (at least one), so the blocks are those of whole-width strips.
+pub fn panel_cols(block_size: usize) -> usize {
+    (PANEL_COLS / block_size).max(1) * block_size
+}
+
+/// The score pass's output windows: the scene cut into panels of
+/// [`panel_cols`] columns, left to right, each taken top to bottom in strips
+/// of [`STRIP_ROWS`] rows. Why panels: the windows in memory, and the rows
+/// of file tiles GDAL's block cache must hold so that each tile is decoded
+/// once within a panel (see [`crate::run::block_cache_need`]), are then the
+/// same however wide the scene. The price: the tiles under a seam between
+/// panels are decoded for both (a 4096 px panel of 512 px tiles reads 10
+/// tile columns for 8).
 pub fn score_windows(width: usize, height: usize, block_size: usize) -> Vec<Window> {
-    let panel = (PANEL_COLS / block_size).max(1) * block_size;
+    let panel = panel_cols(block_size);
     let mut v = Vec::new();
-    for y in (0..height).step_by(STRIP_ROWS) {
-        for x in (0..width).step_by(panel) {
+    for x in (0..width).step_by(panel) {
+        for y in (0..height).step_by(STRIP_ROWS) {
             v.push(Window {
                 x,
                 y,
@@ -537,7 +545,7 @@ mod tests {
             let wins = score_windows(w, h, bs);
             let mut seen = vec![0u8; w * h];
             for win in &wins {
-                assert!(win.w > 0 && win.h > 0 && win.w <= PANEL_COLS.max(bs));
+                assert!(win.w > 0 && win.h > 0 && win.w <= panel_cols(bs));
                 // Panels start on block edges, so the blocks are those of
                 // whole-width strips and the scores do not change.
                 assert_eq!(win.x % bs, 0);
@@ -548,9 +556,11 @@ mod tests {
                 }
             }
             assert!(seen.iter().all(|&n| n == 1), "{w} x {h}");
-            // Row-major: a strip's panels left to right, strips top to bottom.
-            assert!(wins.windows(2).all(|p| (p[0].y, p[0].x) < (p[1].y, p[1].x)));
+            // A panel's strips top to bottom, panels left to right.
+            assert!(wins.windows(2).all(|p| (p[0].x, p[0].y) < (p[1].x, p[1].y)));
         }
-        assert_eq!(score_windows(10980, 128, 512).len(), 6);
+        assert_eq!(score_windows(10980, 128, 512).len(), 3);
+        assert_eq!(panel_cols(512), 4096);
+        assert_eq!(panel_cols(5000), 5000);
     }
 }

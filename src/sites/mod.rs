@@ -856,6 +856,7 @@ pub fn stage_sites(
     // Strips also read the labels (u32, 256 px tiles) and the score (f32, 512 px).
     crate::run::size_block_cache(
         scenes.full_res(),
+        run.grid.width,
         2 * run.grid.width as u64 * (256 + 512) * 4,
     );
 
