@@ -211,6 +211,84 @@ fn same_outputs_whatever_block_size_and_thread_count() {
     );
 }
 
+/// The top quarter of every band of `src` repeated `copies` times side by
+/// side (mirrored in turn, so content runs on across each join), into `dst`
+/// under the same names: a scene wider than a score panel, from real pixels.
+fn widened_copy(src: &Path, dst: &Path, copies: usize) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let path = e.unwrap().path();
+        let ds = gdal::Dataset::open(&path).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        let (w, h) = band.size();
+        let h = h / 4;
+        let v = band
+            .read_as::<u16>((0, 0), (w, h), (w, h), None)
+            .unwrap()
+            .into_shape_and_vec()
+            .1;
+        let ww = w * copies;
+        let mut out = Vec::with_capacity(ww * h);
+        for row in v.chunks_exact(w) {
+            for c in 0..copies {
+                if c % 2 == 0 {
+                    out.extend_from_slice(row);
+                } else {
+                    out.extend(row.iter().rev());
+                }
+            }
+        }
+        let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut o = drv
+            .create_with_band_type::<u16, _>(dst.join(path.file_name().unwrap()), ww, h, 1)
+            .unwrap();
+        o.set_geo_transform(&ds.geo_transform().unwrap()).unwrap();
+        o.set_projection(&ds.projection()).unwrap();
+        let mut buf = gdal::raster::Buffer::new((ww, h), out);
+        o.rasterband(1)
+            .unwrap()
+            .write((0, 0), (ww, h), &mut buf)
+            .unwrap();
+        o.close().unwrap();
+    }
+}
+
+#[test]
+fn scores_across_panel_seams_equal_those_of_one_panel() {
+    // Over 4096 px wide: with 512 px blocks the score pass cuts it into two
+    // panels and carries the columns around the seam from one to the next;
+    // with blocks as wide as the scene it reads one panel. Both methods
+    // (their halos differ) must give the same rasters either way.
+    let t = tmp();
+    let (b, a) = (t.path().join("before"), t.path().join("after"));
+    widened_copy(&sample_before(), &b, 6);
+    widened_copy(&sample_after(), &a, 6);
+    for method in ["combined", "learned"] {
+        let (x, y) = (
+            t.path().join(format!("{method}_x")),
+            t.path().join(format!("{method}_y")),
+        );
+        assert_ok(&detect(
+            &b,
+            &a,
+            &x,
+            &["--method", method, "--block-size", "512"],
+        ));
+        assert_ok(&detect(
+            &b,
+            &a,
+            &y,
+            &["--method", method, "--block-size", "8192"],
+        ));
+        for f in ["change_score.tif", "change_mask.tif"] {
+            let (p, shape) = read_band(&x.join(f));
+            let (q, _) = read_band(&y.join(f));
+            assert!(shape.0 > 4096 + 512);
+            assert!(p == q, "{method}: {f} differs across a panel seam");
+        }
+    }
+}
+
 /// A scene folder with the statistics bands under other naming styles.
 fn renamed_copy(src: &Path, dst: &Path, style: &str) {
     std::fs::create_dir_all(dst).unwrap();

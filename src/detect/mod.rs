@@ -228,7 +228,8 @@ pub const STRIP_ROWS: usize = 128;
 pub const PANEL_COLS: usize = 4096;
 
 /// Columns of the score pass's panels: [`PANEL_COLS`] rounded down to whole
-/// blocks (at least one), so the blocks are those of whole-width strips.
+/// blocks (at least one). With the default 512 px blocks, 4096: panel edges
+/// then fall on file tile edges for the usual tile sizes (256 to 1024 px).
 pub fn panel_cols(block_size: usize) -> usize {
     (PANEL_COLS / block_size).max(1) * block_size
 }
@@ -238,9 +239,11 @@ pub fn panel_cols(block_size: usize) -> usize {
 /// of [`STRIP_ROWS`] rows. Why panels: the windows in memory, and the rows
 /// of file tiles GDAL's block cache must hold so that each tile is decoded
 /// once within a panel (see [`crate::run::block_cache_need`]), are then the
-/// same however wide the scene. The price: the tiles under a seam between
-/// panels are decoded for both (a 4096 px panel of 512 px tiles reads 10
-/// tile columns for 8).
+/// same however wide the scene. A panel is read over its own columns only:
+/// the few columns around a seam that the blocks' halos need are carried
+/// from one panel to the next (see `score_pass`), so the 10 m file tiles
+/// under a seam are not decoded twice (the 20 m ones still are, for the
+/// upsampling's one-pixel taps).
 pub fn score_windows(width: usize, height: usize, block_size: usize) -> Vec<Window> {
     let panel = panel_cols(block_size);
     let mut v = Vec::new();
@@ -289,10 +292,39 @@ fn score_pass(
     let windows = score_windows(g.width, g.height, block_size);
     progress.start("score", windows.len() as u64);
     let items = pixels::items(pair);
+    let halo = model.halo();
+    let strips = g.height.div_ceil(STRIP_ROWS);
+    // Read from the files: the panel's own columns only (so no file tile
+    // under a seam is decoded twice), with the halo rows.
     let reads: Vec<Window> = windows
         .iter()
-        .map(|s| expand(*s, model.halo(), g.width, g.height))
+        .map(|w| Window {
+            x: w.x,
+            w: w.w,
+            ..expand(*w, halo, g.width, g.height)
+        })
         .collect();
+    // Scored: a panel's columns but its last `halo` (scored with the next
+    // panel, once its columns are read) and the panel before's last `halo`.
+    let outs: Vec<Window> = windows
+        .iter()
+        .map(|w| {
+            let x0 = if w.x == 0 { 0 } else { w.x - halo };
+            let x1 = if w.x + w.w == g.width {
+                g.width
+            } else {
+                w.x + w.w - halo
+            };
+            Window {
+                x: x0,
+                w: x1 - x0,
+                ..*w
+            }
+        })
+        .collect();
+    // Per strip, the last 2 x `halo` columns of the panel before: the halo
+    // of the columns it left to this one.
+    let mut carried: Vec<Option<Vec<Vec<f32>>>> = vec![None; strips];
     // One worker reads inline: `--threads 1` keeps the run on one core.
     let readers = match rayon::current_num_threads() {
         1 => 0,
@@ -333,9 +365,23 @@ fn score_pass(
             || Ok(SceneReader::new(pair)),
             |reader, i, w| pixels::read_item(reader, pair, items[i], w, (w.w, w.h)),
             |k, data| {
+                let (read, strip) = (reads[k], k % strips);
+                let seam = match carried[strip].take() {
+                    Some(left) if read.x > 0 => {
+                        Some(seam_columns(&left, &data, read, halo, block_size))
+                    }
+                    _ => None,
+                };
+                let mut sources = vec![(data.as_slice(), read)];
+                if let Some((d, w)) = &seam {
+                    sources.push((d.as_slice(), *w));
+                }
                 score_window(
-                    &items, &data, reads[k], windows[k], model, block_size, &tx, score_path,
+                    &items, &sources, outs[k], g.width, model, block_size, &tx, score_path,
                 )?;
+                if read.x + read.w < g.width {
+                    carried[strip] = Some(last_columns(&data, read.w, 2 * halo));
+                }
                 progress.advance(1);
                 Ok(())
             },
@@ -350,16 +396,59 @@ fn score_pass(
     })
 }
 
-/// Scores one window `win` (`data[i]` is item `i` read over `read`, the
-/// window and its halo) in parallel column blocks and hands them to the
-/// writer. Each block makes its own pixels from its columns (plus halo), so
-/// nothing runs serially.
+/// The last `n` columns of every item of a window `w` columns wide.
+fn last_columns(data: &[Vec<f32>], w: usize, n: usize) -> Vec<Vec<f32>> {
+    data.iter()
+        .map(|v| {
+            v.chunks_exact(w)
+                .flat_map(|row| &row[w - n..])
+                .copied()
+                .collect()
+        })
+        .collect()
+}
+
+/// The columns around a panel's left seam: the `2 * halo` carried from the
+/// panel before, then the first `block_size + 2 * halo` of `data` (read
+/// over `read`), enough for every block whose halo crosses the seam.
+fn seam_columns(
+    left: &[Vec<f32>],
+    data: &[Vec<f32>],
+    read: Window,
+    halo: usize,
+    block_size: usize,
+) -> (Vec<Vec<f32>>, Window) {
+    let (lw, rw) = (2 * halo, (block_size + 2 * halo).min(read.w));
+    let cols = left
+        .iter()
+        .zip(data)
+        .map(|(l, d)| {
+            let mut v = Vec::with_capacity((lw + rw) * read.h);
+            for (a, b) in l.chunks_exact(lw).zip(d.chunks_exact(read.w)) {
+                v.extend_from_slice(a);
+                v.extend_from_slice(&b[..rw]);
+            }
+            v
+        })
+        .collect();
+    let win = Window {
+        x: read.x - lw,
+        w: lw + rw,
+        ..read
+    };
+    (cols, win)
+}
+
+/// Scores one window `win` in parallel column blocks and hands them to the
+/// writer. `sources` are the items read over windows (`data[i]` is item
+/// `i`); each block makes its pixels, from its columns plus halo, out of the
+/// first source that holds them, so nothing runs serially.
 #[allow(clippy::too_many_arguments)]
 fn score_window(
     items: &[pixels::Item],
-    data: &[Vec<f32>],
-    read: Window,
+    sources: &[(&[Vec<f32>], Window)],
     win: Window,
+    width: usize,
     model: &Model,
     block_size: usize,
     tx: &std::sync::mpsc::SyncSender<Scored>,
@@ -375,14 +464,18 @@ fn score_window(
         })
         .collect();
     blocks.par_iter().try_for_each(|&block| {
-        // Columns of `read`, which holds the halo of every block.
-        let c0 = block.x.saturating_sub(model.halo()) - read.x;
-        let c1 = (block.x + block.w + model.halo()).min(read.x + read.w) - read.x;
+        let x0 = block.x.saturating_sub(model.halo());
+        let x1 = (block.x + block.w + model.halo()).min(width);
+        let (data, read) = sources
+            .iter()
+            .find(|(_, r)| r.x <= x0 && x1 <= r.x + r.w)
+            .ok_or_else(|| Error::invalid(format!("internal: no read holds columns {x0}..{x1}")))?;
+        let (c0, c1) = (x0 - read.x, x1 - read.x);
         let sub = pixels::assemble_cols(items, data, read.w, c0..c1);
         let sub_read = Window {
-            x: read.x + c0,
-            w: c1 - c0,
-            ..read
+            x: x0,
+            w: x1 - x0,
+            ..*read
         };
         let scored = model.score_block(&sub, sub_read, block);
         let mut hist = Histogram::default();
@@ -546,8 +639,8 @@ mod tests {
             let mut seen = vec![0u8; w * h];
             for win in &wins {
                 assert!(win.w > 0 && win.h > 0 && win.w <= panel_cols(bs));
-                // Panels start on block edges, so the blocks are those of
-                // whole-width strips and the scores do not change.
+                // Panels start on block edges (file tile edges, for the
+                // usual tile sizes).
                 assert_eq!(win.x % bs, 0);
                 for y in win.y..win.y + win.h {
                     for x in win.x..win.x + win.w {
