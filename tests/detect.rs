@@ -238,18 +238,13 @@ fn widened_copy(src: &Path, dst: &Path, copies: usize) {
                 }
             }
         }
-        let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
-        let mut o = drv
-            .create_with_band_type::<u16, _>(dst.join(path.file_name().unwrap()), ww, h, 1)
-            .unwrap();
-        o.set_geo_transform(&ds.geo_transform().unwrap()).unwrap();
-        o.set_projection(&ds.projection()).unwrap();
-        let mut buf = gdal::raster::Buffer::new((ww, h), out);
-        o.rasterband(1)
-            .unwrap()
-            .write((0, 0), (ww, h), &mut buf)
-            .unwrap();
-        o.close().unwrap();
+        write_u16_tif(
+            &dst.join(path.file_name().unwrap()),
+            (ww, h),
+            out,
+            &ds.geo_transform().unwrap(),
+            &ds.projection(),
+        );
     }
 }
 
@@ -500,19 +495,16 @@ fn synthetic_pair_with_cloud(
                     (refl * 10000.0).round() as u16
                 })
                 .collect();
-            let path = d.join(format!("T34UCF_{name}T100000_{b}.tif"));
-            let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
-            let mut ds = drv.create_with_band_type::<u16, _>(&path, w, h, 1).unwrap();
-            ds.set_geo_transform(&[300000.0, 10.0, 0.0, 6100000.0, 0.0, -10.0])
-                .unwrap();
-            ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(32634).unwrap())
-                .unwrap();
-            let mut buf = gdal::raster::Buffer::new((w, h), data);
-            ds.rasterband(1)
-                .unwrap()
-                .write((0, 0), (w, h), &mut buf)
-                .unwrap();
-            ds.close().unwrap();
+            write_u16_tif(
+                &d.join(format!("T34UCF_{name}T100000_{b}.tif")),
+                (w, h),
+                data,
+                &[300000.0, 10.0, 0.0, 6100000.0, 0.0, -10.0],
+                &gdal::spatial_ref::SpatialRef::from_epsg(32634)
+                    .unwrap()
+                    .to_wkt()
+                    .unwrap(),
+            );
         }
     }
     (before, after)

@@ -86,6 +86,27 @@ pub fn band_file(dir: &Path, band: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no {band} in {}", dir.display()))
 }
 
+/// Writes a one-band UInt16 GeoTIFF of `w` x `h` values, georeferenced by
+/// `geo_transform` and the `projection` WKT.
+pub fn write_u16_tif(
+    path: &Path,
+    (w, h): (usize, usize),
+    data: Vec<u16>,
+    geo_transform: &[f64; 6],
+    projection: &str,
+) {
+    let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = drv.create_with_band_type::<u16, _>(path, w, h, 1).unwrap();
+    ds.set_geo_transform(geo_transform).unwrap();
+    ds.set_projection(projection).unwrap();
+    let mut buf = gdal::raster::Buffer::new((w, h), data);
+    ds.rasterband(1)
+        .unwrap()
+        .write((0, 0), (w, h), &mut buf)
+        .unwrap();
+    ds.close().unwrap();
+}
+
 /// Copies a raster with GDAL into another format / name.
 pub fn translate(src: &Path, dst: &Path, driver: &str) {
     let ds = gdal::Dataset::open(src).unwrap();
