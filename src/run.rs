@@ -103,7 +103,7 @@ pub fn release_free_memory() {
 pub fn configure_gdal() {
     let _ = gdal::config::set_config_option("GDAL_PAM_ENABLED", "NO");
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "384");
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &DEFAULT_CACHE_MB.to_string());
     }
 }
 
@@ -152,22 +152,47 @@ fn panel_blocks(cols: usize, grid_width: usize, file_width: usize, block_width: 
     (file_cols.div_ceil(block_width) + 2).min(file_width.div_ceil(block_width))
 }
 
-/// Raises GDAL's block cache to what a strip pass over `pair` needs (see
+/// GDAL's block cache when no pass asks for more, in MB (GDAL_CACHEMAX set
+/// by [`configure_gdal`]).
+const DEFAULT_CACHE_MB: u64 = 384;
+
+/// Sets GDAL's block cache to what a strip pass over `pair` needs (see
 /// [`block_cache_need`]), never below the 384 MB default, unless the user
 /// set GDAL_CACHEMAX. Why: on a full JPEG2000 tile (1024 px blocks) the
 /// default held only about one row of blocks of every band, so each strip
 /// crossing a block row decoded the row above again: tiles were decoded
-/// two to three times.
+/// two to three times. It sets rather than raises, so a pass that needs
+/// less than the one before gets the memory back (GDAL drops blocks over a
+/// lowered limit at once).
 pub fn size_block_cache(pair: &AlignedPair, cols: usize, extra: u64) {
+    set_block_cache(block_cache_need(pair, cols, extra) + (64 << 20));
+}
+
+/// Shrinks GDAL's block cache to [`STREAM_CACHE_MB`] for stages that read
+/// and write each block once (COG copies, labelling), dropping the blocks
+/// over it: what a finished pass cached is not read again, and left there,
+/// with the blocks such stages stream through, it would fill the cache's
+/// whole size while they run.
+pub fn shrink_block_cache() {
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        set_cache_bytes(STREAM_CACHE_MB << 20);
+    }
+}
+
+/// GDAL's block cache for stages that touch each block once, in MB.
+const STREAM_CACHE_MB: u64 = 128;
+
+fn set_block_cache(need: u64) {
     if std::env::var_os("GDAL_CACHEMAX").is_some() {
         return;
     }
-    let need = block_cache_need(pair, cols, extra) + (64 << 20);
-    // SAFETY: plain setters of GDAL's global cache size.
+    set_cache_bytes(need.max(DEFAULT_CACHE_MB << 20));
+}
+
+fn set_cache_bytes(bytes: u64) {
+    // SAFETY: a plain setter of GDAL's global cache size.
     unsafe {
-        if need > gdal_sys::GDALGetCacheMax64() as u64 {
-            gdal_sys::GDALSetCacheMax64(need as i64);
-        }
+        gdal_sys::GDALSetCacheMax64(bytes as i64);
     }
 }
 
@@ -252,6 +277,7 @@ pub fn run_detect_with<T>(
     let work_mask = staging.path("mask.work.tif");
     let summary =
         pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
+    shrink_block_cache();
     release_free_memory();
 
     let (mx, my) = pair.grid.metres_per_unit();

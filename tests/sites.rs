@@ -430,6 +430,31 @@ fn shapes(x: usize, y: usize) -> bool {
     r || ring || l || diag || edge
 }
 
+/// Sites are described panel by panel (columns), one panel after the other;
+/// those whose windows cross a panel seam are cut from pieces that reach into
+/// the next panel. Any panel width gives the same sites.
+#[test]
+fn sites_across_panel_seams_are_described_as_in_one_panel() {
+    let c = roofs_on_sand();
+    let run = |panel_cols: usize| {
+        let s = run_sites(
+            &c.run,
+            &SitesOptions {
+                panel_cols,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let csv = std::fs::read_to_string(c.run.join("sites.csv")).unwrap();
+        (s.sites, geojson(&c.run), csv)
+    };
+    let whole = run(4096);
+    assert!(whole.0 >= 5, "the shapes give five sites or more");
+    for cols in [7, 16, 31] {
+        assert_eq!(run(cols), whole, "panels of {cols} columns");
+    }
+}
+
 #[test]
 fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
     let c = roofs_on_sand();

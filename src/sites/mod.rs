@@ -84,6 +84,9 @@ pub struct SitesOptions {
     pub after: Option<PathBuf>,
     /// Rows of the change mask read at a time.
     pub strip_rows: usize,
+    /// Columns of the panels the sites are described in, one panel after
+    /// the other (see `strips`).
+    pub panel_cols: usize,
     /// Largest site window read at full resolution, in pixels; larger sites
     /// are read decimated.
     pub max_window_px: usize,
@@ -105,6 +108,7 @@ impl Default for SitesOptions {
             before: None,
             after: None,
             strip_rows: 256,
+            panel_cols: crate::detect::PANEL_COLS,
             max_window_px: 1 << 20,
             report_rows: 500,
             threads: 0,
@@ -667,7 +671,10 @@ pub fn find_sites(
     progress: &dyn Progress,
 ) -> Result<(Vec<Site>, Background)> {
     let t = Instant::now();
+    // Labelling reads the mask and writes the labels once, block by block.
+    crate::run::shrink_block_cache();
     let labelled = label_pass(run, opts, labels, progress)?;
+    crate::run::release_free_memory();
     timings.insert("label", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -675,7 +682,15 @@ pub fn find_sites(
     timings.insert("background", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
+    // The descriptions read panels of the scene in strips, with the labels
+    // (u32, 256 px tiles) and the score (f32, 512 px).
+    let cols = opts.panel_cols.clamp(1, run.grid.width.max(1));
+    crate::run::size_block_cache(scenes.full_res(), cols, 2 * cols as u64 * (256 + 512) * 4);
     let described = strips::describe_all(scenes, run, opts, labels, &labelled, &bg, progress)?;
+    drop(labelled);
+    // The pieces and GDAL blocks of the descriptions are freed now; the
+    // writers and chips that follow need a fraction of them.
+    crate::run::release_free_memory();
     timings.insert("describe", t.elapsed().as_secs_f64());
 
     let mut sites = described;
@@ -853,12 +868,6 @@ pub fn stage_sites(
     let scenes =
         Scenes::open_with_decoded(run, opts.before.as_deref(), opts.after.as_deref(), decoded)?;
     timings.insert("open_scenes", t.elapsed().as_secs_f64());
-    // Strips also read the labels (u32, 256 px tiles) and the score (f32, 512 px).
-    crate::run::size_block_cache(
-        scenes.full_res(),
-        run.grid.width,
-        2 * run.grid.width as u64 * (256 + 512) * 4,
-    );
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)

@@ -1,7 +1,8 @@
 //! Describing every site from strips of the rasters, read once and ahead of
 //! use.
 //!
-//! Sites are taken strip by strip from the top. The rasters a description
+//! Sites are taken panel by panel (columns, as the score pass reads the
+//! scene), each strip by strip from the top. The rasters a description
 //! needs (labels, score, the statistics bands of both dates) are read in
 //! chunks of [`STRIP_ROWS`] rows by [`read_ahead`], each chunk over the runs
 //! of columns its sites span: the next chunk is read while the sites of the
@@ -12,7 +13,10 @@
 //! every site, which on a full tile with tens of thousands of sites took
 //! longer than detection), and rows and columns without sites are not read
 //! at all (a desert tile with a few dozen sites reads a small part of the
-//! scene again). Taller or decimated sites are read on their own.
+//! scene again). Taller or decimated sites are read on their own. Panels
+//! keep the chunks in memory, and the file tiles GDAL's block cache must hold
+//! for each to be decoded once, the same however wide the scene; a tile
+//! under a seam is decoded for both panels when sites cross it.
 
 use super::components::Labelled;
 use super::run_info::RunInfo;
@@ -60,6 +64,8 @@ fn merge_runs(mut cols: Vec<Range<usize>>, gap: usize) -> Vec<Range<usize>> {
 /// Rows of a chunk, over one run of columns, of every raster a site
 /// description needs.
 struct Piece {
+    /// The strip key of its chunk (see `describe_all`).
+    key: usize,
     rows: Range<usize>,
     cols: Range<usize>,
     labels: Vec<u32>,
@@ -150,6 +156,7 @@ impl Piece {
         });
         let score = floats.next().unwrap_or_default();
         Piece {
+            key: 0,
             rows: win.y..win.y + win.h,
             cols: win.x..win.x + win.w,
             labels,
@@ -210,23 +217,34 @@ pub(super) fn describe_all(
     let workers = crate::per_thread::PerThread::new();
     let metres = PixelMetres::of(g);
     let n_chunks = g.height.div_ceil(STRIP_ROWS);
+    // Strips are keyed panel-major (`panel * n_chunks + chunk`), so the scene
+    // is taken one panel of columns at a time, top to bottom, as the score
+    // pass does: GDAL's block cache then needs the file tiles under a panel,
+    // not under the whole width. A site belongs to the panel its window
+    // starts in; the pieces read for it may reach a little into the next
+    // panel (the cache holds a block on either side of a panel).
+    let panel_cols = opts.panel_cols.max(1);
+    let n_keys = g.width.div_ceil(panel_cols).max(1) * n_chunks;
     // Sites by strip, in id order; the others are read on their own.
-    let mut by_strip: Vec<Vec<usize>> = vec![Vec::new(); n_chunks];
+    let mut by_strip: Vec<Vec<usize>> = vec![Vec::new(); n_keys];
     let mut alone = Vec::new();
     for (i, c) in comps.iter().enumerate() {
         let (win, _, d) = site_window(c, g, opts.max_window_px);
         let strip = win.y / STRIP_ROWS;
         if d == 1 && win.y + win.h <= (strip + 1) * STRIP_ROWS + STRIP_MARGIN {
-            by_strip[strip].push(i);
+            by_strip[(win.x / panel_cols) * n_chunks + strip].push(i);
         } else {
             alone.push(i);
         }
     }
-    // The chunks strip k's sites lie in.
-    let last_chunk = |k: usize| (k + STRIP_MARGIN.div_ceil(STRIP_ROWS)).min(n_chunks - 1);
-    let strips: Vec<usize> = (0..n_chunks).filter(|&k| !by_strip[k].is_empty()).collect();
-    // Per chunk, the columns its sites span, merged into runs.
-    let mut spans: Vec<Vec<Range<usize>>> = vec![Vec::new(); n_chunks];
+    // The last chunk strip `key`'s sites lie in, in the same panel.
+    let last_chunk = |key: usize| {
+        let (panel, k) = (key / n_chunks, key % n_chunks);
+        panel * n_chunks + (k + STRIP_MARGIN.div_ceil(STRIP_ROWS)).min(n_chunks - 1)
+    };
+    let strips: Vec<usize> = (0..n_keys).filter(|&k| !by_strip[k].is_empty()).collect();
+    // Per chunk of a panel, the columns its sites span, merged into runs.
+    let mut spans: Vec<Vec<Range<usize>>> = vec![Vec::new(); n_keys];
     for &k in &strips {
         for &i in &by_strip[k] {
             let (win, _, _) = site_window(&comps[i], g, opts.max_window_px);
@@ -235,18 +253,24 @@ pub(super) fn describe_all(
             }
         }
     }
-    let pieces: Vec<Window> = spans
+    // (key, window) of each piece, in key order.
+    let keyed: Vec<(usize, Window)> = spans
         .into_iter()
         .enumerate()
-        .flat_map(|(j, cols)| {
-            merge_runs(cols, RUN_GAP).into_iter().map(move |c| Window {
-                x: c.start,
-                y: j * STRIP_ROWS,
-                w: c.len(),
-                h: STRIP_ROWS.min(g.height - j * STRIP_ROWS),
+        .flat_map(|(key, cols)| {
+            let y = (key % n_chunks) * STRIP_ROWS;
+            merge_runs(cols, RUN_GAP).into_iter().map(move |c| {
+                let win = Window {
+                    x: c.start,
+                    y,
+                    w: c.len(),
+                    h: STRIP_ROWS.min(g.height - y),
+                };
+                (key, win)
             })
         })
         .collect();
+    let pieces: Vec<Window> = keyed.iter().map(|&(_, w)| w).collect();
 
     // Describes sites `ids` in parallel, each from the window `window` gives.
     let describe_ids = |ids: &[usize],
@@ -302,12 +326,15 @@ pub(super) fn describe_all(
         },
         |h, item, win| read_item(h, scenes, run, labels, item, win),
         |k, items| {
-            held.push_back(Piece::new(pieces[k], items));
-            let j = pieces[k].y / STRIP_ROWS;
-            if pieces.get(k + 1).is_some_and(|p| p.y == pieces[k].y) {
-                return Ok(()); // more of chunk j to come
+            let key = keyed[k].0;
+            held.push_back(Piece {
+                key,
+                ..Piece::new(pieces[k], items)
+            });
+            if keyed.get(k + 1).is_some_and(|p| p.0 == key) {
+                return Ok(()); // more of this chunk to come
             }
-            while next < strips.len() && last_chunk(strips[next]) <= j {
+            while next < strips.len() && last_chunk(strips[next]) <= key {
                 let ids = &by_strip[strips[next]];
                 let sites = describe_ids(ids, &|_, i| {
                     let (win, shape, d) = site_window(&comps[i], g, opts.max_window_px);
@@ -324,8 +351,8 @@ pub(super) fn describe_all(
                     crate::run::release_free_memory();
                 }
             }
-            let first_row_needed = strips.get(next).map_or(usize::MAX, |&s| s * STRIP_ROWS);
-            while held.front().is_some_and(|p| p.rows.end <= first_row_needed) {
+            let first_needed = strips.get(next).copied().unwrap_or(usize::MAX);
+            while held.front().is_some_and(|p| p.key < first_needed) {
                 held.pop_front();
             }
             Ok(())
