@@ -165,7 +165,8 @@ const DEFAULT_CACHE_MB: u64 = 384;
 /// less than the one before gets the memory back (GDAL drops blocks over a
 /// lowered limit at once).
 pub fn size_block_cache(pair: &AlignedPair, cols: usize, extra: u64) {
-    set_block_cache(block_cache_need(pair, cols, extra) + (64 << 20));
+    let need = block_cache_need(pair, cols, extra) + (64 << 20);
+    set_block_cache(need.max(DEFAULT_CACHE_MB << 20));
 }
 
 /// Shrinks GDAL's block cache to [`STREAM_CACHE_MB`] for stages that read
@@ -174,22 +175,17 @@ pub fn size_block_cache(pair: &AlignedPair, cols: usize, extra: u64) {
 /// with the blocks such stages stream through, it would fill the cache's
 /// whole size while they run.
 pub fn shrink_block_cache() {
-    if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        set_cache_bytes(STREAM_CACHE_MB << 20);
-    }
+    set_block_cache(STREAM_CACHE_MB << 20);
 }
 
 /// GDAL's block cache for stages that touch each block once, in MB.
 const STREAM_CACHE_MB: u64 = 128;
 
-fn set_block_cache(need: u64) {
+/// Sets GDAL's block cache, unless the user set GDAL_CACHEMAX.
+fn set_block_cache(bytes: u64) {
     if std::env::var_os("GDAL_CACHEMAX").is_some() {
         return;
     }
-    set_cache_bytes(need.max(DEFAULT_CACHE_MB << 20));
-}
-
-fn set_cache_bytes(bytes: u64) {
     // SAFETY: a plain setter of GDAL's global cache size.
     unsafe {
         gdal_sys::GDALSetCacheMax64(bytes as i64);
