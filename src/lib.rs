@@ -3,9 +3,11 @@
 //! The pipeline's stages each have a module:
 //! [`read`] (scenes in any form) → [`align`] (one grid, masks) →
 //! [`detect`] (streamed block pipeline: statistics, score, threshold) →
-//! [`export`] (COG rasters, run.json).
+//! [`export`] (COG rasters, run.json) → [`sites`] (ranked sites and their
+//! files); [`batch`] runs many pairs.
 
 pub mod align;
+pub mod batch;
 pub mod detect;
 pub mod error;
 pub mod eval;

@@ -19,13 +19,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compare two scenes: change score, change mask and run.json.
+    // `about` (not a doc comment) on each variant: a doc comment here would
+    // hide the long help with examples that each command's arguments carry.
+    #[command(about = "Compare two scenes: change score, change mask and run.json")]
     Detect(cli::detect::DetectArgs),
-    /// Score a change mask against labels: pixel and object accuracy.
+    #[command(about = "Score a change mask against labels: pixel and object accuracy")]
     Eval(cli::eval::EvalArgs),
-    /// Turn a run's changed pixels into ranked sites: GeoJSON, CSV, KML, chips, report.
+    #[command(
+        about = "Turn a run's changed pixels into ranked sites: GeoJSON, CSV, KML, chips, report"
+    )]
     Sites(cli::sites::SitesArgs),
-    /// Train the learned method on labelled pairs; writes a model JSON with provenance.
+    #[command(
+        about = "Run detect on many scene pairs (a CSV list or a folder of pairs), resumable, shardable"
+    )]
+    Batch(cli::batch::BatchArgs),
+    #[command(
+        about = "Train the learned method on labelled pairs; writes a model JSON with provenance"
+    )]
     Train(cli::train::TrainArgs),
 }
 
@@ -50,5 +60,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => cli::eval::run(&a),
         Command::Sites(a) => cli::sites::run(&a),
         Command::Train(a) => cli::train::run(&a),
+        Command::Batch(a) => cli::batch::run(&a),
     }
 }

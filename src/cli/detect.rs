@@ -7,7 +7,7 @@ use dunewatch::detect::{DetectOptions, Method};
 use dunewatch::progress::Progress;
 use dunewatch::run::{run_detect_with, DetectRequest};
 use dunewatch::sites::{run_info::working_run, stage_sites};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Compare a before and an after Sentinel-2 scene and write a change score
 /// and change mask (Cloud-Optimized GeoTIFFs on the before scene's 10 m grid)
@@ -35,6 +35,16 @@ pub struct DetectArgs {
     /// Output folder (created if missing; must not be an input folder).
     #[arg(long)]
     pub out: PathBuf,
+    /// Area of interest (GeoJSON or any OGR vector file): clip and mask to it.
+    #[arg(long)]
+    pub aoi: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: DetectFlags,
+}
+
+/// How a pair is compared and its sites found; shared by `detect` and `batch`.
+#[derive(Args, Debug, Clone)]
+pub struct DetectFlags {
     /// Change measure: combined (new-structure score), cva, irmad, indices,
     /// learned (the model of `dunewatch train`; see --model).
     #[arg(long, default_value = "combined")]
@@ -49,9 +59,6 @@ pub struct DetectArgs {
     /// Output pixel size in metres (default: the before scene's 10 m bands).
     #[arg(long)]
     pub resolution: Option<f64>,
-    /// Area of interest (GeoJSON or any OGR vector file): clip and mask to it.
-    #[arg(long)]
-    pub aoi: Option<PathBuf>,
     /// Block side in pixels for the parallel score pass.
     #[arg(long, default_value_t = 512)]
     pub block_size: usize,
@@ -68,49 +75,90 @@ pub struct DetectArgs {
     pub sites: crate::cli::sites::SiteFlags,
 }
 
-pub fn run(a: &DetectArgs) -> Result<()> {
-    let method: Method = a.method.parse()?;
-    if let Some(t) = a.threshold {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&t),
-            "--threshold must be in [0, 1], got {t}"
-        );
+/// The parts of the flags that do not depend on the pair, checked once.
+pub struct Prepared {
+    method: Method,
+    model: Option<dunewatch::detect::learned::LearnedModel>,
+    sites: dunewatch::sites::SitesOptions,
+}
+
+impl DetectFlags {
+    /// Checks the options and loads the model (before any pair is read).
+    pub fn prepare(&self) -> Result<Prepared> {
+        let method: Method = self.method.parse()?;
+        if let Some(t) = self.threshold {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&t),
+                "--threshold must be in [0, 1], got {t}"
+            );
+        }
+        let model = match &self.model {
+            Some(p) => {
+                anyhow::ensure!(method == Method::Learned, "--model needs --method learned");
+                Some(dunewatch::detect::learned::LearnedModel::load(p)?)
+            }
+            None => None,
+        };
+        let sites = self.sites.options(self.threads);
+        if !self.no_sites {
+            dunewatch::sites::check_options(&sites)?;
+        }
+        Ok(Prepared {
+            method,
+            model,
+            sites,
+        })
     }
+}
+
+pub fn run(a: &DetectArgs) -> Result<()> {
+    let prep = a.flags.prepare()?;
+    detect_pair(
+        &a.before,
+        &a.after,
+        &a.out,
+        a.aoi.as_deref(),
+        &a.flags,
+        &prep,
+    )
+}
+
+/// One detect run (and its sites unless --no-sites), as `dunewatch detect`
+/// does it; `batch` calls this for every pair.
+pub fn detect_pair(
+    before: &Path,
+    after: &Path,
+    out: &Path,
+    aoi: Option<&Path>,
+    a: &DetectFlags,
+    prep: &Prepared,
+) -> Result<()> {
     let req = DetectRequest {
-        before: a.before.clone(),
-        after: a.after.clone(),
-        out: a.out.clone(),
+        before: before.to_path_buf(),
+        after: after.to_path_buf(),
+        out: out.to_path_buf(),
         align: AlignOptions {
             resolution: a.resolution,
-            aoi: a.aoi.clone(),
+            aoi: aoi.map(Path::to_path_buf),
         },
         detect: DetectOptions {
-            method,
+            method: prep.method,
             block_size: a.block_size,
             threshold: a.threshold,
-            model: match &a.model {
-                Some(p) => {
-                    anyhow::ensure!(method == Method::Learned, "--model needs --method learned");
-                    Some(dunewatch::detect::learned::LearnedModel::load(p)?)
-                }
-                None => None,
-            },
+            model: prep.model.clone(),
             ..Default::default()
         },
         threads: a.threads,
     };
     let bar = crate::cli::progress::Bar::new(a.quiet);
-    let sites_opts = a.sites.options(a.threads);
-    if !a.no_sites {
-        dunewatch::sites::check_options(&sites_opts)?;
-    }
+    let sites_opts = &prep.sites;
     // The sites are found from the working rasters while the COGs are written.
     let res = run_detect_with(&req, &bar, |w| {
         if a.no_sites {
             return Ok(None);
         }
         let run = working_run(w.dir, w.mask, w.score, w.record)?;
-        stage_sites(&run, &sites_opts, w.decoded, &bar).map(Some)
+        stage_sites(&run, sites_opts, w.decoded, &bar).map(Some)
     });
     bar.finish();
     let (rec, staged) = res?;
@@ -118,7 +166,7 @@ pub fn run(a: &DetectArgs) -> Result<()> {
         let p = &rec.detect.pixels;
         println!(
             "{}: {} x {} px, {} compared, {} changed ({:.2}%), threshold {:.3} ({}), {:.1} s",
-            a.out.display(),
+            out.display(),
             rec.grid.grid.width,
             rec.grid.grid.height,
             p.compared,
@@ -132,7 +180,7 @@ pub fn run(a: &DetectArgs) -> Result<()> {
     if let Some(staged) = staged {
         let s = staged.commit()?;
         if !a.quiet {
-            crate::cli::sites::print_summary(&a.out, &s);
+            crate::cli::sites::print_summary(out, &s);
         }
     }
     Ok(())
