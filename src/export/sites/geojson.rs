@@ -10,74 +10,146 @@
 use super::{feature_pairs, nearest_watch, round, Context, Sink};
 use crate::error::Result;
 use crate::sites::Site;
-use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 
-fn ring(r: &[[f64; 2]]) -> Value {
-    Value::Array(
-        r.iter()
-            .map(|p| json!([round(p[0], 7), round(p[1], 7)]))
-            .collect(),
-    )
-}
+// Features are written straight into the output text, not built as
+// serde_json values first: with tens of thousands of sites the values'
+// allocations were most of the sites step's writing time. Keys come in
+// sorted order and numbers and strings are formatted by serde_json, so the
+// bytes are those serde_json gives for the same values.
 
-pub fn geometry(s: &Site) -> Value {
-    let polys: Vec<Value> = s
-        .outline_lonlat
-        .iter()
-        .map(|p| Value::Array(p.iter().map(|r| ring(r)).collect()))
-        .collect();
-    if polys.len() == 1 {
-        json!({ "type": "Polygon", "coordinates": polys[0] })
-    } else {
-        json!({ "type": "MultiPolygon", "coordinates": polys })
+/// A number as serde_json writes an f64 (shortest round trip; `null` when
+/// not finite).
+fn num(out: &mut String, v: f64) {
+    match serde_json::Number::from_f64(v) {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.push_str("null"),
     }
 }
 
-pub fn properties(s: &Site, ctx: &Context) -> Map<String, Value> {
-    let mut p = Map::new();
-    p.insert("id".into(), json!(s.id));
-    p.insert("rank".into(), json!(s.rank));
-    p.insert("kind".into(), json!(s.kind.name()));
-    p.insert("score".into(), json!(round(s.score, 4)));
-    p.insert("reasons".into(), json!(s.reasons));
-    p.insert("area_m2".into(), json!(round(s.area_m2, 1)));
-    p.insert("centroid_lon".into(), json!(round(s.lon, 7)));
-    p.insert("centroid_lat".into(), json!(round(s.lat, 7)));
-    p.insert("before_date".into(), json!(ctx.scene.before_date));
-    p.insert("after_date".into(), json!(ctx.scene.after_date));
-    let (wn, wd) = match nearest_watch(s) {
-        Some((n, d)) => (json!(n), json!(d)),
-        None => (Value::Null, Value::Null),
-    };
-    p.insert("watch_name".into(), wn);
-    p.insert("watch_distance_m".into(), wd);
-    p.insert(
-        "chip".into(),
-        if (s.rank as usize) <= ctx.opts.chips {
-            json!(format!("chips/{}.png", s.id))
-        } else {
-            Value::Null
-        },
-    );
-    let f: Map<String, Value> = feature_pairs(s)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    p.insert("features".into(), Value::Object(f));
-    p
+/// A JSON string, escaped as serde_json escapes it.
+fn text(out: &mut String, s: &str) {
+    // Serialising a str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-pub fn feature(s: &Site, ctx: &Context) -> Value {
+fn ring(out: &mut String, r: &[[f64; 2]]) {
+    out.push('[');
+    for (i, p) in r.iter().enumerate() {
+        out.push_str(if i > 0 { ",[" } else { "[" });
+        num(out, round(p[0], 7));
+        out.push(',');
+        num(out, round(p[1], 7));
+        out.push(']');
+    }
+    out.push(']');
+}
+
+fn geometry(out: &mut String, s: &Site) {
+    let polygon = |out: &mut String, p: &Vec<Vec<[f64; 2]>>| {
+        out.push('[');
+        for (i, r) in p.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            ring(out, r);
+        }
+        out.push(']');
+    };
+    out.push_str("{\"coordinates\":");
+    if s.outline_lonlat.len() == 1 {
+        polygon(out, &s.outline_lonlat[0]);
+        out.push_str(",\"type\":\"Polygon\"}");
+    } else {
+        out.push('[');
+        for (i, p) in s.outline_lonlat.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            polygon(out, p);
+        }
+        out.push_str("],\"type\":\"MultiPolygon\"}");
+    }
+}
+
+fn opt_text(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => text(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+fn properties(out: &mut String, s: &Site, ctx: &Context) {
+    out.push_str("{\"after_date\":");
+    opt_text(out, ctx.scene.after_date.as_deref());
+    out.push_str(",\"area_m2\":");
+    num(out, round(s.area_m2, 1));
+    out.push_str(",\"before_date\":");
+    opt_text(out, ctx.scene.before_date.as_deref());
+    out.push_str(",\"centroid_lat\":");
+    num(out, round(s.lat, 7));
+    out.push_str(",\"centroid_lon\":");
+    num(out, round(s.lon, 7));
+    out.push_str(",\"chip\":");
+    if (s.rank as usize) <= ctx.opts.chips {
+        let _ = write!(out, "\"chips/{}.png\"", s.id);
+    } else {
+        out.push_str("null");
+    }
+    out.push_str(",\"features\":{");
+    let mut f = feature_pairs(s);
+    // A JSON object's keys in serde_json's (sorted) order; a repeated key keeps its last value.
+    f.reverse();
+    f.sort_by_key(|(k, _)| *k);
+    f.dedup_by_key(|(k, _)| *k);
+    for (i, (k, v)) in f.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        text(out, k);
+        out.push(':');
+        num(out, v);
+    }
+    let _ = write!(out, "}},\"id\":{},\"kind\":", s.id);
+    text(out, s.kind.name());
+    let _ = write!(out, ",\"rank\":{},\"reasons\":[", s.rank);
+    for (i, r) in s.reasons.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        text(out, r);
+    }
+    out.push_str("],\"score\":");
+    num(out, round(s.score, 4));
+    let watch = nearest_watch(s);
+    out.push_str(",\"watch_distance_m\":");
+    match watch {
+        Some((_, d)) => num(out, d),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"watch_name\":");
+    opt_text(out, watch.map(|(n, _)| n));
+    out.push('}');
+}
+
+/// One Feature, keys in sorted order: bbox, geometry, id, properties, type.
+pub fn feature(out: &mut String, s: &Site, ctx: &Context) {
     let b = s.bbox_lonlat;
-    json!({
-        "type": "Feature",
-        "id": s.id,
-        "bbox": [round(b[0], 7), round(b[1], 7), round(b[2], 7), round(b[3], 7)],
-        "geometry": geometry(s),
-        "properties": properties(s, ctx),
-    })
+    out.push_str("{\"bbox\":[");
+    for (i, v) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        num(out, round(*v, 7));
+    }
+    out.push_str("],\"geometry\":");
+    geometry(out, s);
+    let _ = write!(out, ",\"id\":{},\"properties\":", s.id);
+    properties(out, s, ctx);
+    out.push_str(",\"type\":\"Feature\"}");
 }
 
 /// Streams the collection, features rendered in parallel batches (memory
@@ -85,20 +157,21 @@ pub fn feature(s: &Site, ctx: &Context) -> Value {
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
     let mut w = Sink::create(path)?;
     let b = ctx.scene.bounds_lonlat;
-    let bbox = json!([
-        round(b[0], 7),
-        round(b[1], 7),
-        round(b[2], 7),
-        round(b[3], 7)
-    ]);
+    let mut bbox = String::from("[");
+    for (i, v) in b.iter().enumerate() {
+        if i > 0 {
+            bbox.push(',');
+        }
+        num(&mut bbox, round(*v, 7));
+    }
+    bbox.push(']');
     let _ = write!(
         w,
         "{{\"type\":\"FeatureCollection\",\"bbox\":{bbox},\"features\":["
     );
     w.write_each(ctx.sites, |out, i, s| {
         out.push_str(if i > 0 { ",\n" } else { "\n" });
-        // A Value always serialises.
-        let _ = write!(out, "{}", feature(s, ctx));
+        feature(out, s, ctx);
     });
     let _ = write!(w, "\n]}}\n");
     w.finish()
