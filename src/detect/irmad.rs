@@ -10,6 +10,7 @@
 use super::chi2::chi2_cdf;
 use super::linalg::Mat;
 use super::sample::Sample;
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// A fitted IR-MAD transformation.
@@ -74,9 +75,10 @@ impl IrMad {
                 sigma,
                 iterations: it,
             };
-            for (i, wi) in w.iter_mut().enumerate() {
+            // Each weight is its own pixel's: the same values on any number of threads.
+            w.par_iter_mut().enumerate().for_each(|(i, wi)| {
                 *wi = 1.0 - chi2_cdf(m.chi2_f32(s.x(i), s.y(i)), p);
-            }
+            });
             let converged = prev_rho
                 .as_ref()
                 .is_some_and(|pr| pr.iter().zip(&rho).all(|(a, b)| (a - b).abs() < 1e-4));
