@@ -262,28 +262,39 @@ impl Model {
         let raw = self.combined_raw(px, rw, rh);
         let sm = SMOOTH;
         let mut out = Vec::with_capacity(block.len());
+        // Window sums taken a whole row at a time (so they vectorise), each
+        // pixel's terms added in the same order as a per-pixel loop over its
+        // window (rows, then columns): the same sums to the bit. A masked
+        // (NaN) neighbour adds an exact zero and no count.
+        let (mut sum, mut cnt) = (vec![0.0f32; block.w], vec![0u32; block.w]);
         for r in 0..block.h {
             let rr = oy + r;
-            let rows = rr.saturating_sub(sm)..=(rr + sm).min(rh - 1);
-            for c in 0..block.w {
-                let cc = ox + c;
-                if raw[rr * rw + cc].is_nan() {
-                    out.push(None);
-                    continue;
-                }
-                let (mut s, mut n) = (0.0f32, 0u32);
-                for dr in rows.clone() {
-                    for &v in
-                        &raw[dr * rw + cc.saturating_sub(sm)..=dr * rw + (cc + sm).min(rw - 1)]
-                    {
-                        if !v.is_nan() {
-                            s += v;
-                            n += 1;
-                        }
+            sum.fill(0.0);
+            cnt.fill(0);
+            for dr in rr.saturating_sub(sm)..=(rr + sm).min(rh - 1) {
+                let row = &raw[dr * rw..(dr + 1) * rw];
+                for d in 0..=2 * sm {
+                    // Output columns whose neighbour at offset d - sm exists.
+                    let c0 = sm.saturating_sub(d + ox).min(block.w);
+                    let c1 = (rw + sm).saturating_sub(d + ox).min(block.w);
+                    if c0 >= c1 {
+                        continue;
+                    }
+                    let src = &row[ox + c0 + d - sm..ox + c1 + d - sm];
+                    for ((s, n), &v) in sum[c0..c1].iter_mut().zip(&mut cnt[c0..c1]).zip(src) {
+                        let ok = !v.is_nan();
+                        *s += if ok { v } else { 0.0 };
+                        *n += ok as u32;
                     }
                 }
-                out.push(Some(s / n as f32));
             }
+            let centre = &raw[rr * rw + ox..rr * rw + ox + block.w];
+            out.extend(
+                centre
+                    .iter()
+                    .zip(sum.iter().zip(&cnt))
+                    .map(|(v, (s, n))| (!v.is_nan()).then(|| s / *n as f32)),
+            );
         }
         out
     }
