@@ -58,6 +58,8 @@ pub struct RunRecord {
     /// JPEG2000 files decoded once into the run's staging folder (see
     /// [`align::transcode`]).
     pub jp2_decoded_once: usize,
+    /// The after scene's misregistration, and whether it was corrected.
+    pub coregistration: align::coregister::Coregistration,
     pub detect: DetectSummary,
     pub outputs: Vec<&'static str>,
     pub timings_s: BTreeMap<&'static str, f64>,
@@ -192,6 +194,25 @@ fn set_block_cache(bytes: u64) {
     }
 }
 
+/// Co-registers the pair when `opts` asks for it (see
+/// [`align::coregister`]), on `pool`.
+pub fn coregister(
+    pair: &mut AlignedPair,
+    opts: &AlignOptions,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+) -> Result<align::coregister::Coregistration> {
+    if !opts.coregister {
+        return Ok(align::coregister::Coregistration::skipped(
+            "--no-coregister",
+        ));
+    }
+    progress.start("co-register", 1);
+    let c = pool.install(|| align::coregister::coregister(pair))?;
+    progress.advance(1);
+    Ok(c)
+}
+
 fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
     SceneInfo {
         // Absolute, so `dunewatch sites` finds the scenes from any folder.
@@ -264,6 +285,9 @@ pub fn run_detect_with<T>(
     if !decoded.is_empty() {
         timings.insert("decode_jp2", t.elapsed().as_secs_f64());
     }
+    let t = Instant::now();
+    let coregistration = coregister(&mut pair, &req.align, &pool, progress)?;
+    timings.insert("coregister", t.elapsed().as_secs_f64());
     // The score pass reads panels and writes a float score, 512 px tiles;
     // the mask pass writes a byte mask.
     let panel = detect::panel_cols(req.detect.block_size).min(pair.grid.width);
@@ -297,6 +321,7 @@ pub fn run_detect_with<T>(
             .collect(),
         threads,
         jp2_decoded_once: decoded.len(),
+        coregistration,
         detect: summary,
         outputs: vec![SCORE_FILE, MASK_FILE, RUN_FILE],
         timings_s: BTreeMap::new(),

@@ -410,6 +410,108 @@ fn after_scene_in_another_crs_is_warped_onto_the_before_grid() {
     assert_beats_chance(&out, 3.0);
 }
 
+/// A copy of a scene folder brightened (DN x 1.05 + 30: a radiometric
+/// change, not a change on the ground) with every file displaced by `(dx,
+/// dy)` of the scene's 10 m pixels (x east, y south).
+fn displaced_copy(src: &Path, dst: &Path, dx: f64, dy: f64) {
+    std::fs::create_dir_all(dst).unwrap();
+    let ten = gdal::Dataset::open(band_file(src, "B04"))
+        .unwrap()
+        .geo_transform()
+        .unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let p = e.path();
+        let ds = gdal::Dataset::open(&p).unwrap();
+        let mut gt = ds.geo_transform().unwrap();
+        gt[0] += dx * ten[1];
+        gt[3] += dy * ten[5];
+        let (v, shape) = read_band(&p);
+        let v = v
+            .iter()
+            .map(|&x| {
+                if x == 0.0 {
+                    0
+                } else {
+                    (x * 1.05 + 30.0) as u16
+                }
+            })
+            .collect();
+        write_u16_tif(
+            &dst.join(p.file_name().unwrap()),
+            shape,
+            v,
+            &gt,
+            &ds.projection(),
+        );
+    }
+}
+
+#[test]
+fn a_displaced_after_scene_is_shifted_back_onto_the_before_scene() {
+    let t = tmp();
+    let after = t.path().join("after");
+    displaced_copy(&sample_before(), &after, 2.0, -1.0);
+    let (on, off) = (t.path().join("on"), t.path().join("off"));
+    assert_ok(&detect(&sample_before(), &after, &on, &[]));
+    assert_ok(&detect(
+        &sample_before(),
+        &after,
+        &off,
+        &["--no-coregister"],
+    ));
+    let (on, off) = (run_json(&on), run_json(&off));
+    let c = &on["coregistration"];
+    assert_eq!(c["applied"], true, "{c}");
+    let s: Vec<f64> = c["shift_px"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        (s[0] - 2.0).abs() < 0.1 && (s[1] + 1.0).abs() < 0.1,
+        "shift {s:?}"
+    );
+    // 10 m bands on the before lattice are interpolated; the 20 m bands,
+    // already warped, are warped again onto the moved grid.
+    assert_eq!(on["after"]["alignment"]["B04"], "shifted");
+    assert_eq!(on["after"]["alignment"]["B11"], "warped");
+    assert_eq!(off["coregistration"]["applied"], false);
+    // The same ground: shifted back, next to nothing changed; left two
+    // pixels off, edges everywhere look like change.
+    let changed = |r: &serde_json::Value| r["detect"]["pixels"]["changed"].as_u64().unwrap();
+    assert!(
+        changed(&on) * 10 < changed(&off),
+        "changed with co-registration {}, without {}",
+        changed(&on),
+        changed(&off)
+    );
+}
+
+#[test]
+fn the_sample_pairs_misregistration_is_corrected_and_accuracy_rises() {
+    let t = tmp();
+    let (on, off) = (t.path().join("on"), t.path().join("off"));
+    assert_ok(&detect(&sample_before(), &sample_after(), &on, &[]));
+    assert_ok(&detect(
+        &sample_before(),
+        &sample_after(),
+        &off,
+        &["--no-coregister"],
+    ));
+    // OSCD abudhabi's dates are about a pixel apart (0.7 px east, 1.1 px
+    // south by an independent phase correlation of the same bands).
+    let c = &run_json(&on)["coregistration"];
+    let s = c["shift_px"].as_array().unwrap();
+    let (dx, dy) = (s[0].as_f64().unwrap(), s[1].as_f64().unwrap());
+    assert!((dx - 0.7).abs() < 0.25 && (dy - 1.1).abs() < 0.25, "{c}");
+    let (f_on, f_off) = (
+        assert_beats_chance(&on, 4.0),
+        assert_beats_chance(&off, 4.0),
+    );
+    assert!(f_on > f_off + 0.01, "F1 {f_on:.3} with, {f_off:.3} without");
+}
+
 #[test]
 fn safe_products_folder_and_zip() {
     let t = tmp();

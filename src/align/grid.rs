@@ -114,6 +114,19 @@ impl Grid {
         }
     }
 
+    /// The grid moved by `dx` columns and `dy` rows (fractions allowed):
+    /// its pixel (0, 0) is this grid's (dx, dy).
+    pub fn translated(&self, dx: f64, dy: f64) -> Grid {
+        let g = &self.geotransform;
+        let mut gt = *g;
+        gt[0] = g[0] + dx * g[1] + dy * g[2];
+        gt[3] = g[3] + dx * g[4] + dy * g[5];
+        Grid {
+            geotransform: gt,
+            ..self.clone()
+        }
+    }
+
     /// The same extent with another pixel size (CRS units).
     pub fn with_pixel_size(&self, dx: f64, dy: f64) -> Grid {
         let [xmin, ymin, xmax, ymax] = self.bounds();

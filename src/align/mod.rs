@@ -6,6 +6,7 @@
 //! from another MGRS tile or CRS, `--resolution`) is read through a GDAL
 //! warped VRT. Nothing is ever resampled whole into memory.
 
+pub mod coregister;
 pub mod grid;
 pub mod read_ahead;
 pub mod reader;
@@ -33,15 +34,17 @@ pub enum Source {
         y_off: usize,
     },
     /// The file is on the output grid's lattice at `factor` times its
-    /// pixel size: read natively and interpolated (see [`upsample`]).
+    /// pixel size: read natively and interpolated (see [`upsample`]). Also
+    /// a band shifted by part of a pixel (co-registration; `factor` 1).
     Upsampled {
         path: String,
         index: usize,
         /// Source pixel size over grid pixel size (2 for 20 m onto 10 m).
         factor: usize,
-        /// Offset of the grid's origin from the source's, in grid pixels.
-        x_off: usize,
-        y_off: usize,
+        /// Offset of the grid's origin from the source's, in grid pixels
+        /// (whole unless the band is shifted by [`coregister`]).
+        x_off: f64,
+        y_off: f64,
         /// Source size in its own pixels.
         src_w: usize,
         src_h: usize,
@@ -57,6 +60,7 @@ impl Source {
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Direct { .. } => "direct",
+            Source::Upsampled { factor: 1, .. } => "shifted",
             Source::Upsampled { .. } => "upsampled",
             Source::Warped { .. } => "warped",
         }
@@ -93,12 +97,26 @@ pub struct AlignedPair {
     _tmp: tempfile::TempDir,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AlignOptions {
     /// Output pixel size in metres (default: the before scene's 10 m bands).
     pub resolution: Option<f64>,
     /// Polygon(s) to clip to, any OGR-readable vector file.
     pub aoi: Option<PathBuf>,
+    /// Estimate the after scene's misregistration and shift it onto the
+    /// before scene (see [`coregister`]; done after [`align`], by the
+    /// caller, once the pixels can be read).
+    pub coregister: bool,
+}
+
+impl Default for AlignOptions {
+    fn default() -> Self {
+        AlignOptions {
+            resolution: None,
+            aoi: None,
+            coregister: true,
+        }
+    }
 }
 
 /// Bands that define the reference grid, in order of preference.
@@ -269,8 +287,8 @@ fn place_band(
             path: file.path.clone(),
             index: file.index,
             factor,
-            x_off,
-            y_off,
+            x_off: x_off as f64,
+            y_off: y_off as f64,
             src_w: src_grid.width,
             src_h: src_grid.height,
             nearest: categorical,

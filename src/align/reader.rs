@@ -91,8 +91,10 @@ impl<'a> SceneReader<'a> {
             } if shape != (win.w, win.h) => {
                 // Decimated reads (overviews, samples) take the nearest
                 // source pixel; interpolating would read every source pixel
-                // the window spans.
-                let (k, (x0, y0)) = (*factor, (win.x + x_off, win.y + y_off));
+                // the window spans. A shift by part of a pixel is rounded.
+                let first = |w: usize, off: f64| (w as f64 + off).round().max(0.0) as usize;
+                let (k, (x0, y0)) = (*factor, (first(win.x, *x_off), first(win.y, *y_off)));
+                let (x0, y0) = (x0.min(src_w * k - 1), y0.min(src_h * k - 1));
                 let x1 = ((x0 + win.w).div_ceil(k)).min(*src_w);
                 let y1 = ((y0 + win.h).div_ceil(k)).min(*src_h);
                 let src = Window {
@@ -118,8 +120,22 @@ impl<'a> SceneReader<'a> {
                 src_h,
                 nearest,
             } => {
-                let cols = upsample::taps(win.x + x_off, win.w, shape.0, *factor, *src_w, *nearest);
-                let rows = upsample::taps(win.y + y_off, win.h, shape.1, *factor, *src_h, *nearest);
+                let cols = upsample::taps(
+                    win.x as f64 + x_off,
+                    win.w,
+                    shape.0,
+                    *factor,
+                    *src_w,
+                    *nearest,
+                );
+                let rows = upsample::taps(
+                    win.y as f64 + y_off,
+                    win.h,
+                    shape.1,
+                    *factor,
+                    *src_h,
+                    *nearest,
+                );
                 let src = self.read(
                     ab,
                     path,

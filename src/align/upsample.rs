@@ -13,6 +13,11 @@
 //! renormalised, as GDAL does); an output pixel touched by a saturated
 //! source pixel is saturated; one with no valid source pixel is no data.
 //! Nearest neighbour (class codes) takes source pixel `J / k`.
+//!
+//! The same taps shift a band by a fraction of a pixel (factor 1, or any
+//! factor, with a fractional first pixel): that is how the after scene is
+//! co-registered (see [`super::coregister`]). Output pixels whose centre
+//! falls outside the source are no data, never an edge pixel repeated.
 
 /// The two source pixels and the weight of the second, for every output
 /// column (or row) of a read, relative to the first source pixel read.
@@ -25,15 +30,19 @@ pub struct Taps {
     /// Per output pixel: (first tap, second tap, weight of the second), as
     /// offsets from `start`.
     pub taps: Vec<(u32, u32, f32)>,
+    /// Output pixels whose centre lies on the source: `valid.0..valid.1`
+    /// (all of them unless the read is shifted past the source's edge).
+    pub valid: (usize, usize),
 }
 
 /// Taps for reading grid pixels `[first, first + span)` (in the source's
-/// frame, counted in grid pixels) into `out` pixels: `out == span` for a
+/// frame, counted in grid pixels; `first` is fractional when the read is
+/// shifted by part of a pixel) into `out` pixels: `out == span` for a
 /// full-resolution read, fewer for a decimated one (output pixel `o` then
 /// samples grid pixel `first + (o + 0.5) span / out`, as GDAL's nearest
 /// neighbour reads do). `src_len` is the source size in its own pixels.
 pub fn taps(
-    first: usize,
+    first: f64,
     span: usize,
     out: usize,
     factor: usize,
@@ -43,18 +52,24 @@ pub fn taps(
     assert!(factor >= 1 && src_len >= 1 && out >= 1 && span >= 1);
     let last = src_len as i64 - 1;
     let k = factor as f64;
+    let mut valid = (out, out);
     let raw: Vec<(i64, i64, f32)> = (0..out)
         .map(|o| {
             let j = if out == span {
-                first + o
+                first + o as f64
             } else {
-                first + ((o as f64 + 0.5) * span as f64 / out as f64) as usize
+                first + ((o as f64 + 0.5) * span as f64 / out as f64) as usize as f64
             };
+            // The pixel's centre, in source pixels.
+            let centre = (j + 0.5) / k;
+            if (0.0..=src_len as f64).contains(&centre) {
+                valid = (valid.0.min(o), o + 1);
+            }
             if nearest {
-                let i = ((j / factor) as i64).min(last);
+                let i = (centre.floor() as i64).clamp(0, last);
                 return (i, i, 0.0);
             }
-            let t = (j as f64 + 0.5) / k - 0.5;
+            let t = centre - 0.5;
             let i = t.floor();
             let w = (t - i) as f32;
             let i = i as i64;
@@ -70,12 +85,14 @@ pub fn taps(
             .into_iter()
             .map(|(a, b, w)| ((a - start) as u32, (b - start) as u32, w))
             .collect(),
+        valid: (valid.0.min(valid.1), valid.1),
     }
 }
 
 /// Interpolates the output from `src`, the source window given by `cols`
 /// and `rows` (row-major, `cols.len` wide). Values equal to `nodata` (or
-/// NaN) are no data; values at or above `saturated` are saturated.
+/// NaN) are no data; values at or above `saturated` are saturated. Output
+/// pixels off the source (outside the taps' `valid` ranges) are NaN.
 pub fn interpolate(
     src: &[f32],
     cols: &Taps,
@@ -92,7 +109,11 @@ pub fn interpolate(
         .map(|row| row.iter().all(|&v| v != nodata && v < sat && !v.is_nan()))
         .collect();
     let mut out = Vec::with_capacity(cols.taps.len() * rows.taps.len());
-    for &(r0, r1, wy) in &rows.taps {
+    for (r, &(r0, r1, wy)) in rows.taps.iter().enumerate() {
+        if !(rows.valid.0..rows.valid.1).contains(&r) {
+            out.resize(out.len() + cols.taps.len(), f32::NAN);
+            continue;
+        }
         let (a, b) = (
             &src[r0 as usize * sw..][..sw],
             &src[r1 as usize * sw..][..sw],
@@ -143,6 +164,13 @@ pub fn interpolate(
             });
         }
     }
+    if cols.valid != (0, cols.taps.len()) {
+        let w = cols.taps.len();
+        for row in out.chunks_exact_mut(w) {
+            row[..cols.valid.0].fill(f32::NAN);
+            row[cols.valid.1..].fill(f32::NAN);
+        }
+    }
     out
 }
 
@@ -153,24 +181,24 @@ mod tests {
     #[test]
     fn twenty_metre_onto_ten_metre_weights() {
         // Grid pixels 0..4 over source pixels 0..1: centres at -0.25, 0.25, 0.75, 1.25.
-        let t = taps(0, 4, 4, 2, 2, false);
+        let t = taps(0.0, 4, 4, 2, 2, false);
         assert_eq!(t.start, 0);
         assert_eq!(t.len, 2);
         assert_eq!(
             t.taps,
             vec![(0, 0, 0.75), (0, 1, 0.25), (0, 1, 0.75), (1, 1, 0.25)]
         );
-        let row = taps(0, 1, 1, 2, 1, false);
+        let row = taps(0.0, 1, 1, 2, 1, false);
         let v = interpolate(&[100.0, 200.0], &t, &row, 0.0, None);
         assert_eq!(v, vec![100.0, 125.0, 175.0, 200.0]);
     }
 
     #[test]
     fn offset_windows_read_only_what_they_need() {
-        let t = taps(10, 4, 4, 2, 100, false);
+        let t = taps(10.0, 4, 4, 2, 100, false);
         // Centres 4.75 .. 6.25: source pixels 4 to 7.
         assert_eq!((t.start, t.len), (4, 4));
-        let n = taps(10, 4, 4, 2, 100, true);
+        let n = taps(10.0, 4, 4, 2, 100, true);
         assert_eq!((n.start, n.len), (5, 2));
         assert_eq!(
             n.taps,
@@ -180,8 +208,8 @@ mod tests {
 
     #[test]
     fn nodata_is_renormalised_and_saturation_wins() {
-        let cols = taps(1, 2, 2, 2, 2, false);
-        let rows = taps(0, 1, 1, 2, 1, false);
+        let cols = taps(1.0, 2, 2, 2, 2, false);
+        let rows = taps(0.0, 1, 1, 2, 1, false);
         // Second source pixel no data: the first's value everywhere it reaches.
         assert_eq!(
             interpolate(&[100.0, 0.0], &cols, &rows, 0.0, None),
@@ -198,9 +226,37 @@ mod tests {
     }
 
     #[test]
+    fn a_fractional_first_pixel_shifts_the_read_and_leaves_no_edge_copies() {
+        // Factor 1, first pixel -0.75: output pixel 0 (centre -0.25) is off
+        // the source, pixel 1 sits a quarter of the way from source pixel 0
+        // to 1; the last output's centre (3.75) is on source pixel 3.
+        let cols = taps(-0.75, 5, 5, 1, 4, false);
+        assert_eq!(cols.valid, (1, 5));
+        assert_eq!((cols.start, cols.len), (0, 4));
+        let rows = taps(0.0, 1, 1, 1, 1, false);
+        let v = interpolate(&[10.0, 20.0, 40.0, 80.0], &cols, &rows, 0.0, None);
+        assert!(v[0].is_nan(), "{v:?}");
+        assert_eq!(&v[1..], &[12.5, 25.0, 50.0, 80.0]);
+        // Shifted the other way, past the far edge.
+        let cols = taps(1.5, 4, 4, 1, 4, false);
+        assert_eq!(cols.valid, (0, 3));
+        assert_eq!((cols.start, cols.len), (1, 3));
+        let v = interpolate(&[20.0, 40.0, 80.0], &cols, &rows, 0.0, None);
+        assert_eq!(&v[..2], &[30.0, 60.0]);
+        assert_eq!(v[2], 80.0, "centre 3.5 is the last pixel's centre");
+        assert!(v[3].is_nan());
+        // Whole rows off the source, and nearest neighbour for class codes.
+        let rows = taps(-1.5, 2, 2, 1, 1, false);
+        assert_eq!(rows.valid, (1, 2));
+        let n = taps(0.6, 3, 3, 2, 2, true);
+        // Centres 0.55, 1.05, 1.55 source pixels: pixels 0, 1, 1.
+        assert_eq!(n.taps, vec![(0, 0, 0.0), (1, 1, 0.0), (1, 1, 0.0)]);
+    }
+
+    #[test]
     fn decimated_reads_sample_like_gdal() {
         // 8 grid pixels into 2: samples grid pixels 2 and 6.
-        let t = taps(0, 8, 2, 2, 4, true);
+        let t = taps(0.0, 8, 2, 2, 4, true);
         assert_eq!((t.start, t.len), (1, 3));
         assert_eq!(t.taps, vec![(0, 0, 0.0), (2, 2, 0.0)]);
     }

@@ -59,6 +59,11 @@ pub struct DetectFlags {
     /// Output pixel size in metres (default: the before scene's 10 m bands).
     #[arg(long)]
     pub resolution: Option<f64>,
+    /// Do not correct the after scene's misregistration (by default it is
+    /// estimated by phase correlation and, from a quarter pixel up, the after
+    /// scene is shifted onto the before scene; run.json records both).
+    #[arg(long)]
+    pub no_coregister: bool,
     /// Block side in pixels for the parallel score pass.
     #[arg(long, default_value_t = 512)]
     pub block_size: usize,
@@ -140,6 +145,7 @@ pub fn detect_pair(
         align: AlignOptions {
             resolution: a.resolution,
             aoi: aoi.map(Path::to_path_buf),
+            coregister: !a.no_coregister,
         },
         detect: DetectOptions {
             method: prep.method,

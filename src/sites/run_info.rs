@@ -29,6 +29,9 @@ pub struct RunInfo {
     pub changed: Option<u64>,
     pub cloud_masked: Option<u64>,
     pub threshold: Option<f64>,
+    /// The shift `detect` applied to the after scene to co-register it
+    /// (grid pixels, x and y), to read it as `detect` did.
+    pub after_shift: Option<[f64; 2]>,
 }
 
 fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -159,12 +162,48 @@ fn from_record(
         changed: n(&["detect", "pixels", "changed"]),
         cloud_masked: cloud,
         threshold: get(v, &["detect", "threshold"]).and_then(Value::as_f64),
+        after_shift: after_shift(v, run_path)?,
     })
+}
+
+/// The co-registration shift run.json says was applied (none in runs of
+/// versions without co-registration).
+fn after_shift(v: &Value, run_path: &Path) -> Result<Option<[f64; 2]>> {
+    let Some(c) = v.get("coregistration") else {
+        return Ok(None);
+    };
+    if c.get("applied").and_then(Value::as_bool) != Some(true) {
+        return Ok(None);
+    }
+    let xy = c
+        .get("shift_px")
+        .and_then(Value::as_array)
+        .and_then(|a| Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?]));
+    match xy {
+        Some(xy) => Ok(Some(xy)),
+        None => Err(Error::input(
+            run_path,
+            "\"coregistration\" is applied but has no \"shift_px\" pair of numbers",
+        )),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_after_scenes_shift_is_read_only_when_applied() {
+        let run = Path::new("run.json");
+        let v = serde_json::json!({"coregistration": {"applied": true, "shift_px": [0.5, -1.25]}});
+        assert_eq!(after_shift(&v, run).unwrap(), Some([0.5, -1.25]));
+        let v = serde_json::json!({"coregistration": {"applied": false, "shift_px": [0.1, 0.0]}});
+        assert_eq!(after_shift(&v, run).unwrap(), None);
+        assert_eq!(after_shift(&serde_json::json!({}), run).unwrap(), None);
+        let v = serde_json::json!({"coregistration": {"applied": true}});
+        let e = after_shift(&v, run).unwrap_err().to_string();
+        assert!(e.contains("run.json") && e.contains("shift_px"), "{e}");
+    }
 
     #[test]
     fn missing_folder_and_mask_name_the_path() {

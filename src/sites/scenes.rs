@@ -48,8 +48,21 @@ fn offset_in(outer: &Grid, inner: &Grid) -> Option<(usize, usize)> {
 }
 
 impl Scenes {
-    /// Opens and aligns the scenes (`before`/`after` override run.json's paths).
+    /// Opens and aligns the scenes (`before`/`after` override run.json's
+    /// paths), the after scene shifted as `detect` shifted it.
     pub fn open(run: &RunInfo, before: Option<&Path>, after: Option<&Path>) -> Result<Scenes> {
+        let mut s = Scenes::open_unshifted(run, before, after)?;
+        if let Some(shift) = run.after_shift {
+            align::coregister::shift_after(&mut s.pair, shift)?;
+        }
+        Ok(s)
+    }
+
+    fn open_unshifted(
+        run: &RunInfo,
+        before: Option<&Path>,
+        after: Option<&Path>,
+    ) -> Result<Scenes> {
         let pick =
             |o: Option<&Path>, p: &PathBuf| o.map(Path::to_path_buf).unwrap_or_else(|| p.clone());
         let (bp, ap) = (pick(before, &run.before), pick(after, &run.after));
@@ -105,8 +118,11 @@ impl Scenes {
     ) -> Result<Scenes> {
         let mut scenes = Scenes::open(run, before, after)?;
         if !decoded.is_empty() {
-            let mut full = Scenes::open(run, before, after)?.pair;
+            let mut full = Scenes::open_unshifted(run, before, after)?.pair;
             decoded.apply(&mut full);
+            if let Some(shift) = run.after_shift {
+                align::coregister::shift_after(&mut full, shift)?;
+            }
             scenes.full_res = Some(full);
         }
         Ok(scenes)

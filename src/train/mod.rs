@@ -147,13 +147,15 @@ type BlockPart = (PairData, Vec<(usize, usize)>, CellCounts);
 pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> {
     let before = read::open_scene(&p.before)?;
     let after = read::open_scene(&p.after)?;
-    let pair = align::align(
+    let mut pair = align::align(
         before,
         after,
         &STAT_BANDS,
         &OPTIONAL_BANDS,
         &AlignOptions::default(),
     )?;
+    // As detect does, so the features are those detect will compute.
+    align::coregister::coregister(&mut pair)?;
     let (label, npos) = read_label(&p.label, &pair)?;
     let g = &pair.grid;
     let (sample, _) = collect_sample(&pair, 1 << 18, progress)?;
