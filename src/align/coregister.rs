@@ -10,9 +10,9 @@
 //! parallel and a tile is small, so one translation is what is left to
 //! correct.
 //!
-//! How: on windows of 256 px spread over the scene (those of the statistics
-//! sample on large scenes, so their file tiles are decoded once for both),
-//! the summed gradient magnitude of the four 10 m bands of each date (edges
+//! How: on windows of 256 px spread over the scene (a 3 x 3 spread of the
+//! statistics sample's on large scenes, so their file tiles are decoded once
+//! for both), the summed gradient magnitude of B04 and B08 of each date (edges
 //! match across seasons and sun angles where brightness does not) is
 //! Hann-tapered and Fourier transformed; the normalised cross-power spectra
 //! of all windows are summed, so the shared translation adds up while
@@ -42,8 +42,9 @@ pub const MIN_SHIFT: f64 = 0.25;
 pub const MIN_CONFIDENCE: f64 = 2.0;
 /// Windows with more invalid pixels than this share are left out.
 const MAX_INVALID: f64 = 0.1;
-/// The bands whose edges are matched.
-const BANDS: [Band; 4] = [Band::B02, Band::B03, Band::B04, Band::B08];
+/// The bands whose edges are matched: red (soil, built-up) and near
+/// infrared (vegetation); the other visible bands repeat red's edges.
+const BANDS: [Band; 2] = [Band::B04, Band::B08];
 
 /// What was estimated and done, for run.json.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -72,9 +73,24 @@ pub struct Coregistration {
 pub fn windows(width: usize, height: usize) -> Vec<Window> {
     use crate::detect::sample;
     if width * height > sample::SAMPLE_ALL_UP_TO {
-        return sample::windows(width, height)
+        // Every other one along each axis (3 x 3 on a full tile): enough
+        // edges, and their file tiles stay cached for the sample.
+        let all: Vec<Window> = sample::windows(width, height)
             .into_iter()
             .filter(|w| w.w == sample::WINDOW && w.h == sample::WINDOW)
+            .collect();
+        let rank = |v: Vec<usize>, x: usize| {
+            let mut v = v;
+            v.sort_unstable();
+            v.dedup();
+            v.iter().position(|&u| u == x).unwrap_or(0)
+        };
+        let xs: Vec<usize> = all.iter().map(|w| w.x).collect();
+        let ys: Vec<usize> = all.iter().map(|w| w.y).collect();
+        return all
+            .iter()
+            .filter(|w| rank(xs.clone(), w.x) % 2 == 0 && rank(ys.clone(), w.y) % 2 == 0)
+            .copied()
             .collect();
     }
     let (w, h) = (WINDOW.min(width), WINDOW.min(height));
@@ -582,6 +598,14 @@ mod tests {
             }]
         );
         let w = windows(10980, 10980);
-        assert!(w.len() >= 25 && w.iter().all(|w| w.w == WINDOW && w.h == WINDOW));
+        assert_eq!(w.len(), 9);
+        assert!(w.iter().all(|w| w.w == WINDOW && w.h == WINDOW));
+        let sample = crate::detect::sample::windows(10980, 10980);
+        assert!(
+            w.iter().all(|w| sample.contains(w)),
+            "inside the sample's windows"
+        );
+        assert!(w.iter().any(|v| v.x < 2048) && w.iter().any(|v| v.x > 8000));
+        assert!(w.iter().any(|v| v.y < 2048) && w.iter().any(|v| v.y > 8000));
     }
 }
