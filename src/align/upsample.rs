@@ -33,6 +33,9 @@ pub struct Taps {
     /// Output pixels whose centre lies on the source: `valid.0..valid.1`
     /// (all of them unless the read is shifted past the source's edge).
     pub valid: (usize, usize),
+    /// Output pixels `run.0..run.1` read consecutive source pixels with one
+    /// weight (a shift by part of a pixel): interpolated over slices.
+    pub run: (usize, usize),
 }
 
 /// Taps for reading grid pixels `[first, first + span)` (in the source's
@@ -78,14 +81,44 @@ pub fn taps(
         .collect();
     let start = raw.iter().map(|t| t.0).min().unwrap_or(0);
     let end = raw.iter().map(|t| t.1).max().unwrap_or(0);
+    let taps: Vec<(u32, u32, f32)> = raw
+        .into_iter()
+        .map(|(a, b, w)| ((a - start) as u32, (b - start) as u32, w))
+        .collect();
+    let valid = (valid.0.min(valid.1), valid.1);
     Taps {
         start: start as usize,
         len: (end - start + 1) as usize,
-        taps: raw
-            .into_iter()
-            .map(|(a, b, w)| ((a - start) as u32, (b - start) as u32, w))
-            .collect(),
-        valid: (valid.0.min(valid.1), valid.1),
+        run: shift_run(&taps, valid),
+        taps,
+        valid,
+    }
+}
+
+/// The longest stretch of valid taps `(c, c + 1, w)` with `c` rising by one
+/// and one weight `w`, if worth a loop of its own.
+fn shift_run(t: &[(u32, u32, f32)], valid: (usize, usize)) -> (usize, usize) {
+    let pair = |o: usize| t[o].1 == t[o].0 + 1;
+    let mut best = (0, 0);
+    let mut o = valid.0;
+    while o < valid.1 {
+        if !pair(o) {
+            o += 1;
+            continue;
+        }
+        let mut e = o + 1;
+        while e < valid.1 && pair(e) && t[e].0 == t[e - 1].0 + 1 && t[e].2 == t[o].2 {
+            e += 1;
+        }
+        if e - o > best.1 - best.0 {
+            best = (o, e);
+        }
+        o = e;
+    }
+    if best.1 - best.0 >= 16 {
+        best
+    } else {
+        (0, 0)
     }
 }
 
@@ -121,17 +154,43 @@ pub fn interpolate(
         if clean[r0 as usize] && clean[r1 as usize] {
             // The general rule below with every tap valid; zero weights add
             // exact zeros, so the result is the same to the bit.
-            for &(c0, c1, wx) in &cols.taps {
-                let (c0, c1) = (c0 as usize, c1 as usize);
-                let w = [
+            let weights = |wx: f32| {
+                [
                     (1.0 - wx) * (1.0 - wy),
                     wx * (1.0 - wy),
                     (1.0 - wx) * wy,
                     wx * wy,
-                ];
-                let s = a[c0] * w[0] + a[c1] * w[1] + b[c0] * w[2] + b[c1] * w[3];
-                out.push(s / (w[0] + w[1] + w[2] + w[3]));
+                ]
+            };
+            let mut each = |taps: &[(u32, u32, f32)], out: &mut Vec<f32>| {
+                for &(c0, c1, wx) in taps {
+                    let (c0, c1) = (c0 as usize, c1 as usize);
+                    let w = weights(wx);
+                    let s = a[c0] * w[0] + a[c1] * w[1] + b[c0] * w[2] + b[c1] * w[3];
+                    out.push(s / (w[0] + w[1] + w[2] + w[3]));
+                }
+            };
+            let (lo, hi) = cols.run;
+            each(&cols.taps[..lo], &mut out);
+            if hi > lo {
+                // The same expression over slices, so it vectorises.
+                let (c, n) = (cols.taps[lo].0 as usize, hi - lo);
+                let w = weights(cols.taps[lo].2);
+                let den = w[0] + w[1] + w[2] + w[3];
+                let (a0, a1, b0, b1) = (
+                    &a[c..c + n],
+                    &a[c + 1..c + 1 + n],
+                    &b[c..c + n],
+                    &b[c + 1..c + 1 + n],
+                );
+                out.extend(
+                    a0.iter()
+                        .zip(a1)
+                        .zip(b0.iter().zip(b1))
+                        .map(|((p, q), (u, v))| (p * w[0] + q * w[1] + u * w[2] + v * w[3]) / den),
+                );
             }
+            each(&cols.taps[hi.max(lo)..], &mut out);
             continue;
         }
         for &(c0, c1, wx) in &cols.taps {
@@ -251,6 +310,42 @@ mod tests {
         let n = taps(0.6, 3, 3, 2, 2, true);
         // Centres 0.55, 1.05, 1.55 source pixels: pixels 0, 1, 1.
         assert_eq!(n.taps, vec![(0, 0, 0.0), (1, 1, 0.0), (1, 1, 0.0)]);
+    }
+
+    #[test]
+    fn shifted_reads_interpolate_over_slices_as_tap_by_tap() {
+        let cols = taps(3.3, 40, 40, 1, 45, false);
+        assert_eq!(cols.run, (0, 40), "{:?}", cols.taps);
+        let rows = taps(-0.6, 3, 3, 1, 3, false);
+        let src: Vec<f32> = (0..cols.len * rows.len)
+            .map(|i| (i * i % 97) as f32 + 0.3)
+            .collect();
+        let fast = interpolate(&src, &cols, &rows, 0.0, None);
+        let slow = interpolate(
+            &src,
+            &Taps {
+                run: (0, 0),
+                ..cols.clone()
+            },
+            &rows,
+            0.0,
+            None,
+        );
+        assert_eq!(fast.len(), 120);
+        assert!(
+            fast[..40].iter().all(|v| v.is_nan()),
+            "first row off the source"
+        );
+        assert!(fast[40..]
+            .iter()
+            .zip(&slow[40..])
+            .all(|(f, s)| f.to_bits() == s.to_bits()));
+        // Past the far edge the last taps repeat a pixel: the run stops there.
+        let edge = taps(9.5, 40, 40, 1, 45, false);
+        assert_eq!(edge.run, (0, 35));
+        // Upsampling alternates its weights: no run.
+        assert_eq!(taps(0.0, 64, 64, 2, 40, false).run, (0, 0));
+        assert_eq!(taps(0.5, 64, 64, 1, 80, true).run, (0, 0));
     }
 
     #[test]
