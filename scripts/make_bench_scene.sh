@@ -19,6 +19,11 @@
 # repeated with alternate tiles mirrored (left-right on odd columns, top-bottom
 # on odd rows) so that tile edges match. Both dates are tiled the same way, so
 # they are on one grid (origin 199980 E, 2700000 N: MGRS tile 40QBM's corner).
+# The after sample is first shifted onto the before sample (it lies 6.0 m
+# east and 12.8 m south of it: the displacement `dunewatch detect` estimates
+# on sample_tiles/abudhabi, run.json coregistration.shift_m), because the
+# mirrored copies would otherwise carry that misregistration in alternate
+# directions, which no real pair does.
 #
 # COG: UInt16 DN = reflectance x 10000 (the OSCD L1C counts as they are),
 # nodata 0, DEFLATE + horizontal predictor, 1024 px tiles, overviews.
@@ -77,6 +82,9 @@ DATES = {
     "after": dict(src="sample_tiles/abudhabi/after", sat="S2B", t="20180328T065919", orbit="R063", proc="20180328T091245", day="2018-03-28", abs="A005530"),
 }
 TILE = "T40QBM"
+# Where the after sample shows what the before sample has, in metres east
+# and south (see the header).
+AFTER_SHIFT_M = (6.0, 12.8)
 size_dir = os.path.join(out_root, "half" if half else "full")
 tiles_dir = os.path.join(out_root, "tiles")
 os.makedirs(tiles_dir, exist_ok=True)
@@ -109,15 +117,18 @@ def utm_extent():
 
 
 def build_tiles():
-    marker = os.path.join(tiles_dir, "done")
+    marker = os.path.join(tiles_dir, "done-registered")
     if os.path.exists(marker):
         return
     ext = utm_extent()
     arrays = {}
     for date in DATES:
+        # Pixel p of the after tile samples the after scene at p + shift.
+        dx, dy = AFTER_SHIFT_M if date == "after" else (0.0, 0.0)
+        bounds = (ext[0] + dx, ext[1] - dy, ext[2] + dx, ext[3] - dy)
         for b in BANDS10 + BANDS20:
             res = 10 if b in BANDS10 else 20
-            ds = gdal.Warp("", src_file(date, b), format="MEM", dstSRS=f"EPSG:{EPSG}", outputBounds=ext,
+            ds = gdal.Warp("", src_file(date, b), format="MEM", dstSRS=f"EPSG:{EPSG}", outputBounds=bounds,
                            xRes=res, yRes=res, resampleAlg="bilinear", srcNodata=0, dstNodata=0)
             arrays[(date, b)] = ds.GetRasterBand(1).ReadAsArray()
     # Where every band of both dates has data, on the 20 m grid.
