@@ -67,9 +67,9 @@ pub struct Coregistration {
 }
 
 /// The correlation windows of a `width` x `height` grid: on large scenes
-/// the statistics sample's (see [`crate::detect::sample::windows`]), whole
-/// ones only; on small ones 256 px windows tiling the scene; a scene
-/// smaller than a window is one window.
+/// every other one of the statistics sample's along each axis (see
+/// [`crate::detect::sample::windows`]); on small ones 256 px windows tiling
+/// the scene; a scene smaller than a window is one window.
 pub fn windows(width: usize, height: usize) -> Vec<Window> {
     use crate::detect::sample;
     if width * height > sample::SAMPLE_ALL_UP_TO {
@@ -79,17 +79,17 @@ pub fn windows(width: usize, height: usize) -> Vec<Window> {
             .into_iter()
             .filter(|w| w.w == sample::WINDOW && w.h == sample::WINDOW)
             .collect();
-        let rank = |v: Vec<usize>, x: usize| {
-            let mut v = v;
+        let distinct = |f: fn(&Window) -> usize| {
+            let mut v: Vec<usize> = all.iter().map(f).collect();
             v.sort_unstable();
             v.dedup();
-            v.iter().position(|&u| u == x).unwrap_or(0)
+            v
         };
-        let xs: Vec<usize> = all.iter().map(|w| w.x).collect();
-        let ys: Vec<usize> = all.iter().map(|w| w.y).collect();
+        let (xs, ys) = (distinct(|w| w.x), distinct(|w| w.y));
+        let even = |v: &[usize], x: usize| v.iter().position(|&u| u == x).unwrap_or(0) % 2 == 0;
         return all
             .iter()
-            .filter(|w| rank(xs.clone(), w.x) % 2 == 0 && rank(ys.clone(), w.y) % 2 == 0)
+            .filter(|w| even(&xs, w.x) && even(&ys, w.y))
             .copied()
             .collect();
     }

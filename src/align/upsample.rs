@@ -162,7 +162,7 @@ pub fn interpolate(
                     wx * wy,
                 ]
             };
-            let mut each = |taps: &[(u32, u32, f32)], out: &mut Vec<f32>| {
+            let each = |taps: &[(u32, u32, f32)], out: &mut Vec<f32>| {
                 for &(c0, c1, wx) in taps {
                     let (c0, c1) = (c0 as usize, c1 as usize);
                     let w = weights(wx);

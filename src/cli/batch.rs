@@ -115,18 +115,18 @@ pub fn run(a: &BatchArgs) -> Result<()> {
             batch::record_error(&a.out, pair, msg.as_deref())?;
         }
         say(format!(
-            "batch{}: {} pairs run, {} failed, {:.1} s",
+            "batch{}: {} run, {} failed, {:.1} s",
             a.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
-            mine.len(),
+            pairs_n(mine.len()),
             failed,
             t0.elapsed().as_secs_f64()
         ));
     }
     let s = index::write_index(&a.out, &pairs)?;
     say(format!(
-        "{}: {} pairs: {} done, {} failed, {} pending; {} sites -> {}, {}, {}, {}",
+        "{}: {}: {} done, {} failed, {} pending; {} sites -> {}, {}, {}, {}",
         a.out.display(),
-        pairs.len(),
+        pairs_n(pairs.len()),
         s.done,
         s.failed,
         s.pending,
@@ -143,4 +143,9 @@ pub fn run(a: &BatchArgs) -> Result<()> {
         a.out.join(index::INDEX_CSV).display()
     );
     Ok(())
+}
+
+/// "1 pair", "2 pairs".
+fn pairs_n(n: usize) -> String {
+    format!("{n} pair{}", if n == 1 { "" } else { "s" })
 }
