@@ -66,15 +66,16 @@ pub struct Coregistration {
     pub reason: String,
 }
 
-/// The correlation windows of a `width` x `height` grid: on large scenes
-/// every other one of the statistics sample's along each axis (see
-/// [`crate::detect::sample::windows`]); on small ones 256 px windows tiling
-/// the scene; a scene smaller than a window is one window.
-pub fn windows(width: usize, height: usize) -> Vec<Window> {
+/// The correlation windows of a `width` x `height` grid, in rounds: on
+/// large scenes first every other one of the statistics sample's along each
+/// axis (see [`crate::detect::sample::windows`]; 3 x 3 on a full tile), then
+/// the rest of them, read only when the first round had fewer than
+/// [`MIN_WINDOWS`] clear of no data (a tile at the edge of the swath); on
+/// small ones 256 px windows tiling the scene; a scene smaller than a window
+/// is one window.
+pub fn windows(width: usize, height: usize) -> Vec<Vec<Window>> {
     use crate::detect::sample;
     if width * height > sample::SAMPLE_ALL_UP_TO {
-        // Every other one along each axis (3 x 3 on a full tile): enough
-        // edges, and their file tiles stay cached for the sample.
         let all: Vec<Window> = sample::windows(width, height)
             .into_iter()
             .filter(|w| w.w == sample::WINDOW && w.h == sample::WINDOW)
@@ -87,11 +88,10 @@ pub fn windows(width: usize, height: usize) -> Vec<Window> {
         };
         let (xs, ys) = (distinct(|w| w.x), distinct(|w| w.y));
         let even = |v: &[usize], x: usize| v.iter().position(|&u| u == x).unwrap_or(0) % 2 == 0;
-        return all
-            .iter()
-            .filter(|w| even(&xs, w.x) && even(&ys, w.y))
-            .copied()
-            .collect();
+        let (first, rest) = all
+            .into_iter()
+            .partition(|w| even(&xs, w.x) && even(&ys, w.y));
+        return vec![first, rest];
     }
     let (w, h) = (WINDOW.min(width), WINDOW.min(height));
     if w == 0 || h == 0 {
@@ -103,54 +103,68 @@ pub fn windows(width: usize, height: usize) -> Vec<Window> {
             out.push(Window { x, y, w, h });
         }
     }
-    out
+    vec![out]
 }
+
+/// Windows enough for an estimate before a next round is read.
+const MIN_WINDOWS: usize = 3;
 
 /// Estimates the after scene's displacement on `pair`'s current alignment,
 /// reading the windows on the current rayon pool, and shifts the after
 /// scene's sources by it when it passes the tests above.
 pub fn coregister(pair: &mut AlignedPair) -> Result<Coregistration> {
     let g = &pair.grid;
-    let wins = windows(g.width, g.height);
-    if wins.is_empty() || wins[0].w < 8 * MAX_SHIFT || wins[0].h < 8 * MAX_SHIFT {
+    let rounds = windows(g.width, g.height);
+    let Some(&first) = rounds.first().and_then(|r| r.first()) else {
+        return Ok(not_estimated(
+            0,
+            "the scene is too small to estimate a shift",
+        ));
+    };
+    let (w, h) = (first.w, first.h);
+    if w < 8 * MAX_SHIFT || h < 8 * MAX_SHIFT {
         return Ok(not_estimated(
             0,
             "the scene is too small to estimate a shift",
         ));
     }
-    let (w, h) = (wins[0].w, wins[0].h);
     let readers = crate::per_thread::PerThread::new();
     let pair_ref: &AlignedPair = pair;
-    let spectra: Vec<Option<Vec<Complex<f64>>>> = wins
-        .par_iter()
-        .map(|&win| {
-            readers.with(
-                || Ok(SceneReader::new(pair_ref)),
-                |reader| -> Result<Option<Vec<Complex<f64>>>> {
-                    let (Some(b), Some(a)) = (
-                        edges(reader, Date::Before, win)?,
-                        edges(reader, Date::After, win)?,
-                    ) else {
-                        return Ok(None);
-                    };
-                    Ok(Some(cross_power(&b, &a, w, h)))
-                },
-            )
-        })
-        .collect::<Result<_>>()?;
-    // Summed in window order: the same estimate for any thread count.
     let mut sum = vec![Complex::new(0.0, 0.0); w * h];
     let mut n = 0;
-    for s in spectra.into_iter().flatten() {
-        for (t, v) in sum.iter_mut().zip(s) {
-            *t += v;
+    for round in &rounds {
+        if n >= MIN_WINDOWS {
+            break;
         }
-        n += 1;
+        let spectra: Vec<Option<Vec<Complex<f64>>>> = round
+            .par_iter()
+            .map(|&win| {
+                readers.with(
+                    || Ok(SceneReader::new(pair_ref)),
+                    |reader| -> Result<Option<Vec<Complex<f64>>>> {
+                        let (Some(b), Some(a)) = (
+                            edges(reader, Date::Before, win)?,
+                            edges(reader, Date::After, win)?,
+                        ) else {
+                            return Ok(None);
+                        };
+                        Ok(Some(cross_power(&b, &a, w, h)))
+                    },
+                )
+            })
+            .collect::<Result<_>>()?;
+        // Summed in window order: the same estimate for any thread count.
+        for s in spectra.into_iter().flatten() {
+            for (t, v) in sum.iter_mut().zip(s) {
+                *t += v;
+            }
+            n += 1;
+        }
     }
     if n == 0 {
         return Ok(not_estimated(
             0,
-            "no correlation window is clear of no data, cloud or saturation",
+            "no correlation window is clear of no data and saturation",
         ));
     }
     let Some(peak) = find_peak(sum, w, h) else {
@@ -585,27 +599,33 @@ mod tests {
     #[test]
     fn windows_tile_small_scenes_and_sample_large_ones() {
         let w = windows(600, 300);
-        assert_eq!(w.len(), 2);
-        assert!(w.iter().all(|w| w.w == 256 && w.h == 256));
-        let w = windows(100, 80);
-        assert_eq!(
-            w,
-            vec![Window {
-                x: 0,
-                y: 0,
-                w: 100,
-                h: 80
-            }]
-        );
-        let w = windows(10980, 10980);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].len(), 2);
+        assert!(w[0].iter().all(|w| w.w == 256 && w.h == 256));
+        let one = Window {
+            x: 0,
+            y: 0,
+            w: 100,
+            h: 80,
+        };
+        assert_eq!(windows(100, 80), vec![vec![one]]);
+        let rounds = windows(10980, 10980);
+        assert_eq!(rounds.len(), 2);
+        let w = &rounds[0];
         assert_eq!(w.len(), 9);
         assert!(w.iter().all(|w| w.w == WINDOW && w.h == WINDOW));
-        let sample = crate::detect::sample::windows(10980, 10980);
-        assert!(
-            w.iter().all(|w| sample.contains(w)),
-            "inside the sample's windows"
-        );
         assert!(w.iter().any(|v| v.x < 2048) && w.iter().any(|v| v.x > 8000));
         assert!(w.iter().any(|v| v.y < 2048) && w.iter().any(|v| v.y > 8000));
+        // Both rounds together are the sample's whole windows, each once.
+        let key = |w: &Window| (w.y, w.x);
+        let mut both: Vec<Window> = rounds.concat();
+        let mut sample: Vec<Window> = crate::detect::sample::windows(10980, 10980)
+            .into_iter()
+            .filter(|w| w.w == WINDOW && w.h == WINDOW)
+            .collect();
+        both.sort_by_key(key);
+        sample.sort_by_key(key);
+        assert_eq!(both, sample);
+        assert!(rounds[1].len() > 9);
     }
 }
