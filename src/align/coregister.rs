@@ -468,55 +468,50 @@ fn shift_band(
     moved: &Grid,
     vrt: &std::path::Path,
 ) -> Result<()> {
-    ab.source = match std::mem::replace(&mut ab.source, Source::Warped { vrt: String::new() }) {
+    let open =
+        |p: &str| gdal::Dataset::open(p).map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)));
+    let shifted = match &ab.source {
+        Source::Upsampled { .. } => None,
         Source::Direct {
             path,
             index,
             x_off,
             y_off,
         } => {
-            let ds = gdal::Dataset::open(&path)
-                .map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
-            let (src_w, src_h) = ds.raster_size();
-            Source::Upsampled {
-                path,
-                index,
+            let (src_w, src_h) = open(path)?.raster_size();
+            Some(Source::Upsampled {
+                path: path.clone(),
+                index: *index,
                 factor: 1,
-                x_off: x_off as f64 + dx,
-                y_off: y_off as f64 + dy,
+                x_off: *x_off as f64,
+                y_off: *y_off as f64,
                 src_w,
                 src_h,
                 nearest: categorical,
-            }
+            })
         }
-        Source::Upsampled {
-            path,
-            index,
-            factor,
-            x_off,
-            y_off,
-            src_w,
-            src_h,
-            nearest,
-        } => Source::Upsampled {
-            path,
-            index,
-            factor,
-            x_off: x_off + dx,
-            y_off: y_off + dy,
-            src_w,
-            src_h,
-            nearest,
-        },
         Source::Warped { .. } => {
-            let ds = gdal::Dataset::open(&ab.file.path)
-                .map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
-            warp::warp_to_vrt(&ab.file, &ds, moved, vrt, categorical, ab.nodata)?;
-            Source::Warped {
+            warp::warp_to_vrt(
+                &ab.file,
+                &open(&ab.file.path)?,
+                moved,
+                vrt,
+                categorical,
+                ab.nodata,
+            )?;
+            ab.source = Source::Warped {
                 vrt: vrt.to_string_lossy().into_owned(),
-            }
+            };
+            return Ok(());
         }
     };
+    if let Some(s) = shifted {
+        ab.source = s;
+    }
+    if let Source::Upsampled { x_off, y_off, .. } = &mut ab.source {
+        *x_off += dx;
+        *y_off += dy;
+    }
     Ok(())
 }
 
