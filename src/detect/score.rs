@@ -345,6 +345,40 @@ impl Model {
                 }
             }
         }
+        // The match's squared distances, each computed once: the distance
+        // between u at pixel s and v at s + d serves pixel s + d's match
+        // against u's neighbours (ab) and pixel s's against v's (ba), so a
+        // row of distances per offset, kept for the 2 * SHIFT + 1 rows a
+        // centre row looks at, gives both directions (half the work of two
+        // passes; the same sums, so the same minima to the bit).
+        let side = 2 * sh + 1;
+        let noff = side * side;
+        let mut d2 = [
+            vec![f32::MAX; side * noff * pw],
+            vec![f32::MAX; side * noff * pw],
+        ];
+        let fill = |d2: &mut [Vec<f32>; 2], pr: usize| {
+            let slot = pr % side;
+            for dr in 0..side {
+                // Rows of u this offset reaches outside the padded grid
+                // are never asked for.
+                let Some(ur) = (pr + dr).checked_sub(sh).filter(|ur| *ur < ph) else {
+                    continue;
+                };
+                for dc in 0..side {
+                    let o = dr * side + dc;
+                    let lo = sh.saturating_sub(dc);
+                    let hi = pw - dc.saturating_sub(sh);
+                    let at = (slot * noff + o) * pw;
+                    let (ia, ib) = (ur * pw + lo + dc - sh, pr * pw + lo);
+                    d2_row(&u, &v, ia, ib, hi - lo, &mut d2[0][at + lo..at + hi]);
+                    d2_row(&xs, &ys, ia, ib, hi - lo, &mut d2[1][at + lo..at + hi]);
+                }
+            }
+        };
+        for pr in 0..(2 * sh).min(ph) {
+            fill(&mut d2, pr);
+        }
         let mut raw = vec![f32::NAN; n];
         let mut mins = [
             vec![0.0f32; rw],
@@ -354,18 +388,28 @@ impl Model {
         ];
         let mut weight = vec![0.0f32; rw];
         for r in 0..rh {
+            if r + 2 * sh < ph {
+                fill(&mut d2, r + 2 * sh);
+            }
             for m in mins.iter_mut() {
                 m.fill(f32::MAX);
             }
-            let centre = (r + sh) * pw + sh;
-            for dr in 0..=2 * sh {
-                for dc in 0..=2 * sh {
-                    let other = (r + dr) * pw + dc;
+            let pr = r + sh;
+            for dr in 0..side {
+                for dc in 0..side {
+                    let o = dr * side + dc;
+                    // ab: u at the centre's neighbour (pr, c) + (dr, dc) - sh
+                    // against v at the centre, stored at the centre.
+                    let at = ((pr % side) * noff + o) * pw + sh;
+                    // ba: u at the centre against v at its neighbour, stored
+                    // at the neighbour under the opposite offset.
+                    let opp = (side - 1 - dr) * side + (side - 1 - dc);
+                    let bt = (((pr + dr - sh) % side) * noff + opp) * pw + sh + dc - sh;
                     let [ci_ab, ci_ba, cc_ab, cc_ba] = &mut mins;
-                    min_d2(&u, &v, other, centre, rw, ci_ab);
-                    min_d2(&u, &v, centre, other, rw, ci_ba);
-                    min_d2(&xs, &ys, other, centre, rw, cc_ab);
-                    min_d2(&xs, &ys, centre, other, rw, cc_ba);
+                    min_into(ci_ab, &d2[0][at..at + rw]);
+                    min_into(ci_ba, &d2[0][bt..bt + rw]);
+                    min_into(cc_ab, &d2[1][at..at + rw]);
+                    min_into(cc_ba, &d2[1][bt..bt + rw]);
                 }
             }
             // The index weights of the whole row first: branch-free, so it
@@ -398,10 +442,11 @@ impl Model {
     }
 }
 
-/// `out[c] = min(out[c], |a[.][ia + c] - b[.][ib + c]|^2)` for a row of `len`
-/// pixels: one neighbour offset of the misregistration-tolerant match.
+/// `out[c] = |a[.][ia + c] - b[.][ib + c]|^2` (summed in band order) for a
+/// row of `len` pixels: one neighbour offset of the misregistration-tolerant
+/// match.
 #[inline]
-fn min_d2(a: &[Vec<f32>; P], b: &[Vec<f32>; P], ia: usize, ib: usize, len: usize, out: &mut [f32]) {
+fn d2_row(a: &[Vec<f32>; P], b: &[Vec<f32>; P], ia: usize, ib: usize, len: usize, out: &mut [f32]) {
     let a: [&[f32]; P] = std::array::from_fn(|k| &a[k][ia..ia + len]);
     let b: [&[f32]; P] = std::array::from_fn(|k| &b[k][ib..ib + len]);
     let out = &mut out[..len];
@@ -411,7 +456,15 @@ fn min_d2(a: &[Vec<f32>; P], b: &[Vec<f32>; P], ia: usize, ib: usize, len: usize
             let d = a[k][c] - b[k][c];
             s += d * d;
         }
-        out[c] = out[c].min(s);
+        out[c] = s;
+    }
+}
+
+/// `out[c] = min(out[c], v[c])`.
+#[inline]
+fn min_into(out: &mut [f32], v: &[f32]) {
+    for (o, &x) in out.iter_mut().zip(v) {
+        *o = o.min(x);
     }
 }
 
@@ -506,6 +559,134 @@ mod tests {
         assert!(not_natural(&sand, &field) < 0.1, "vegetation growing");
         assert!(not_natural(&sand, &water) < 0.1, "flooding");
         assert!(not_natural(&field, &field) < 0.1, "stays vegetated");
+    }
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 33) as f32) / (1u64 << 31) as f32
+    }
+
+    /// The combined score of one pixel by its definition: the IR-MAD and CVA
+    /// statistics against the best-matching pixel of the other date within
+    /// `SHIFT`, both ways, masked or missing neighbours standing at `far`.
+    fn combined_by_definition(m: &Model, px: &Pixels, rw: usize, rh: usize, i: usize) -> f32 {
+        let proj = Projections::new(m.irmad.as_ref().unwrap(), &m.cva);
+        let far = [1e15f32; P];
+        let at = |r: isize, c: isize| -> Option<usize> {
+            (r >= 0 && c >= 0 && (r as usize) < rh && (c as usize) < rw)
+                .then(|| r as usize * rw + c as usize)
+                .filter(|&j| px.mask[j] == MaskReason::Valid)
+        };
+        let lin = |w: &[[f32; P]; P], c0: &[f32; P], x: [f32; P]| -> [f32; P] {
+            std::array::from_fn(|j| {
+                let mut o = c0[j];
+                for k in 0..P {
+                    o += w[j][k] * x[k];
+                }
+                o
+            })
+        };
+        let planes = |j: Option<usize>| -> [[f32; P]; 4] {
+            let Some(j) = j else { return [far; 4] };
+            let (x, y) = (px.x(j), px.y(j));
+            [
+                lin(&proj.wx, &proj.cx, x),
+                lin(&proj.wy, &proj.cy, y),
+                std::array::from_fn(|k| x[k] * proj.inv_scale[k]),
+                std::array::from_fn(|k| (y[k] - proj.median_y[k]) * proj.inv_scale[k]),
+            ]
+        };
+        let d2 = |a: &[f32; P], b: &[f32; P]| {
+            let mut s = 0.0f32;
+            for k in 0..P {
+                let d = a[k] - b[k];
+                s += d * d;
+            }
+            s
+        };
+        let (r, c) = ((i / rw) as isize, (i % rw) as isize);
+        let me = planes(Some(i));
+        let mut mins = [f32::MAX; 4];
+        let sh = SHIFT as isize;
+        for dr in -sh..=sh {
+            for dc in -sh..=sh {
+                let o = planes(at(r + dr, c + dc));
+                mins[0] = mins[0].min(d2(&o[0], &me[1]));
+                mins[1] = mins[1].min(d2(&me[0], &o[1]));
+                mins[2] = mins[2].min(d2(&o[2], &me[3]));
+                mins[3] = mins[3].min(d2(&me[2], &o[3]));
+            }
+        }
+        let w = not_natural(&Indices::of(&px.x(i)), &Indices::of(&px.y(i)));
+        if w == 0.0 {
+            return 0.0;
+        }
+        let ci = mins[0].max(mins[1]) as f64 * m.irmad_calibration;
+        let cc = mins[2].max(mins[3]) as f64 * m.cva_calibration;
+        (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32 * w
+    }
+
+    #[test]
+    fn combined_match_is_its_definition_to_the_bit() {
+        let mut seed = 11u64;
+        let mut sample = Sample::new(P);
+        for _ in 0..500 {
+            let base = lcg(&mut seed);
+            let x: Vec<f32> = (0..P)
+                .map(|k| 0.1 + 0.3 * base + 0.02 * k as f32 + 0.02 * lcg(&mut seed))
+                .collect();
+            let y: Vec<f32> = x
+                .iter()
+                .map(|v| 1.1 * v + 0.01 + 0.01 * lcg(&mut seed))
+                .collect();
+            sample.push(&x, &y);
+        }
+        let model = Model::fit(&sample, Method::Combined).unwrap();
+        // Shapes that make the padding, odd widths and one-row windows count.
+        for (rw, rh) in [(9, 7), (1, 5), (13, 1), (33, 4)] {
+            let n = rw * rh;
+            let mut before: [Vec<f32>; P] = std::array::from_fn(|_| Vec::with_capacity(n));
+            let mut after: [Vec<f32>; P] = std::array::from_fn(|_| Vec::with_capacity(n));
+            let mut mask = vec![MaskReason::Valid; n];
+            for (i, m) in mask.iter_mut().enumerate() {
+                let base = lcg(&mut seed);
+                // Every fifth pixel a new bright roof, some masked.
+                let new = i % 5 == 2;
+                for k in 0..P {
+                    let x = 0.1 + 0.3 * base + 0.02 * k as f32 + 0.02 * lcg(&mut seed);
+                    before[k].push(x);
+                    after[k].push(if new {
+                        0.45 + 0.02 * lcg(&mut seed)
+                    } else {
+                        1.1 * x + 0.01
+                    });
+                }
+                if lcg(&mut seed) < 0.2 {
+                    *m = MaskReason::NoData;
+                }
+            }
+            let px = Pixels {
+                shape: (rw, rh),
+                before,
+                after,
+                mask,
+            };
+            let raw = model.combined_raw(&px, rw, rh);
+            for (i, got) in raw.iter().enumerate() {
+                if px.mask[i] != MaskReason::Valid {
+                    assert!(got.is_nan());
+                    continue;
+                }
+                let want = combined_by_definition(&model, &px, rw, rh, i);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{rw} x {rh}, pixel {i}: {got} != {want}"
+                );
+            }
+        }
     }
 
     #[test]
