@@ -302,7 +302,7 @@ def stages(name):
         d = j["detect"]["timings_s"]
         st = j.get("sites", {}).get("timings_s", {})
         sites = f", sites {st['total']:.0f} s ({j['sites'].get('sites', '?')} sites)" if "total" in st else ""
-        return f"fit {d['fit']:.0f} s, score {d['score']:.0f} s, mask {d['mask']:.0f} s, COG {j['timings_s']['write_cog']:.0f} s{sites}"
+        return f"fit {d['fit']:.0f} s, score {d['score']:.0f} s, mask {d.get('mask', 0):.0f} s, COG {j['timings_s']['write_cog']:.0f} s{sites}"
     except Exception:
         return ""
 

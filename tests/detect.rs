@@ -693,6 +693,48 @@ fn a_thin_cloud_is_masked_and_the_new_roof_beside_it_is_still_found() {
     }
 }
 
+/// The mask is the score raster cut at the run's threshold, pixel for pixel,
+/// and run.json's counts are its pixels; also where the multi-temporal cloud
+/// test removes whole cells after the score pass (it then rewrites the score
+/// and, when the threshold was known before the pass, the mask the pass
+/// wrote). The Paris sample has two thin clouds and a cloud shadow that
+/// only that test masks.
+#[test]
+fn the_mask_is_the_score_at_the_threshold_also_where_cloud_cells_are_removed() {
+    let t = tmp();
+    let paris = root().join("sample_tiles/paris");
+    for method in ["combined", "cva"] {
+        let out = t.path().join(format!("run_{method}"));
+        assert_ok(&detect(
+            &paris.join("before"),
+            &paris.join("after"),
+            &out,
+            &["--method", method],
+        ));
+        let run = run_json(&out);
+        let px = &run["detect"]["pixels"];
+        // Shadows are only masked by the cell test.
+        let shadow = px["masked"]["cloud_shadow"].as_u64().unwrap();
+        assert!(shadow > 1000, "{method}: the cloud shadow is masked: {px}");
+        let threshold = run["detect"]["threshold"].as_f64().unwrap() as f32;
+        let (score, _) = read_band(&out.join("change_score.tif"));
+        let (mask, _) = read_band(&out.join("change_mask.tif"));
+        for (i, (&s, &m)) in score.iter().zip(&mask).enumerate() {
+            let want = if s == -1.0 {
+                255.0
+            } else if s as f32 >= threshold {
+                1.0
+            } else {
+                0.0
+            };
+            assert_eq!(m, want, "{method}: pixel {i}: score {s}, mask {m}");
+        }
+        let count = |f: &dyn Fn(f64) -> bool| mask.iter().filter(|&&m| f(m)).count() as u64;
+        assert_eq!(px["changed"].as_u64().unwrap(), count(&|m| m == 1.0), "{method}");
+        assert_eq!(px["compared"].as_u64().unwrap(), count(&|m| m != 255.0), "{method}");
+    }
+}
+
 #[test]
 fn aoi_clips_and_masks() {
     let t = tmp();

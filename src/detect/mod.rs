@@ -8,9 +8,11 @@
 //!    strips of 128 rows (plus a halo for spatial context), are read by one
 //!    thread per worker, each owning its GDAL handles and always the same
 //!    files, then scored in parallel column blocks with rayon; one
-//!    writer thread owns the score raster and sums the score histogram.
-//! 3. **threshold**: Otsu on that histogram (or `--threshold`), then the
-//!    mask is written from the score raster.
+//!    writer thread owns the score raster and sums the score histogram;
+//!    when the threshold is known before the pass (the combined and learned
+//!    methods' significance levels, or `--threshold`) it writes the mask too.
+//! 3. **threshold**: otherwise Otsu on that histogram, then the mask is
+//!    written from the score raster.
 
 pub mod chi2;
 pub mod clouds;
@@ -127,15 +129,26 @@ pub fn detect(
     let model = Model::fit_with(&sample, opts.method, opts.model.as_ref())?;
     timings.insert("fit", t.elapsed().as_secs_f64());
 
+    // A threshold known before scoring (the combined and learned methods'
+    // significance levels, or --threshold) lets the score pass's writer write
+    // the mask too: no second pass over the score raster on one thread.
+    let early = opts.threshold.or(opts.method.default_threshold());
     let t = Instant::now();
-    let (mut hist, mut reasons, counts) =
-        score_pass(pair, &model, opts.block_size, score_path, progress)?;
+    let (mut hist, mut reasons, counts, mut changed) = score_pass(
+        pair,
+        &model,
+        opts.block_size,
+        score_path,
+        early.map(|t| (mask_path, t)),
+        progress,
+    )?;
     timings.insert("score", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
     let cells = clouds::decide(&counts, &clouds::Geometry::of(pair));
     if cells.any() {
-        remove_cloud_cells(score_path, &cells, &mut hist, &mut reasons)?;
+        let mask = early.map(|t| (mask_path, t, &mut changed));
+        remove_cloud_cells(score_path, &cells, &mut hist, &mut reasons, mask)?;
     }
     timings.insert("clouds", t.elapsed().as_secs_f64());
 
@@ -149,7 +162,9 @@ pub fn detect(
         (None, None) => (threshold::otsu(&hist), "otsu"),
     };
     let t = Instant::now();
-    let changed = mask_pass(score_path, mask_path, threshold, progress)?;
+    if early.is_none() {
+        changed = mask_pass(score_path, mask_path, threshold, progress)?;
+    }
     timings.insert("mask", t.elapsed().as_secs_f64());
 
     let total = (pair.grid.width * pair.grid.height) as u64;
@@ -268,7 +283,21 @@ struct Scored {
     cells: CellCounts,
 }
 
-type Passed = (Histogram, [u64; REASONS.len()], CellCounts);
+/// The score histogram, the pixels per mask reason, the cloud test's cell
+/// counts, and the changed pixels (when the pass wrote the mask).
+type Passed = (Histogram, [u64; REASONS.len()], CellCounts, u64);
+
+/// The mask value of a score.
+#[inline]
+fn mask_value(score: f32, threshold: f32) -> u8 {
+    if score == SCORE_NODATA {
+        MASK_NODATA
+    } else if score >= threshold {
+        MASK_CHANGE
+    } else {
+        MASK_NO_CHANGE
+    }
+}
 
 /// Pass 2: the scene in the windows of [`score_windows`], each read with a
 /// halo of `model.halo()` pixels.
@@ -279,16 +308,22 @@ type Passed = (Histogram, [u64; REASONS.len()], CellCounts);
 /// the next strip is read while this one is scored.
 ///
 /// Scoring: rayon over `block_size`-wide column blocks of the window (plus a
-/// column halo); one writer thread owns the score raster.
+/// column halo); one writer thread owns the score raster, and the mask
+/// raster when `mask` gives its path and threshold.
 fn score_pass(
     pair: &AlignedPair,
     model: &Model,
     block_size: usize,
     score_path: &Path,
+    mask: Option<(&Path, f32)>,
     progress: &dyn Progress,
 ) -> Result<Passed> {
     let g = &pair.grid;
     let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
+    let mask_ds = match mask {
+        Some((path, t)) => Some((create_working::<u8>(path, g, MASK_NODATA as f64)?, path, t)),
+        None => None,
+    };
     let windows = score_windows(g.width, g.height, block_size);
     progress.start("score", windows.len() as u64);
     let items = pixels::items(pair);
@@ -337,26 +372,44 @@ fn score_pass(
             let mut band = ds
                 .rasterband(1)
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+            let mut mask_band = match &mask_ds {
+                Some((mds, path, t)) => Some((
+                    mds.rasterband(1)
+                        .map_err(|e| Error::output(path, gdal_msg(&e)))?,
+                    *path,
+                    *t,
+                )),
+                None => None,
+            };
             let mut hist = Histogram::default();
             let mut reasons = [0u64; REASONS.len()];
             let mut cells = CellCounts::for_pixels(0, 0, g.width, g.height);
+            let mut changed = 0u64;
             for s in rx {
-                let mut buf = gdal::raster::Buffer::new((s.block.w, s.block.h), s.scores);
-                band.write(
-                    (s.block.x as isize, s.block.y as isize),
-                    (s.block.w, s.block.h),
-                    &mut buf,
-                )
-                .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+                let (at, size) = ((s.block.x as isize, s.block.y as isize), (s.block.w, s.block.h));
+                if let Some((mband, path, t)) = &mut mask_band {
+                    let m: Vec<u8> = s.scores.iter().map(|&v| mask_value(v, *t)).collect();
+                    changed += m.iter().filter(|&&v| v == MASK_CHANGE).count() as u64;
+                    let mut buf = gdal::raster::Buffer::new(size, m);
+                    mband
+                        .write(at, size, &mut buf)
+                        .map_err(|e| Error::output(*path, gdal_msg(&e)))?;
+                }
+                let mut buf = gdal::raster::Buffer::new(size, s.scores);
+                band.write(at, size, &mut buf)
+                    .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
                 hist.merge(&s.hist);
                 for (a, b) in reasons.iter_mut().zip(s.reasons) {
                     *a += b;
                 }
                 cells.merge(&s.cells);
             }
+            if let Some((mds, path, _)) = mask_ds {
+                mds.close().map_err(|e| Error::output(path, gdal_msg(&e)))?;
+            }
             ds.close()
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
-            Ok((hist, reasons, cells))
+            Ok((hist, reasons, cells, changed))
         });
         let scored = read_ahead(
             &reads,
@@ -515,18 +568,25 @@ fn score_window(
 
 /// Between passes 2 and 3: the pixels of the cells the multi-temporal cloud
 /// test masks become nodata in the score raster, leave the compared count
-/// and Otsu's histogram, and count as cloud or cloud shadow. Only the 512 px
-/// blocks that hold such cells are read and rewritten.
+/// and Otsu's histogram, and count as cloud or cloud shadow; in the mask too
+/// when the score pass wrote it (`mask`: its path, the threshold and the
+/// changed count to correct). Only the 512 px blocks that hold such cells
+/// are read and rewritten.
 fn remove_cloud_cells(
     score_path: &Path,
     cells: &CloudCells,
     hist: &mut Histogram,
     reasons: &mut [u64; REASONS.len()],
+    mask: Option<(&Path, f32, &mut u64)>,
 ) -> Result<()> {
     let err = |e: gdal::errors::GdalError| Error::output(score_path, gdal_msg(&e));
     let ds = crate::export::raster::open_for_update(score_path)?;
     let grid = crate::align::Grid::from_dataset(&ds, &score_path.to_string_lossy())?;
     let mut band = ds.rasterband(1).map_err(err)?;
+    let mut mask = match mask {
+        Some((path, t, changed)) => Some((crate::export::raster::open_for_update(path)?, path, t, changed)),
+        None => None,
+    };
     for b in grid.blocks(512) {
         let touched = (b.y / clouds::CELL..(b.y + b.h).div_ceil(clouds::CELL)).any(|cy| {
             (b.x / clouds::CELL..(b.x + b.w).div_ceil(clouds::CELL))
@@ -535,12 +595,18 @@ fn remove_cloud_cells(
         if !touched {
             continue;
         }
-        let mut s = band
-            .read_as::<f32>((b.x as isize, b.y as isize), (b.w, b.h), (b.w, b.h), None)
-            .map_err(err)?;
+        let (at, size) = ((b.x as isize, b.y as isize), (b.w, b.h));
+        let mut s = band.read_as::<f32>(at, size, size, None).map_err(err)?;
+        let mut m = vec![MASK_NODATA; b.w * b.h];
+        let mut touched_mask = false;
         for (i, v) in s.data_mut().iter_mut().enumerate() {
             let reason = match cells.at(b.x + i % b.w, b.y + i / b.w) {
-                CellMask::Clear => continue,
+                CellMask::Clear => {
+                    if let Some((_, _, t, _)) = &mask {
+                        m[i] = mask_value(*v, *t);
+                    }
+                    continue;
+                }
                 CellMask::Cloud => MaskReason::Cloud,
                 CellMask::Shadow => MaskReason::CloudShadow,
             };
@@ -548,13 +614,27 @@ fn remove_cloud_cells(
                 hist.remove(*v);
                 reasons[MaskReason::Valid as usize] -= 1;
                 reasons[reason as usize] += 1;
+                if let Some((_, _, t, changed)) = &mut mask {
+                    if mask_value(*v, *t) == MASK_CHANGE {
+                        **changed -= 1;
+                    }
+                    touched_mask = true;
+                }
                 *v = SCORE_NODATA;
             }
         }
-        band.write((b.x as isize, b.y as isize), (b.w, b.h), &mut s)
-            .map_err(err)?;
+        band.write(at, size, &mut s).map_err(err)?;
+        if let (true, Some((mds, path, _, _))) = (touched_mask, &mask) {
+            let mut buf = gdal::raster::Buffer::new(size, m);
+            mds.rasterband(1)
+                .and_then(|mut mb| mb.write(at, size, &mut buf))
+                .map_err(|e| Error::output(path, gdal_msg(&e)))?;
+        }
     }
     ds.close().map_err(err)?;
+    if let Some((mds, path, _, _)) = mask {
+        mds.close().map_err(|e| Error::output(path, gdal_msg(&e)))?;
+    }
     Ok(())
 }
 
@@ -585,20 +665,8 @@ fn mask_pass(
             let s = score
                 .read_as::<f32>((b.x as isize, b.y as isize), (b.w, b.h), (b.w, b.h), None)
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
-            let m: Vec<u8> = s
-                .data()
-                .iter()
-                .map(|&v| {
-                    if v == SCORE_NODATA {
-                        MASK_NODATA
-                    } else if v >= threshold {
-                        changed += 1;
-                        MASK_CHANGE
-                    } else {
-                        MASK_NO_CHANGE
-                    }
-                })
-                .collect();
+            let m: Vec<u8> = s.data().iter().map(|&v| mask_value(v, threshold)).collect();
+            changed += m.iter().filter(|&&v| v == MASK_CHANGE).count() as u64;
             let mut buf = gdal::raster::Buffer::new((b.w, b.h), m);
             band.write((b.x as isize, b.y as isize), (b.w, b.h), &mut buf)
                 .map_err(|e| Error::output(mask_path, gdal_msg(&e)))?;
