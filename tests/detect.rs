@@ -86,10 +86,23 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
             Some("COG"),
             "{name} layout"
         );
+        // The mask as every reader knows it; the float score as ZSTD with
+        // the floating-point predictor (smaller and far cheaper to write).
+        let (compression, predictor) = if name.contains("score") {
+            ("ZSTD", Some("3"))
+        } else {
+            ("DEFLATE", Some("2"))
+        };
         assert_eq!(
             ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
                 .as_deref(),
-            Some("DEFLATE")
+            Some(compression),
+            "{name} compression"
+        );
+        assert_eq!(
+            ds.metadata_item("PREDICTOR", "IMAGE_STRUCTURE").as_deref(),
+            predictor,
+            "{name} predictor"
         );
         assert!(
             band.overview_count().unwrap() >= 1,

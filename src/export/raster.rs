@@ -1,5 +1,5 @@
 //! GeoTIFF writing: tiled working rasters during the run, converted to
-//! Cloud-Optimized GeoTIFFs (DEFLATE, overviews) at the end. Every raster
+//! Cloud-Optimized GeoTIFFs (DEFLATE masks, ZSTD scores, overviews) at the end. Every raster
 //! carries the grid's CRS, geotransform and nodata.
 
 use crate::align::Grid;
@@ -46,13 +46,18 @@ pub fn open_for_update(path: &Path) -> Result<gdal::Dataset> {
     .map_err(|e| Error::output(path, gdal_msg(&e)))
 }
 
-/// Copies a working raster to a COG: DEFLATE, 512 px tiles, overviews made
-/// with `resampling` (NEAREST for class masks, AVERAGE for scores).
+/// Copies a working raster to a COG: 512 px tiles, overviews made with
+/// `resampling` (NEAREST for class masks, AVERAGE for scores).
 ///
-/// Float rasters use DEFLATE's fastest level and no predictor: their
-/// mantissas barely compress (level 6 with the floating-point predictor
-/// saves about 5% of the size for twice the time), while byte masks compress
-/// tens of times with the default predictor and level.
+/// Byte masks use DEFLATE with the horizontal predictor at the default
+/// level: they compress tens of times, and DEFLATE is what every GeoTIFF
+/// reader knows. Float scores use ZSTD at its fastest level with the
+/// floating-point predictor: their mantissas barely compress, and DEFLATE
+/// (level 1, no predictor, as before) spent about 4 CPU s of a full tile's
+/// run compressing 482 MB to 415 MB, where ZSTD with the predictor gives
+/// 371 MB for about 1.5 CPU s and reads back in half the time (`gdal_translate
+/// -of COG` of a full tile's score, 2 threads). ZSTD GeoTIFFs open in GDAL
+/// 2.3 and later (QGIS, rasterio, OTB).
 ///
 /// The overviews are computed here ([`add_overviews`]) and copied: GDAL 3.6
 /// computes them on one thread, which took 4.5 of the 7.5 s a full tile's
@@ -66,9 +71,13 @@ pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Resul
         .map(|b| b.band_type() == gdal::raster::GdalDataType::Float32)
         .unwrap_or(false);
     let drv = gdal::DriverManager::get_driver_by_name("COG").map_err(err)?;
-    let (predictor, level) = if float { ("NO", "1") } else { ("YES", "6") };
+    let (compress, predictor, level) = if float {
+        ("ZSTD", "FLOATING_POINT", "1")
+    } else {
+        ("DEFLATE", "YES", "6")
+    };
     let mut opts = vec![
-        "COMPRESS=DEFLATE".to_string(),
+        format!("COMPRESS={compress}"),
         format!("PREDICTOR={predictor}"),
         format!("LEVEL={level}"),
         "BLOCKSIZE=512".to_string(),
