@@ -1,7 +1,7 @@
 //! One window of both dates on the output grid: reflectance of the
 //! statistics bands, pixel-major, and the mask reason of every pixel.
 
-use super::masks::{looks_cloudy, scl_reason, MaskReason};
+use super::masks::{looks_cloudy_row, scl_reason, MaskReason};
 use super::STAT_BANDS;
 use crate::align::reader::Date;
 use crate::align::{AlignedPair, SceneReader, Window};
@@ -161,8 +161,23 @@ pub fn assemble_cols(
             }
         }
     }
+    // Each date's reason, plane by plane (so the loops vectorise), then the
+    // mask: no data and saturation outrank cloud, and the other date's
+    // reason is kept where it outranks this one.
+    let mut cloudy = vec![false; n];
+    let mut bad = vec![0u8; n];
     for (s, refl) in [(0, &before), (1, &after)] {
         let (cirrus, scl) = (&cirrus[s], &scl[s]);
+        bad.fill(0);
+        for plane in refl.iter() {
+            for (b, &v) in bad.iter_mut().zip(plane) {
+                *b |= v.is_nan() as u8 | (v.is_infinite() as u8) << 1;
+            }
+        }
+        if scl.is_none() {
+            let bands = std::array::from_fn(|k| &refl[k][..]);
+            looks_cloudy_row(bands, cirrus.as_deref(), &mut cloudy);
+        }
         for i in 0..n {
             if mask[i] != MaskReason::Valid
                 && mask[i] != MaskReason::Cloud
@@ -170,19 +185,17 @@ pub fn assemble_cols(
             {
                 continue;
             }
-            let r: [f32; P] = std::array::from_fn(|k| refl[k][i]);
-            let reason = if r.iter().any(|v| v.is_nan()) {
+            let reason = if bad[i] & 1 != 0 {
                 MaskReason::NoData
-            } else if r.iter().any(|v| v.is_infinite()) {
+            } else if bad[i] != 0 {
                 MaskReason::Saturated
             } else if let Some(s) = scl {
                 scl_reason(s[i])
-            } else if looks_cloudy(&r, cirrus.as_ref().map(|c| c[i]).filter(|c| c.is_finite())) {
+            } else if cloudy[i] {
                 MaskReason::Cloud
             } else {
                 MaskReason::Valid
             };
-            // No data and saturation outrank cloud.
             if reason != MaskReason::Valid
                 && (mask[i] == MaskReason::Valid || (reason as u8) < (mask[i] as u8))
             {
