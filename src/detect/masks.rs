@@ -126,7 +126,7 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let k = (seed >> 33) as usize;
             // Half the time near-flat bright spectra, where the tests decide.
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 vals[k / 2 % vals.len()]
             } else {
                 0.4 + ((k >> 8) % 100) as f32 * 0.001
