@@ -743,8 +743,16 @@ fn the_mask_is_the_score_at_the_threshold_also_where_cloud_cells_are_removed() {
             assert_eq!(m, want, "{method}: pixel {i}: score {s}, mask {m}");
         }
         let count = |f: &dyn Fn(f64) -> bool| mask.iter().filter(|&&m| f(m)).count() as u64;
-        assert_eq!(px["changed"].as_u64().unwrap(), count(&|m| m == 1.0), "{method}");
-        assert_eq!(px["compared"].as_u64().unwrap(), count(&|m| m != 255.0), "{method}");
+        assert_eq!(
+            px["changed"].as_u64().unwrap(),
+            count(&|m| m == 1.0),
+            "{method}"
+        );
+        assert_eq!(
+            px["compared"].as_u64().unwrap(),
+            count(&|m| m != 255.0),
+            "{method}"
+        );
     }
 }
 

@@ -81,7 +81,8 @@ pub fn looks_cloudy(r: &[f32], cirrus: Option<f32>) -> bool {
 pub fn looks_cloudy_row(bands: [&[f32]; 5], cirrus: Option<&[f32]>, out: &mut [bool]) {
     let [blue, green, red, nir, swir1] = bands;
     let n = out.len();
-    let (blue, green, red, nir, swir1) = (&blue[..n], &green[..n], &red[..n], &nir[..n], &swir1[..n]);
+    let (blue, green, red, nir, swir1) =
+        (&blue[..n], &green[..n], &red[..n], &nir[..n], &swir1[..n]);
     // Everything but the brightness test, which depends on B10.
     let common = |i: usize| {
         let (b, g, r) = (blue[i], green[i], red[i]);
@@ -118,12 +119,33 @@ mod tests {
     fn the_row_cloud_test_is_the_pixel_test() {
         // Reflectances around every threshold, and NaN / infinite values.
         let vals = [
-            f32::NAN, f32::INFINITY, -0.01, 0.0, 0.009, 0.011, 0.029, 0.031, 0.1, 0.149, 0.151, 0.2,
-            0.29, 0.31, 0.35, 0.39, 0.41, 0.45, 0.5, 0.8, 1.2,
+            f32::NAN,
+            f32::INFINITY,
+            -0.01,
+            0.0,
+            0.009,
+            0.011,
+            0.029,
+            0.031,
+            0.1,
+            0.149,
+            0.151,
+            0.2,
+            0.29,
+            0.31,
+            0.35,
+            0.39,
+            0.41,
+            0.45,
+            0.5,
+            0.8,
+            1.2,
         ];
         let mut seed = 7u64;
         let mut pick = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let k = (seed >> 33) as usize;
             // Half the time near-flat bright spectra, where the tests decide.
             if k.is_multiple_of(2) {
@@ -137,7 +159,13 @@ mod tests {
         let cirrus: Vec<f32> = (0..n).map(|_| pick() * 0.08).collect();
         for with_cirrus in [false, true] {
             let mut row = vec![false; n];
-            let bands = [&planes[0][..], &planes[1], &planes[2], &planes[3], &planes[4]];
+            let bands = [
+                &planes[0][..],
+                &planes[1],
+                &planes[2],
+                &planes[3],
+                &planes[4],
+            ];
             looks_cloudy_row(bands, with_cirrus.then_some(&cirrus[..]), &mut row);
             for (i, &got) in row.iter().enumerate() {
                 let px: Vec<f32> = planes.iter().map(|p| p[i]).collect();

@@ -386,7 +386,10 @@ fn score_pass(
             let mut cells = CellCounts::for_pixels(0, 0, g.width, g.height);
             let mut changed = 0u64;
             for s in rx {
-                let (at, size) = ((s.block.x as isize, s.block.y as isize), (s.block.w, s.block.h));
+                let (at, size) = (
+                    (s.block.x as isize, s.block.y as isize),
+                    (s.block.w, s.block.h),
+                );
                 if let Some((mband, path, t)) = &mut mask_band {
                     let m: Vec<u8> = s.scores.iter().map(|&v| mask_value(v, *t)).collect();
                     changed += m.iter().filter(|&&v| v == MASK_CHANGE).count() as u64;
@@ -584,7 +587,12 @@ fn remove_cloud_cells(
     let grid = crate::align::Grid::from_dataset(&ds, &score_path.to_string_lossy())?;
     let mut band = ds.rasterband(1).map_err(err)?;
     let mut mask = match mask {
-        Some((path, t, changed)) => Some((crate::export::raster::open_for_update(path)?, path, t, changed)),
+        Some((path, t, changed)) => Some((
+            crate::export::raster::open_for_update(path)?,
+            path,
+            t,
+            changed,
+        )),
         None => None,
     };
     for b in grid.blocks(512) {
