@@ -605,16 +605,10 @@ fn remove_cloud_cells(
         }
         let (at, size) = ((b.x as isize, b.y as isize), (b.w, b.h));
         let mut s = band.read_as::<f32>(at, size, size, None).map_err(err)?;
-        let mut m = vec![MASK_NODATA; b.w * b.h];
         let mut touched_mask = false;
         for (i, v) in s.data_mut().iter_mut().enumerate() {
             let reason = match cells.at(b.x + i % b.w, b.y + i / b.w) {
-                CellMask::Clear => {
-                    if let Some((_, _, t, _)) = &mask {
-                        m[i] = mask_value(*v, *t);
-                    }
-                    continue;
-                }
+                CellMask::Clear => continue,
                 CellMask::Cloud => MaskReason::Cloud,
                 CellMask::Shadow => MaskReason::CloudShadow,
             };
@@ -632,7 +626,9 @@ fn remove_cloud_cells(
             }
         }
         band.write(at, size, &mut s).map_err(err)?;
-        if let (true, Some((mds, path, _, _))) = (touched_mask, &mask) {
+        if let (true, Some((mds, path, t, _))) = (touched_mask, &mask) {
+            // The block's mask anew from its final scores.
+            let m = s.data().iter().map(|&v| mask_value(v, *t)).collect();
             let mut buf = gdal::raster::Buffer::new(size, m);
             mds.rasterband(1)
                 .and_then(|mut mb| mb.write(at, size, &mut buf))
