@@ -22,6 +22,9 @@ pub struct DetectRequest {
     pub detect: DetectOptions,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Keep the reflectance around the changed pixels for a `meanwhile`
+    /// that finds the sites ([`WorkingRun::kept`]).
+    pub keep_for_sites: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -257,6 +260,9 @@ pub struct WorkingRun<'a> {
     pub record: &'a RunRecord,
     /// JPEG2000 files decoded for the run (alive until it is published).
     pub decoded: &'a align::transcode::Decoded,
+    /// The reflectance the score pass kept for the sites, when asked for
+    /// and the threshold was known before scoring.
+    pub kept: Option<std::sync::Arc<detect::kept_pixels::KeptPixels>>,
 }
 
 /// Runs a detect job and, while the COGs are written, `meanwhile` on the
@@ -304,8 +310,12 @@ pub fn run_detect_with<T>(
 
     let work_score = staging.path("score.work.tif");
     let work_mask = staging.path("mask.work.tif");
-    let summary =
-        pool.install(|| detect::detect(&pair, &req.detect, &work_score, &work_mask, progress))?;
+    let work_kept = staging.path("kept.work.bin");
+    let keep = req.keep_for_sites.then_some(work_kept.as_path());
+    let (summary, kept) = pool.install(|| {
+        detect::detect_keeping(&pair, &req.detect, &work_score, &work_mask, keep, progress)
+    })?;
+    let kept = kept.map(std::sync::Arc::new);
     shrink_block_cache();
     release_free_memory();
 
@@ -347,6 +357,7 @@ pub fn run_detect_with<T>(
         score: &work_score,
         record: &record,
         decoded: &decoded,
+        kept,
     };
     if threads == 1 {
         // One core: one thing at a time.
@@ -385,6 +396,7 @@ pub fn run_detect_with<T>(
         timings.insert("total", (done - t0).as_secs_f64());
         Ok(during)
     })?;
+    drop(working);
     let _ = std::fs::remove_file(&work_score);
     let _ = std::fs::remove_file(&work_mask);
     record.timings_s = timings;

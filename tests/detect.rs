@@ -991,6 +991,40 @@ fn assert_sites_equal_from_published(run: &Path, again: &Path, chips: usize) {
     }
 }
 
+fn kept_bytes(run: &Path) -> Option<u64> {
+    run_json(run)["detect"]["kept_bytes"].as_u64()
+}
+
+/// `detect` describes its sites from the reflectance its score pass kept
+/// around the changed pixels; `dunewatch sites` reads the scenes. With
+/// blocks of 32 px most kept pixels lie on a block's border, and a site's
+/// window crosses many blocks: the same sites either way.
+#[test]
+fn sites_from_the_kept_pixels_equal_sites_from_the_scenes_across_block_edges() {
+    let t = tmp();
+    let during = t.path().join("during");
+    assert_ok(&detect_with_sites(
+        &sample_before(),
+        &sample_after(),
+        &during,
+        &["--chips", "3", "--block-size", "32"],
+    ));
+    let kept = kept_bytes(&during).expect("the combined method keeps pixels");
+    assert!(kept > 1000, "{kept} bytes kept");
+    assert_sites_equal_from_published(&during, &t.path().join("after"), 3);
+    // Otsu's threshold is known only after the pass: nothing kept, sites
+    // read from the scenes.
+    let otsu = t.path().join("otsu");
+    assert_ok(&detect_with_sites(
+        &sample_before(),
+        &sample_after(),
+        &otsu,
+        &["--chips", "1", "--method", "irmad"],
+    ));
+    assert_eq!(kept_bytes(&otsu), None);
+    assert_sites_equal_from_published(&otsu, &t.path().join("otsu_after"), 1);
+}
+
 /// `detect` finds the sites from its working rasters while it writes the
 /// COGs; `dunewatch sites` on the published folder must find the same.
 #[test]

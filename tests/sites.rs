@@ -853,6 +853,7 @@ fn sample_tiles_top_structures_overlap_labelled_change() {
         align: Default::default(),
         detect: Default::default(),
         threads: 2,
+        keep_for_sites: false,
     };
     dunewatch::run::run_detect(&req, &dunewatch::progress::Silent).unwrap();
     let s = run_sites(

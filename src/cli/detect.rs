@@ -155,6 +155,7 @@ pub fn detect_pair(
             ..Default::default()
         },
         threads: a.threads,
+        keep_for_sites: !a.no_sites,
     };
     let bar = crate::cli::progress::Bar::new(a.quiet);
     let sites_opts = &prep.sites;
@@ -164,7 +165,7 @@ pub fn detect_pair(
             return Ok(None);
         }
         let run = working_run(w.dir, w.mask, w.score, w.record)?;
-        stage_sites(&run, sites_opts, w.decoded, &bar).map(Some)
+        stage_sites(&run, sites_opts, w.decoded, w.kept.clone(), &bar).map(Some)
     });
     bar.finish();
     let (rec, staged) = res?;

@@ -13,12 +13,17 @@
 //!    methods' significance levels, or `--threshold`) it writes the mask too.
 //! 3. **threshold**: otherwise Otsu on that histogram, then the mask is
 //!    written from the score raster.
+//!
+//! With an early threshold the score pass can also keep the reflectance
+//! around the changed pixels for the sites step ([`kept_pixels`]), so that
+//! the sites are described without decoding the scenes again.
 
 pub mod chi2;
 pub mod clouds;
 pub mod cva;
 pub mod indices;
 pub mod irmad;
+pub mod kept_pixels;
 pub mod learned;
 pub mod linalg;
 pub mod masks;
@@ -35,6 +40,7 @@ use crate::per_thread::PerThread;
 use crate::progress::Progress;
 use crate::read::Band;
 use clouds::{CellCounts, CellMask, CloudCells};
+use kept_pixels::{KeptBlock, KeptPixels, KeptWriter};
 use masks::{MaskReason, REASONS};
 use rayon::prelude::*;
 use sample::Sample;
@@ -109,6 +115,10 @@ pub struct DetectSummary {
     pub block_size: usize,
     pub model: Model,
     pub pixels: PixelCounts,
+    /// Bytes of reflectance the score pass kept for the sites step (a
+    /// staging file, gone when the run ends; see [`kept_pixels`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_bytes: Option<u64>,
     pub timings_s: BTreeMap<&'static str, f64>,
 }
 
@@ -120,6 +130,21 @@ pub fn detect(
     mask_path: &Path,
     progress: &dyn Progress,
 ) -> Result<DetectSummary> {
+    detect_keeping(pair, opts, score_path, mask_path, None, progress).map(|(s, _)| s)
+}
+
+/// [`detect`], also keeping the reflectance around the changed pixels in a
+/// file at `keep` for the sites step ([`kept_pixels`]). Only a threshold
+/// known before scoring says which pixels change during the score pass:
+/// with the Otsu methods nothing is kept.
+pub fn detect_keeping(
+    pair: &AlignedPair,
+    opts: &DetectOptions,
+    score_path: &Path,
+    mask_path: &Path,
+    keep: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<(DetectSummary, Option<KeptPixels>)> {
     if opts.block_size < 16 {
         return Err(Error::invalid("--block-size must be at least 16"));
     }
@@ -134,12 +159,12 @@ pub fn detect(
     // the mask too: no second pass over the score raster on one thread.
     let early = opts.threshold.or(opts.method.default_threshold());
     let t = Instant::now();
-    let (mut hist, mut reasons, counts, mut changed) = score_pass(
+    let (mut hist, mut reasons, counts, mut changed, kept) = score_pass(
         pair,
         &model,
         opts.block_size,
         score_path,
-        early.map(|t| (mask_path, t)),
+        early.map(|t| (mask_path, t, keep)),
         progress,
     )?;
     timings.insert("score", t.elapsed().as_secs_f64());
@@ -173,7 +198,7 @@ pub fn detect(
         .skip(1)
         .map(|r| (r.name(), reasons[*r as usize]))
         .collect();
-    Ok(DetectSummary {
+    let summary = DetectSummary {
         method: opts.method,
         threshold,
         threshold_source: source,
@@ -188,8 +213,10 @@ pub fn detect(
             changed_fraction: changed as f64 / compared as f64,
             masked,
         },
+        kept_bytes: kept.as_ref().map(KeptPixels::bytes),
         timings_s: timings,
-    })
+    };
+    Ok((summary, kept))
 }
 
 /// Pass 1: compared pixels on a lattice of step `d` (anchored at the grid
@@ -278,14 +305,22 @@ pub fn score_windows(width: usize, height: usize, block_size: usize) -> Vec<Wind
 struct Scored {
     block: Window,
     scores: Vec<f32>,
+    kept: Option<KeptBlock>,
     hist: Histogram,
     reasons: [u64; REASONS.len()],
     cells: CellCounts,
 }
 
 /// The score histogram, the pixels per mask reason, the cloud test's cell
-/// counts, and the changed pixels (when the pass wrote the mask).
-type Passed = (Histogram, [u64; REASONS.len()], CellCounts, u64);
+/// counts, the changed pixels (when the pass wrote the mask) and the kept
+/// pixels (when asked for).
+type Passed = (
+    Histogram,
+    [u64; REASONS.len()],
+    CellCounts,
+    u64,
+    Option<KeptPixels>,
+);
 
 /// The mask value of a score.
 #[inline]
@@ -308,21 +343,26 @@ fn mask_value(score: f32, threshold: f32) -> u8 {
 /// the next strip is read while this one is scored.
 ///
 /// Scoring: rayon over `block_size`-wide column blocks of the window (plus a
-/// column halo); one writer thread owns the score raster, and the mask
-/// raster when `mask` gives its path and threshold.
+/// column halo); one writer thread owns the score raster, the mask raster
+/// when `mask` gives its path and threshold, and the kept pixels' file when
+/// it gives that path too.
 fn score_pass(
     pair: &AlignedPair,
     model: &Model,
     block_size: usize,
     score_path: &Path,
-    mask: Option<(&Path, f32)>,
+    mask: Option<(&Path, f32, Option<&Path>)>,
     progress: &dyn Progress,
 ) -> Result<Passed> {
     let g = &pair.grid;
     let ds = create_working::<f32>(score_path, g, SCORE_NODATA as f64)?;
     let mask_ds = match mask {
-        Some((path, t)) => Some((create_working::<u8>(path, g, MASK_NODATA as f64)?, path, t)),
+        Some((path, t, _)) => Some((create_working::<u8>(path, g, MASK_NODATA as f64)?, path, t)),
         None => None,
+    };
+    let (keep_at, mut kept) = match mask {
+        Some((_, t, Some(path))) => (Some(t), Some(KeptWriter::create(path)?)),
+        _ => (None, None),
     };
     let windows = score_windows(g.width, g.height, block_size);
     progress.start("score", windows.len() as u64);
@@ -401,6 +441,9 @@ fn score_pass(
                 let mut buf = gdal::raster::Buffer::new(size, s.scores);
                 band.write(at, size, &mut buf)
                     .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
+                if let (Some(k), Some(w)) = (s.kept, &mut kept) {
+                    w.push(k)?;
+                }
                 hist.merge(&s.hist);
                 for (a, b) in reasons.iter_mut().zip(s.reasons) {
                     *a += b;
@@ -412,7 +455,8 @@ fn score_pass(
             }
             ds.close()
                 .map_err(|e| Error::output(score_path, gdal_msg(&e)))?;
-            Ok((hist, reasons, cells, changed))
+            let kept = kept.map(KeptWriter::finish).transpose()?;
+            Ok((hist, reasons, cells, changed, kept))
         });
         let scored = read_ahead(
             &reads,
@@ -433,7 +477,14 @@ fn score_pass(
                     sources.push((d.as_slice(), *w));
                 }
                 score_window(
-                    &items, &sources, outs[k], g.width, model, block_size, &tx, score_path,
+                    &items,
+                    &sources,
+                    outs[k],
+                    g.width,
+                    model,
+                    (block_size, keep_at),
+                    &tx,
+                    score_path,
                 )?;
                 if read.x + read.w < g.width {
                     carried[strip] = Some(last_columns(&data, read.w, 2 * halo));
@@ -498,7 +549,8 @@ fn seam_columns(
 /// Scores one window `win` in parallel column blocks and hands them to the
 /// writer. `sources` are the items read over windows (`data[i]` is item
 /// `i`); each block makes its pixels, from its columns plus halo, out of the
-/// first source that holds them, so nothing runs serially.
+/// first source that holds them, so nothing runs serially. With `keep_at`
+/// (the threshold) each block also keeps its pixels for the sites.
 #[allow(clippy::too_many_arguments)]
 fn score_window(
     items: &[pixels::Item],
@@ -506,7 +558,7 @@ fn score_window(
     win: Window,
     width: usize,
     model: &Model,
-    block_size: usize,
+    (block_size, keep_at): (usize, Option<f32>),
     tx: &std::sync::mpsc::SyncSender<Scored>,
     score_path: &Path,
 ) -> Result<()> {
@@ -548,7 +600,7 @@ fn score_window(
                 .clouds
                 .count_row(&sub, row..row + block.w, block.x, y, &mut cells);
         }
-        let scores = scored
+        let scores: Vec<f32> = scored
             .into_iter()
             .map(|s| match s {
                 Some(v) => {
@@ -558,9 +610,11 @@ fn score_window(
                 None => SCORE_NODATA,
             })
             .collect();
+        let kept = keep_at.map(|t| KeptBlock::keep(&sub, sub_read, block, &scores, t));
         tx.send(Scored {
             block,
             scores,
+            kept,
             hist,
             reasons,
             cells,

@@ -508,13 +508,19 @@ fn read_site_window(
         }
         _ => None,
     };
-    let reader = if d == 1 {
-        &mut w.full_res
+    let (before, after) = if d == 1 {
+        let all = 0..STAT_BANDS.len();
+        (
+            scenes.read_full_res(&mut w.full_res, Date::Before, all.clone(), win)?,
+            scenes.read_full_res(&mut w.full_res, Date::After, all, win)?,
+        )
     } else {
-        &mut w.reader
+        let r = &mut w.reader;
+        (
+            scenes::read_bands(r, scenes, Date::Before, &STAT_BANDS, win, shape)?,
+            scenes::read_bands(r, scenes, Date::After, &STAT_BANDS, win, shape)?,
+        )
     };
-    let before = scenes::read_bands(reader, scenes, Date::Before, &STAT_BANDS, win, shape)?;
-    let after = scenes::read_bands(reader, scenes, Date::After, &STAT_BANDS, win, shape)?;
     Ok(SiteWindow {
         win,
         shape,
@@ -804,7 +810,7 @@ pub fn run_sites_with(
 ) -> Result<SitesSummary> {
     check_options(opts)?;
     let run = run_info::read_run(run_dir)?;
-    stage_sites(&run, opts, &Default::default(), progress)?.commit()
+    stage_sites(&run, opts, &Default::default(), None, progress)?.commit()
 }
 
 /// Sites found and written to a staging folder of the run, not yet published.
@@ -849,11 +855,13 @@ pub fn check_options(opts: &SitesOptions) -> Result<()> {
 
 /// Finds, describes and ranks the sites of `run` and writes every sites
 /// output into a staging folder of `run.dir`; [`StagedSites::commit`]
-/// publishes them.
+/// publishes them. `decoded` and `kept` are what a `detect` run left for its
+/// sites: decoded JPEG2000 copies, the reflectance around changed pixels.
 pub fn stage_sites(
     run: &RunInfo,
     opts: &SitesOptions,
     decoded: &crate::align::transcode::Decoded,
+    kept: Option<std::sync::Arc<crate::detect::kept_pixels::KeptPixels>>,
     progress: &dyn Progress,
 ) -> Result<StagedSites> {
     crate::run::configure_gdal();
@@ -865,8 +873,9 @@ pub fn stage_sites(
         None => Vec::new(),
     };
     let t = Instant::now();
-    let scenes =
+    let mut scenes =
         Scenes::open_with_decoded(run, opts.before.as_deref(), opts.after.as_deref(), decoded)?;
+    scenes.kept = kept;
     timings.insert("open_scenes", t.elapsed().as_secs_f64());
 
     let pool = rayon::ThreadPoolBuilder::new()

@@ -11,10 +11,12 @@ use super::run_info::RunInfo;
 use crate::align::reader::Date;
 use crate::align::transcode::Decoded;
 use crate::align::{self, AlignOptions, AlignedPair, Grid, SceneReader, Window};
+use crate::detect::kept_pixels::KeptPixels;
 use crate::detect::STAT_BANDS;
 use crate::error::{Error, Result};
 use crate::read::{self, Band};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct Scenes {
     pub pair: AlignedPair,
@@ -25,6 +27,10 @@ pub struct Scenes {
     /// Offset of the run grid inside `pair.grid`.
     pub x_off: usize,
     pub y_off: usize,
+    /// The reflectance `detect`'s score pass kept around the changed
+    /// pixels, read instead of the scenes at full resolution (see
+    /// [`crate::detect::kept_pixels`]).
+    pub kept: Option<Arc<KeptPixels>>,
 }
 
 /// Whole-pixel offset of `inner` inside `outer` (same CRS and pixel size).
@@ -85,6 +91,7 @@ impl Scenes {
                 full_res: None,
                 x_off: x,
                 y_off: y,
+                kept: None,
             });
         }
         // The run used --resolution: align again at the run's pixel size.
@@ -96,6 +103,7 @@ impl Scenes {
                 full_res: None,
                 x_off: x,
                 y_off: y,
+                kept: None,
             }),
             None => Err(Error::input(
                 &run.mask,
@@ -126,6 +134,30 @@ impl Scenes {
             scenes.full_res = Some(full);
         }
         Ok(scenes)
+    }
+
+    /// Reflectance of the statistics bands `bands` (indices into
+    /// [`STAT_BANDS`]) of one date over a run-grid window at full
+    /// resolution, as [`read_bands`] gives it: from the kept pixels when
+    /// there are some (they hold every pixel a site description looks at;
+    /// the others are NaN), else from the scenes.
+    pub fn read_full_res(
+        &self,
+        reader: &mut SceneReader,
+        date: Date,
+        bands: std::ops::Range<usize>,
+        win: Window,
+    ) -> Result<Vec<Vec<f32>>> {
+        match &self.kept {
+            Some(kept) => {
+                let first = match date {
+                    Date::Before => 0,
+                    Date::After => STAT_BANDS.len(),
+                };
+                bands.map(|k| kept.read(first + k, win)).collect()
+            }
+            None => read_bands(reader, self, date, &STAT_BANDS[bands], win, (win.w, win.h)),
+        }
     }
 
     /// The pair to read full-resolution windows from.

@@ -20,7 +20,7 @@
 
 use super::components::Labelled;
 use super::run_info::RunInfo;
-use super::scenes::{self, Scenes};
+use super::scenes::Scenes;
 use super::spectral::Background;
 use super::{
     describe, open_worker, read_site_window, site_window, window_read, PixelMetres, Site,
@@ -130,14 +130,7 @@ fn read_item(
             } else {
                 Date::After
             };
-            let mut v = scenes::read_bands(
-                &mut h.full_res,
-                scenes,
-                date,
-                &STAT_BANDS[k..k + 1],
-                win,
-                shape,
-            )?;
+            let mut v = scenes.read_full_res(&mut h.full_res, date, k..k + 1, win)?;
             Item::Float(v.pop().unwrap_or_default())
         }
     })
