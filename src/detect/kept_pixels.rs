@@ -19,13 +19,13 @@
 //! changed pixels into masked ones, so what was kept covers the final mask.
 //! On the full bench tile (7% changed) that is 22% of the pixels, 1.3 GB.
 //!
-//! Layout: per block, the kept pixels in row order, one plane per band
-//! (before's bands, then after's), f32 in native byte order; the index (a
-//! bitmap of kept pixels and the count before each row) stays in memory.
+//! Layout: per block, the kept pixels in row order, each pixel's bands
+//! together (before's, then after's), f32 in native byte order, so a site's
+//! window is one read per block it overlaps; the index (a bitmap of kept
+//! pixels and the count before each row) stays in memory.
 
 use super::pixels::Pixels;
 use super::{mask_value, MASK_CHANGE, STAT_BANDS};
-use crate::align::reader::Date;
 use crate::align::Window;
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -51,10 +51,6 @@ struct BlockIndex {
 }
 
 impl BlockIndex {
-    fn kept(&self) -> usize {
-        self.row_start[self.win.h] as usize
-    }
-
     /// Kept pixels of row `r` before column `c` (block coordinates).
     fn before_col(&self, r: usize, c: usize) -> usize {
         let row = &self.bits[r * self.words..(r + 1) * self.words];
@@ -66,15 +62,39 @@ impl BlockIndex {
         (full + part) as usize
     }
 
-    fn is_kept(&self, r: usize, c: usize) -> bool {
-        self.bits[r * self.words + c / 64] >> (c % 64) & 1 == 1
+    /// Calls `put(c - cols.start, k)` for each kept column `c` of row `r`
+    /// in `cols`, `k` counting them from 0, word by word over the set bits.
+    #[inline]
+    fn for_kept(&self, r: usize, cols: std::ops::Range<usize>, mut put: impl FnMut(usize, usize)) {
+        let row = &self.bits[r * self.words..(r + 1) * self.words];
+        let mut k = 0;
+        for (wi, &w) in row
+            .iter()
+            .enumerate()
+            .take(cols.end.div_ceil(64))
+            .skip(cols.start / 64)
+        {
+            let base = wi * 64;
+            let mut word = w;
+            if base < cols.start {
+                word &= !0u64 << (cols.start - base);
+            }
+            if cols.end - base < 64 {
+                word &= (1u64 << (cols.end - base)) - 1;
+            }
+            while word != 0 {
+                put(base + word.trailing_zeros() as usize - cols.start, k);
+                k += 1;
+                word &= word - 1;
+            }
+        }
     }
 }
 
 /// One block's kept pixels, made by a scoring worker for the writer.
 pub struct KeptBlock {
     index: BlockIndex,
-    /// `PLANES` planes of the kept pixels, f32 in native byte order.
+    /// The kept pixels' `PLANES` values each, f32 in native byte order.
     bytes: Vec<u8>,
 }
 
@@ -105,26 +125,37 @@ impl KeptBlock {
         let mut row_start = Vec::with_capacity(h + 1);
         let mut from = Vec::new(); // offsets in `sub` of the kept pixels
         let (ox, oy) = (block.x - sub_read.x, block.y - sub_read.y);
+        let mut near = vec![true; w];
         for y in 0..h {
             row_start.push(from.len() as u32);
-            let rows = y.saturating_sub(REACH)..(y + REACH + 1).min(h);
-            let edge_row = y < REACH || y + REACH >= h;
-            for x in 0..w {
-                let keep = edge_row
-                    || x < REACH
-                    || x + REACH >= w
-                    || rows.clone().any(|r| along[r * w + x]);
-                if keep {
-                    bits[y * words + x / 64] |= 1 << (x % 64);
-                    from.push((oy + y) * sub_read.w + ox + x);
+            // Then along columns (the border rows and columns are all kept).
+            if y >= REACH && y + REACH < h {
+                near.fill(false);
+                for r in y - REACH..=y + REACH {
+                    for (n, &a) in near.iter_mut().zip(&along[r * w..(r + 1) * w]) {
+                        *n |= a;
+                    }
                 }
+                near[..REACH.min(w)].fill(true);
+                near[w.saturating_sub(REACH)..].fill(true);
+            } else {
+                near.fill(true);
+            }
+            for (x, _) in near.iter().enumerate().filter(|(_, n)| **n) {
+                bits[y * words + x / 64] |= 1 << (x % 64);
+                from.push((oy + y) * sub_read.w + ox + x);
             }
         }
         row_start.push(from.len() as u32);
-        let n = from.len();
-        let mut bytes = Vec::with_capacity(n * PLANES * 4);
-        for plane in sub.before.iter().chain(sub.after.iter()) {
-            for &i in &from {
+        let planes: Vec<&[f32]> = sub
+            .before
+            .iter()
+            .chain(&sub.after)
+            .map(|p| &p[..])
+            .collect();
+        let mut bytes = Vec::with_capacity(from.len() * PLANES * 4);
+        for &i in &from {
+            for plane in &planes {
                 bytes.extend_from_slice(&plane[i].to_ne_bytes());
             }
         }
@@ -218,17 +249,17 @@ impl KeptPixels {
         self.bytes
     }
 
-    /// Plane `plane` (see [`PLANES`]) over a window of the run grid at full
+    /// Every plane (see [`PLANES`]) over a window of the run grid at full
     /// resolution, row-major: the kept values, NaN where not kept or not
     /// finite (as the scenes read for the sites are).
-    pub fn read(&self, plane: usize, win: Window) -> Result<Vec<f32>> {
-        assert!(plane < PLANES);
-        let mut out = vec![f32::NAN; win.len()];
+    pub fn read(&self, win: Window) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![vec![f32::NAN; win.len()]; PLANES];
         let (wy1, wx1) = (win.y + win.h, win.x + win.w);
         // Blocks of a strip share their rows; the strips are in order.
         let first = self
             .index
             .partition_point(|(b, _)| b.win.y + b.win.h <= win.y);
+        let mut vals = Vec::new();
         for (b, offset) in &self.index[first..] {
             if b.win.y >= wy1 {
                 break;
@@ -243,38 +274,44 @@ impl KeptPixels {
             if a == z {
                 continue;
             }
-            // The rows' kept values in one read, then the window's columns.
-            let mut buf = vec![0u8; (z - a) * 4];
-            let at = offset + ((plane * b.kept() + a) * 4) as u64;
+            // The rows' kept pixels in one read, then the window's columns.
+            vals.clear();
+            vals.resize((z - a) * PLANES, 0f32);
             self.file
-                .read_exact_at(&mut buf, at)
+                .read_exact_at(as_bytes_mut(&mut vals), offset + (a * PLANES * 4) as u64)
                 .map_err(|e| Error::output(&self.path, e))?;
             let (c0, c1) = (x0 - b.win.x, x1 - b.win.x);
             for r in r0..r1 {
-                let mut k = b.row_start[r] as usize - a + b.before_col(r, c0);
-                let dst = (b.win.y + r - win.y) * win.w + b.win.x - win.x;
-                for c in c0..c1 {
-                    if b.is_kept(r, c) {
-                        let v = f32::from_ne_bytes(buf[4 * k..4 * k + 4].try_into().unwrap());
-                        out[dst + c] = if v.is_finite() { v } else { f32::NAN };
-                        k += 1;
+                let first = b.row_start[r] as usize - a + b.before_col(r, c0);
+                let dst = (b.win.y + r - win.y) * win.w + x0 - win.x;
+                b.for_kept(r, c0..c1, |c, k| {
+                    let px = &vals[(first + k) * PLANES..(first + k + 1) * PLANES];
+                    for (plane, &v) in out.iter_mut().zip(px) {
+                        plane[dst + c] = if v.is_finite() { v } else { f32::NAN };
                     }
-                }
+                });
             }
         }
         Ok(out)
     }
 
-    /// The statistics bands of one date over `win`, band-major.
-    pub fn read_bands(&self, date: Date, win: Window) -> Result<Vec<Vec<f32>>> {
-        let first = match date {
-            Date::Before => 0,
-            Date::After => STAT_BANDS.len(),
-        };
-        (first..first + STAT_BANDS.len())
-            .map(|p| self.read(p, win))
-            .collect()
+    /// [`KeptPixels::read`] as the statistics bands before and after.
+    pub fn read_dates(&self, win: Window) -> Result<DatePlanes> {
+        let mut before = self.read(win)?;
+        let after = before.split_off(STAT_BANDS.len());
+        Ok((before, after))
     }
+}
+
+/// The statistics bands' planes before and after, one `Vec` per band.
+pub type DatePlanes = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// `v`'s bytes, for reading f32s straight from the file (every bit
+/// pattern is some f32, and the file holds them in native byte order).
+fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: u8 has no alignment or validity requirements, the length is
+    // the same memory, and any bytes written make valid f32s.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 impl Drop for KeptPixels {
@@ -358,8 +395,8 @@ mod tests {
             w: 40,
             h: 24,
         };
-        for p in 0..PLANES {
-            let v = k.read(p, all).unwrap();
+        let planes = k.read(all).unwrap();
+        for (p, v) in planes.iter().enumerate() {
             for y in 0..24usize {
                 for x in 0..40usize {
                     let near = |cx: usize, cy: usize| x.abs_diff(cx) <= 2 && y.abs_diff(cy) <= 2;
@@ -391,7 +428,7 @@ mod tests {
             w: 40,
             h: 24,
         };
-        let whole = k.read(3, all).unwrap();
+        let whole = k.read(all).unwrap().swap_remove(3);
         // Dense enough that every pixel is within two of a change.
         assert!(whole.iter().all(|v| v.is_finite()));
         for win in [
@@ -420,25 +457,81 @@ mod tests {
                 h: 24,
             },
         ] {
-            let got = k.read(3, win).unwrap();
+            let got = k.read(win).unwrap().swap_remove(3);
             let want: Vec<f32> = (win.y..win.y + win.h)
                 .flat_map(|y| whole[y * 40 + win.x..y * 40 + win.x + win.w].to_vec())
                 .collect();
             assert_eq!(got, want, "{win:?}");
         }
-        let after = k
-            .read_bands(
-                Date::After,
-                Window {
-                    x: 2,
-                    y: 3,
-                    w: 1,
-                    h: 1,
-                },
-            )
+        let (before, after) = k
+            .read_dates(Window {
+                x: 2,
+                y: 3,
+                w: 1,
+                h: 1,
+            })
             .unwrap();
-        assert_eq!(after.len(), STAT_BANDS.len());
+        assert_eq!(
+            (before.len(), after.len()),
+            (STAT_BANDS.len(), STAT_BANDS.len())
+        );
+        assert_eq!(before[1][0], value(1, 2, 3));
         assert_eq!(after[0][0], value(STAT_BANDS.len(), 2, 3));
+    }
+
+    #[test]
+    fn wide_rows_read_back_whole_words_and_single_bits_alike() {
+        // One 150 x 6 block: rows 0-5 all kept (within two of the changed
+        // row 2 or 3), except column runs far from the changed columns.
+        let dir = tempfile::tempdir().unwrap();
+        let block = Window {
+            x: 0,
+            y: 0,
+            w: 150,
+            h: 8,
+        };
+        let mut sub = pixels(block);
+        sub.before[0][3 * 150 + 70] = f32::INFINITY;
+        let scores: Vec<f32> = (0..8usize)
+            .flat_map(|y| (0..150usize).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let changed = (y == 3 && x < 100) || (y == 4 && x == 140);
+                if changed {
+                    T + 1.0
+                } else {
+                    T - 1.0
+                }
+            })
+            .collect();
+        let mut wr = KeptWriter::create(&dir.path().join("kept.bin")).unwrap();
+        wr.push(KeptBlock::keep(&sub, block, block, &scores, T))
+            .unwrap();
+        let k = wr.finish().unwrap();
+        for (x0, x1) in [(0, 150), (3, 140), (64, 128), (70, 75), (99, 145), (63, 65)] {
+            let win = Window {
+                x: x0,
+                y: 0,
+                w: x1 - x0,
+                h: 8,
+            };
+            let got = k.read(win).unwrap().swap_remove(0);
+            for y in 0..8usize {
+                for x in x0..x1 {
+                    let near = (y.abs_diff(3) <= 2 && x < 102)
+                        || (y.abs_diff(4) <= 2 && x.abs_diff(140) <= 2)
+                        || !(2..6).contains(&y)
+                        || !(2..148).contains(&x);
+                    let v = got[y * win.w + x - x0];
+                    if (x, y) == (70, 3) {
+                        assert!(v.is_nan(), "not finite reads as NaN");
+                    } else if near {
+                        assert_eq!(v, value(0, x, y), "({x}, {y}) in {x0}..{x1}");
+                    } else {
+                        assert!(v.is_nan(), "({x}, {y}) in {x0}..{x1} not kept");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -509,11 +509,7 @@ fn read_site_window(
         _ => None,
     };
     let (before, after) = if d == 1 {
-        let all = 0..STAT_BANDS.len();
-        (
-            scenes.read_full_res(&mut w.full_res, Date::Before, all.clone(), win)?,
-            scenes.read_full_res(&mut w.full_res, Date::After, all, win)?,
-        )
+        scenes.read_full_res(&mut w.full_res, win)?
     } else {
         let r = &mut w.reader;
         (

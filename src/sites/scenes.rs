@@ -11,7 +11,7 @@ use super::run_info::RunInfo;
 use crate::align::reader::Date;
 use crate::align::transcode::Decoded;
 use crate::align::{self, AlignOptions, AlignedPair, Grid, SceneReader, Window};
-use crate::detect::kept_pixels::KeptPixels;
+use crate::detect::kept_pixels::{DatePlanes, KeptPixels};
 use crate::detect::STAT_BANDS;
 use crate::error::{Error, Result};
 use crate::read::{self, Band};
@@ -136,27 +136,20 @@ impl Scenes {
         Ok(scenes)
     }
 
-    /// Reflectance of the statistics bands `bands` (indices into
-    /// [`STAT_BANDS`]) of one date over a run-grid window at full
-    /// resolution, as [`read_bands`] gives it: from the kept pixels when
-    /// there are some (they hold every pixel a site description looks at;
-    /// the others are NaN), else from the scenes.
-    pub fn read_full_res(
-        &self,
-        reader: &mut SceneReader,
-        date: Date,
-        bands: std::ops::Range<usize>,
-        win: Window,
-    ) -> Result<Vec<Vec<f32>>> {
+    /// Reflectance of the statistics bands before and after over a
+    /// run-grid window at full resolution, as [`read_bands`] gives it: from
+    /// the kept pixels when there are some (they hold every pixel a site
+    /// description looks at; the others are NaN), else from the scenes.
+    pub fn read_full_res(&self, reader: &mut SceneReader, win: Window) -> Result<DatePlanes> {
         match &self.kept {
-            Some(kept) => {
-                let first = match date {
-                    Date::Before => 0,
-                    Date::After => STAT_BANDS.len(),
-                };
-                bands.map(|k| kept.read(first + k, win)).collect()
+            Some(kept) => kept.read_dates(win),
+            None => {
+                let shape = (win.w, win.h);
+                Ok((
+                    read_bands(reader, self, Date::Before, &STAT_BANDS, win, shape)?,
+                    read_bands(reader, self, Date::After, &STAT_BANDS, win, shape)?,
+                ))
             }
-            None => read_bands(reader, self, date, &STAT_BANDS[bands], win, (win.w, win.h)),
         }
     }
 

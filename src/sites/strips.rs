@@ -17,10 +17,16 @@
 //! keep the chunks in memory, and the file tiles GDAL's block cache must hold
 //! for each to be decoded once, the same however wide the scene; a tile
 //! under a seam is decoded for both panels when sites cross it.
+//!
+//! Inside `detect`, the bands come from the pixels the score pass kept
+//! ([`crate::detect::kept_pixels`]), each site's window read on its own:
+//! the strips then hold only labels and score. (Cutting the bands from
+//! strips too touched the whole grid on a full tile with 77 000 sites,
+//! where the sites' windows cover a sixth of it.)
 
 use super::components::Labelled;
 use super::run_info::RunInfo;
-use super::scenes::Scenes;
+use super::scenes::{self, Scenes};
 use super::spectral::Background;
 use super::{
     describe, open_worker, read_site_window, site_window, window_read, PixelMetres, Site,
@@ -29,6 +35,7 @@ use super::{
 use crate::align::read_ahead::read_ahead;
 use crate::align::reader::Date;
 use crate::align::{SceneReader, Window};
+use crate::detect::kept_pixels::KeptPixels;
 use crate::detect::STAT_BANDS;
 use crate::error::{gdal_msg, Error, Result};
 use crate::progress::Progress;
@@ -130,7 +137,14 @@ fn read_item(
             } else {
                 Date::After
             };
-            let mut v = scenes.read_full_res(&mut h.full_res, date, k..k + 1, win)?;
+            let mut v = scenes::read_bands(
+                &mut h.full_res,
+                scenes,
+                date,
+                &STAT_BANDS[k..k + 1],
+                win,
+                shape,
+            )?;
             Item::Float(v.pop().unwrap_or_default())
         }
     })
@@ -173,17 +187,27 @@ fn take<T: Copy>(held: &VecDeque<Piece>, win: Window, pick: impl Fn(&Piece) -> &
     out
 }
 
-fn cut(held: &VecDeque<Piece>, win: Window, shape: (usize, usize), d: usize) -> SiteWindow {
+/// The bands come from `kept` when given (the pieces then hold only labels
+/// and score).
+fn cut(
+    held: &VecDeque<Piece>,
+    kept: Option<&KeptPixels>,
+    win: Window,
+    shape: (usize, usize),
+    d: usize,
+) -> Result<SiteWindow> {
     let has_score = held.front().is_some_and(|c| !c.score.is_empty());
-    let bands: Vec<Vec<f32>> = (0..2 * STAT_BANDS.len())
-        .map(|k| take(held, win, |c| &c.bands[k]))
-        .collect();
-    let (before, after) = {
-        let mut b = bands;
-        let a = b.split_off(STAT_BANDS.len());
-        (b, a)
+    let (before, after) = match kept {
+        Some(k) => k.read_dates(win)?,
+        None => {
+            let mut b: Vec<Vec<f32>> = (0..2 * STAT_BANDS.len())
+                .map(|k| take(held, win, |c| &c.bands[k]))
+                .collect();
+            let a = b.split_off(STAT_BANDS.len());
+            (b, a)
+        }
     };
-    SiteWindow {
+    Ok(SiteWindow {
         win,
         shape,
         d,
@@ -191,7 +215,7 @@ fn cut(held: &VecDeque<Piece>, win: Window, shape: (usize, usize), d: usize) -> 
         score: has_score.then(|| take(held, win, |c| &c.score)),
         before,
         after,
-    }
+    })
 }
 
 /// Describes every site (see the module's comment); returns them in id order.
@@ -299,9 +323,13 @@ pub(super) fn describe_all(
     };
     let mut held: VecDeque<Piece> = VecDeque::new();
     let mut next = 0; // the first strip of `strips` not described yet
+                      // Kept pixels hold the bands near every site: the strips then read only
+                      // labels and score, and each site its own window of the kept pixels.
+    let kept = scenes.kept.as_deref();
+    let n_items = if kept.is_some() { 2 } else { N_ITEMS };
     read_ahead(
         &pieces,
-        N_ITEMS,
+        n_items,
         readers,
         || {
             Ok(Handles {
@@ -331,7 +359,7 @@ pub(super) fn describe_all(
                 let ids = &by_strip[strips[next]];
                 let sites = describe_ids(ids, &|_, i| {
                     let (win, shape, d) = site_window(&comps[i], g, opts.max_window_px);
-                    Ok(cut(&held, win, shape, d))
+                    cut(&held, kept, win, shape, d)
                 })?;
                 progress.advance(ids.len() as u64);
                 for (&i, s) in ids.iter().zip(sites) {
@@ -402,7 +430,7 @@ mod tests {
         .map(piece)
         .collect();
         for win in [w(12, 2, 5, 4), w(320, 1, 30, 7), w(10, 0, 40, 8)] {
-            let sw = cut(&held, win, (win.w, win.h), 1);
+            let sw = cut(&held, None, win, (win.w, win.h), 1).unwrap();
             let expect: Vec<f32> = (win.y..win.y + win.h)
                 .flat_map(|r| (win.x..win.x + win.w).map(move |c| (r * 1000 + c) as f32))
                 .collect();
