@@ -31,8 +31,7 @@ fn select_band(src: &gdal::Dataset, index: usize, dst: &Path) -> Result<gdal::Da
     let args = csl(&["-of".into(), "VRT".into(), "-b".into(), index.to_string()])?;
     let dst_c = CString::new(dst.to_string_lossy().as_bytes()).unwrap();
     unsafe {
-        let opts =
-            gdal_sys::GDALTranslateOptionsNew(args.as_ptr() as *mut *mut _, std::ptr::null_mut());
+        let opts = gdal_sys::GDALTranslateOptionsNew(args.as_ptr(), std::ptr::null_mut());
         let mut usage = 0;
         let h = gdal_sys::GDALTranslate(dst_c.as_ptr(), src.c_dataset(), opts, &mut usage);
         gdal_sys::GDALTranslateOptionsFree(opts);
@@ -97,8 +96,7 @@ pub(super) fn warp_to_vrt(
     let args = csl(&args)?;
     let dst_c = CString::new(vrt.to_string_lossy().as_bytes()).unwrap();
     unsafe {
-        let opts =
-            gdal_sys::GDALWarpAppOptionsNew(args.as_ptr() as *mut *mut _, std::ptr::null_mut());
+        let opts = gdal_sys::GDALWarpAppOptionsNew(args.as_ptr(), std::ptr::null_mut());
         if opts.is_null() {
             return Err(Error::input(
                 &file.path,

@@ -55,8 +55,8 @@ impl IrMad {
             let rho: Vec<f64> = vals.iter().map(|v| v.clamp(0.0, 1.0).sqrt()).collect();
             let a = li.transpose().mul(&u);
             let mut b = s22i.mul(&s21).mul(&a);
-            for j in 0..p {
-                let r = rho[j].max(1e-12);
+            for (j, r) in rho.iter().enumerate() {
+                let r = r.max(1e-12);
                 for i in 0..p {
                     b.set(i, j, b.get(i, j) / r);
                 }
@@ -94,14 +94,14 @@ impl IrMad {
     /// MAD variates of one pixel pair, divided by their no-change standard deviation.
     pub fn standardized_mads(&self, x: &[f32], y: &[f32], out: &mut [f64]) {
         let p = self.p;
-        for j in 0..p {
+        for (j, o) in out[..p].iter_mut().enumerate() {
             let mut u = 0.0;
             let mut v = 0.0;
             for i in 0..p {
                 u += self.a.get(i, j) * (x[i] as f64 - self.mean_x[i]);
                 v += self.b.get(i, j) * (y[i] as f64 - self.mean_y[i]);
             }
-            out[j] = (u - v) / self.sigma[j];
+            *o = (u - v) / self.sigma[j];
         }
     }
 

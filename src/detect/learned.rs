@@ -214,8 +214,8 @@ impl LearnedModel {
     /// The linear predictor (log-odds) of one feature vector.
     pub fn logit(&self, f: &[f32; NF]) -> f64 {
         let mut z = self.intercept;
-        for k in 0..NF {
-            z += self.coef[k] * (clip(f[k]) as f64 - self.mean[k]) / self.scale[k];
+        for (k, &f) in f.iter().enumerate() {
+            z += self.coef[k] * (clip(f) as f64 - self.mean[k]) / self.scale[k];
         }
         z
     }

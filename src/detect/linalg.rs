@@ -213,11 +213,11 @@ mod tests {
         let m = spd();
         let (vals, vecs) = m.symmetric_eigen();
         assert!(vals[0] >= vals[1] && vals[1] >= vals[2]);
-        for c in 0..3 {
+        for (c, val) in vals.iter().enumerate() {
             let v: Vec<f64> = (0..3).map(|k| vecs.get(k, c)).collect();
             let mv = m.mul_vec(&v);
             for k in 0..3 {
-                assert!((mv[k] - vals[c] * v[k]).abs() < 1e-10);
+                assert!((mv[k] - val * v[k]).abs() < 1e-10);
             }
         }
         let trace: f64 = vals.iter().sum();

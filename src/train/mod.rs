@@ -461,9 +461,8 @@ pub fn train(
     }
     let grid = threshold_grid();
     let mut summed = vec![[0.0f64; 3]; grid.len()];
-    let selection;
     progress.start("fit", data.len() as u64 + 1);
-    if data.len() >= 2 {
+    let selection = if data.len() >= 2 {
         for i in 0..data.len() {
             let others: Vec<&PairData> = data
                 .iter()
@@ -473,21 +472,20 @@ pub fn train(
                 .collect();
             let m = fit_logistic(&others)?;
             for (s, c) in summed.iter_mut().zip(confusion(&m, &data[i], &grid)) {
-                for k in 0..3 {
-                    s[k] += c[k];
+                for (s, c) in s.iter_mut().zip(c) {
+                    *s += c;
                 }
             }
             progress.advance(1);
         }
-        selection = format!(
+        format!(
             "leave-one-pair-out over the {} training pairs: the cut on a 0.02 grid with the best F1 of the summed confusion counts",
             data.len()
-        );
+        )
     } else {
         progress.advance(1);
-        selection = "in-sample (one training pair only): the cut on a 0.02 grid with the best F1"
-            .to_string();
-    }
+        "in-sample (one training pair only): the cut on a 0.02 grid with the best F1".to_string()
+    };
     let all: Vec<&PairData> = data.iter().collect();
     let m = fit_logistic(&all)?;
     progress.advance(1);

@@ -40,9 +40,8 @@ impl Canvas {
     pub fn blend(&mut self, x: i64, y: i64, c: [u8; 3], a: f32) {
         if x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h {
             let i = (y as usize * self.w + x as usize) * 3;
-            for k in 0..3 {
-                self.data[i + k] =
-                    (self.data[i + k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
+            for (d, &c) in self.data[i..i + 3].iter_mut().zip(&c) {
+                *d = (*d as f32 * (1.0 - a) + c as f32 * a).round() as u8;
             }
         }
     }
