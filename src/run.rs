@@ -142,6 +142,9 @@ pub fn block_cache_need(pair: &AlignedPair, cols: usize, extra: u64) -> u64 {
         .chain(pair.aoi.iter());
     let mut need = extra;
     for ab in bands {
+        if !read_by_gdal(ab) {
+            continue;
+        }
         let Ok(ds) = gdal::Dataset::open(&ab.file.path) else {
             continue;
         };
@@ -155,6 +158,19 @@ pub fn block_cache_need(pair: &AlignedPair, cols: usize, extra: u64) -> u64 {
         need += 2 * (blocks * bw) as u64 * bh as u64 * bytes;
     }
     need
+}
+
+/// Whether full-resolution reads of `ab` go through GDAL's block cache:
+/// not when dunewatch decodes the file's tiles itself (its readers cache
+/// them; see [`crate::read::tiff_tiles`]), which warped bands never are.
+fn read_by_gdal(ab: &align::AlignedBand) -> bool {
+    match &ab.source {
+        align::Source::Direct { path, index, .. }
+        | align::Source::Upsampled { path, index, .. } => {
+            !align::reader::decoded_here(path, *index)
+        }
+        align::Source::Warped { .. } => true,
+    }
 }
 
 /// Blocks across that a panel of `cols` columns of a `grid_width` grid
@@ -171,7 +187,8 @@ fn panel_blocks(cols: usize, grid_width: usize, file_width: usize, block_width: 
 const DEFAULT_CACHE_MB: u64 = 384;
 
 /// Sets GDAL's block cache to what a strip pass over `pair` needs (see
-/// [`block_cache_need`]), never below the 384 MB default, unless the user
+/// [`block_cache_need`]: the files dunewatch decodes itself need none of
+/// it), never below [`STREAM_CACHE_MB`], unless the user
 /// set GDAL_CACHEMAX. Why: on a full JPEG2000 tile (1024 px blocks) the
 /// default held only about one row of blocks of every band, so each strip
 /// crossing a block row decoded the row above again: tiles were decoded
@@ -180,7 +197,7 @@ const DEFAULT_CACHE_MB: u64 = 384;
 /// lowered limit at once).
 pub fn size_block_cache(pair: &AlignedPair, cols: usize, extra: u64) {
     let need = block_cache_need(pair, cols, extra) + (64 << 20);
-    set_block_cache(need.max(DEFAULT_CACHE_MB << 20));
+    set_block_cache(need.max(STREAM_CACHE_MB << 20));
 }
 
 /// Shrinks GDAL's block cache to [`STREAM_CACHE_MB`] for stages that read
@@ -415,24 +432,47 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn block_cache_holds_two_block_rows_of_every_file_read() {
+    fn block_cache_holds_two_block_rows_of_every_file_gdal_reads() {
+        // The sample before scene with its red band LZW-compressed, which
+        // dunewatch leaves to GDAL; its other files (DEFLATE strips) it
+        // decodes itself, and they need no GDAL cache.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_tiles/abudhabi");
-        let b = read::open_scene(&root.join("before")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(root.join("before")).unwrap() {
+            let p = e.unwrap().path();
+            let to = dir.path().join(p.file_name().unwrap());
+            if p.to_string_lossy().ends_with("_B04.tif") {
+                let src = gdal::Dataset::open(&p).unwrap();
+                let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+                let o = gdal::raster::RasterCreationOptions::from_iter(["COMPRESS=LZW"]);
+                src.create_copy(&drv, &to, &o).unwrap().close().unwrap();
+            } else {
+                std::fs::copy(&p, &to).unwrap();
+            }
+        }
+        let b = read::open_scene(dir.path()).unwrap();
         let a = read::open_scene(&root.join("after")).unwrap();
         let pair =
             align::align(b, a, &STAT_BANDS, &OPTIONAL_BANDS, &AlignOptions::default()).unwrap();
-        let mut files = 0;
+        let mut gdal_files = 0;
         let mut expect = 0u64;
         for s in [&pair.before, &pair.after] {
             for ab in s.bands.values() {
+                if !read_by_gdal(ab) {
+                    continue;
+                }
                 let ds = gdal::Dataset::open(&ab.file.path).unwrap();
                 let band = ds.rasterband(ab.file.index).unwrap();
                 let (bw, bh) = band.block_size();
                 expect += 2 * (band.size().0.div_ceil(bw) * bw * bh) as u64 * 2;
-                files += 1;
+                gdal_files += 1;
             }
         }
-        assert!(files >= 2 * STAT_BANDS.len());
+        // The LZW file is GDAL's, the DEFLATE ones read natively are not
+        // (the after scene, from another MGRS tile, is warped: GDAL's too).
+        assert!(read_by_gdal(&pair.before.bands[&Band::B04]));
+        assert!(!read_by_gdal(&pair.before.bands[&Band::B02]));
+        assert!(gdal_files > pair.after.bands.len());
         let w = pair.grid.width;
         assert_eq!(block_cache_need(&pair, w, 0), expect);
         assert_eq!(block_cache_need(&pair, w, 1000), expect + 1000);

@@ -3,6 +3,7 @@
 
 use super::{upsample, AlignedBand, AlignedPair, Source, Window};
 use crate::error::{gdal_msg, Error, Result};
+use crate::read::tiff_tiles::TiffTiles;
 use crate::read::Band;
 use std::collections::HashMap;
 
@@ -16,6 +17,9 @@ pub enum Date {
 pub struct SceneReader<'a> {
     pair: &'a AlignedPair,
     open: HashMap<String, gdal::Dataset>,
+    /// Files whose full-resolution windows are decoded here
+    /// ([`TiffTiles`]); None for those GDAL reads.
+    tiles: HashMap<String, Option<TiffTiles>>,
 }
 
 impl<'a> SceneReader<'a> {
@@ -23,6 +27,7 @@ impl<'a> SceneReader<'a> {
         SceneReader {
             pair,
             open: HashMap::new(),
+            tiles: HashMap::new(),
         }
     }
 
@@ -183,6 +188,15 @@ impl<'a> SceneReader<'a> {
         let band = ds
             .rasterband(index)
             .map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
+        if shape == (win.w, win.h) && index == 1 {
+            let tiles = self
+                .tiles
+                .entry(path.to_string())
+                .or_insert_with(|| tiles_of(ds, &band, path));
+            if let Some(t) = tiles {
+                return t.read(win).map_err(|e| Error::input(&ab.file.path, e));
+            }
+        }
         let buf = band
             .read_as::<f32>((x as isize, y as isize), (win.w, win.h), shape, None)
             .map_err(|e| {
@@ -196,4 +210,44 @@ impl<'a> SceneReader<'a> {
             })?;
         Ok(buf.into_shape_and_vec().1)
     }
+}
+
+/// Whether tiled GeoTIFFs are decoded by dunewatch ([`TiffTiles`]) rather
+/// than GDAL: yes unless `DUNEWATCH_TIFF_DECODER=gdal` (for comparing the
+/// two; the pixels are the same).
+fn decode_here() -> bool {
+    static HERE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HERE.get_or_init(|| std::env::var("DUNEWATCH_TIFF_DECODER").map_or(true, |v| v != "gdal"))
+}
+
+/// The file's [`TiffTiles`] when dunewatch decodes its full-resolution
+/// windows itself: a single-band UInt16 GeoTIFF in a layout it knows, and
+/// `DUNEWATCH_TIFF_DECODER` is not `gdal`.
+fn tiles_of(ds: &gdal::Dataset, band: &gdal::raster::RasterBand, path: &str) -> Option<TiffTiles> {
+    let plain = band.band_type() == gdal::raster::GdalDataType::UInt16
+        && ds.raster_count() == 1
+        && ds.driver().short_name() == "GTiff"
+        && decode_here();
+    plain
+        .then(|| {
+            TiffTiles::open(
+                std::path::Path::new(path),
+                ds.raster_size(),
+                band.no_data_value(),
+            )
+        })
+        .flatten()
+}
+
+/// Whether band `index` of `path` is read at full resolution by
+/// [`SceneReader`] without GDAL's block cache (see [`TiffTiles`]).
+pub fn decoded_here(path: &str, index: usize) -> bool {
+    index == 1
+        && gdal::Dataset::open(path)
+            .ok()
+            .and_then(|ds| {
+                let band = ds.rasterband(1).ok()?;
+                tiles_of(&ds, &band, path)
+            })
+            .is_some()
 }

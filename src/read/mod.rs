@@ -8,6 +8,7 @@ pub mod band_folder;
 pub mod dates;
 pub mod multiband;
 pub mod safe;
+pub mod tiff_tiles;
 
 pub use band::Band;
 
