@@ -8,7 +8,7 @@
 //! context (a 3x3 mean over compared pixels) then favours coherent patches
 //! over single-pixel noise and edge misregistration.
 
-use super::chi2::chi2_cdf;
+use super::chi2::{chi2_cdf, chi2_cdf_even};
 use super::clouds::CloudStats;
 use super::cva::Cva;
 use super::indices::Indices;
@@ -422,20 +422,21 @@ impl Model {
                 let y: [f32; P] = std::array::from_fn(|k| yb[k][c]);
                 *w = not_natural(&Indices::of(&x), &Indices::of(&y));
             }
+            // Every pixel of the row, branch-free (the CDFs are in [0, 1],
+            // so a natural change's zero weight gives 0 whatever they are),
+            // then NaN where the pixel is masked.
+            let out = &mut raw[row.clone()];
+            let (ci_ab, ci_ba, cc_ab, cc_ba) = (&mins[0], &mins[1], &mins[2], &mins[3]);
             for c in 0..rw {
-                let i = r * rw + c;
-                if !valid[i] {
-                    continue;
+                let ci = ci_ab[c].max(ci_ba[c]) as f64 * self.irmad_calibration;
+                let cc = cc_ab[c].max(cc_ba[c]) as f64 * self.cva_calibration;
+                let change = (chi2_cdf_even(ci, P) * chi2_cdf_even(cc, P)).sqrt() as f32;
+                out[c] = change * weight[c];
+            }
+            for (o, &v) in out.iter_mut().zip(&valid[row]) {
+                if !v {
+                    *o = f32::NAN;
                 }
-                if weight[c] == 0.0 {
-                    // Natural change: zero whatever the CDFs (they are finite).
-                    raw[i] = 0.0;
-                    continue;
-                }
-                let ci = mins[0][c].max(mins[1][c]) as f64 * self.irmad_calibration;
-                let cc = mins[2][c].max(mins[3][c]) as f64 * self.cva_calibration;
-                let change = (chi2_cdf(ci, P) * chi2_cdf(cc, P)).sqrt() as f32;
-                raw[i] = change * weight[c];
             }
         }
         raw
