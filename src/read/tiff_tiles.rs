@@ -1,7 +1,8 @@
-//! Full-resolution window reads of tiled UInt16 GeoTIFFs (COGs from a cloud
-//! archive, OSCD and ESA-style band files) decoded here instead of by GDAL:
-//! the tile's bytes are read from the file, inflated with libdeflate, and
-//! TIFF's horizontal predictor is undone in a register.
+//! Full-resolution window reads of tiled or stripped UInt16 GeoTIFFs (COGs
+//! from a cloud archive, OSCD and ESA-style band files) decoded here instead
+//! of by GDAL: the tile's bytes are read from the file, inflated with
+//! libdeflate (the system's, which GDAL's libtiff uses too), and TIFF's
+//! horizontal predictor is undone in a register.
 //!
 //! Why: Sentinel-2 COGs are DEFLATE with the horizontal predictor, and
 //! libtiff undoes that predictor with a read-modify-write of memory per
@@ -43,7 +44,7 @@ pub struct TiffTiles {
     /// top to bottom decodes every tile once.
     capacity: usize,
     clock: u64,
-    inflater: libdeflater::Decompressor,
+    inflater: Inflater,
     compressed: Vec<u8>,
 }
 
@@ -136,7 +137,7 @@ impl TiffTiles {
             cache: Vec::new(),
             capacity: 2,
             clock: 0,
-            inflater: libdeflater::Decompressor::new(),
+            inflater: Inflater::new()?,
             compressed: Vec::new(),
         })
     }
@@ -226,8 +227,8 @@ impl TiffTiles {
                 .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
             let got = self
                 .inflater
-                .zlib_decompress(&self.compressed, bytes)
-                .map_err(|e| corrupt(&format!("not valid DEFLATE data ({e:?})")))?;
+                .zlib(&self.compressed, bytes)
+                .ok_or_else(|| corrupt("not valid DEFLATE data"))?;
             if got != bytes.len() {
                 return Err(corrupt("short"));
             }
@@ -247,6 +248,63 @@ impl TiffTiles {
         Ok(())
     }
 }
+
+/// libdeflate's zlib decompressor: the system's libdeflate (Debian
+/// libdeflate-dev, which libgdal-dev depends on), the one GDAL's libtiff
+/// uses. A copy built into the binary would serve GDAL's calls too (its
+/// symbols would be exported), with another version than GDAL was built for.
+struct Inflater(std::ptr::NonNull<std::ffi::c_void>);
+
+#[link(name = "deflate")]
+extern "C" {
+    fn libdeflate_alloc_decompressor() -> *mut std::ffi::c_void;
+    fn libdeflate_free_decompressor(d: *mut std::ffi::c_void);
+    fn libdeflate_zlib_decompress(
+        d: *mut std::ffi::c_void,
+        input: *const std::ffi::c_void,
+        in_nbytes: usize,
+        out: *mut std::ffi::c_void,
+        out_nbytes_avail: usize,
+        actual_out_nbytes: *mut usize,
+    ) -> std::ffi::c_int;
+}
+
+impl Inflater {
+    fn new() -> Option<Inflater> {
+        // SAFETY: allocates a decompressor, or returns null.
+        std::ptr::NonNull::new(unsafe { libdeflate_alloc_decompressor() }).map(Inflater)
+    }
+
+    /// Inflates the zlib stream `input` into `out`; the bytes written, or
+    /// None when the data is not a valid stream or does not fit.
+    fn zlib(&mut self, input: &[u8], out: &mut [u8]) -> Option<usize> {
+        let mut got = 0usize;
+        // SAFETY: both buffers are valid for the lengths passed; the
+        // decompressor is ours alone (&mut self).
+        let r = unsafe {
+            libdeflate_zlib_decompress(
+                self.0.as_ptr(),
+                input.as_ptr().cast(),
+                input.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut got,
+            )
+        };
+        (r == 0).then_some(got)
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated by libdeflate_alloc_decompressor, freed once.
+        unsafe { libdeflate_free_decompressor(self.0.as_ptr()) }
+    }
+}
+
+// SAFETY: a decompressor holds no thread-affine state; it is used by one
+// thread at a time (&mut self).
+unsafe impl Send for Inflater {}
 
 /// TIFF's horizontal predictor (tag 317 = 2) on one row of 16-bit samples:
 /// each sample was stored as its difference from the one before (mod 2^16).
