@@ -115,8 +115,8 @@ pub fn exp_neg(h: f64) -> f64 {
     const LOG2_E: f64 = std::f64::consts::LOG2_E;
     // ln 2 in two parts, the first with its low bits zero, so n * LN2_HI is
     // exact for the n that occur.
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     let x = (-h).max(-708.0);
     let n = (x * LOG2_E + 0.5).floor();
     let r = (x - n * LN2_HI) - n * LN2_LO;
