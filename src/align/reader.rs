@@ -212,7 +212,7 @@ impl<'a> SceneReader<'a> {
     }
 }
 
-/// Whether tiled GeoTIFFs are decoded by dunewatch ([`TiffTiles`]) rather
+/// Whether tiled or stripped GeoTIFFs are decoded by dunewatch ([`TiffTiles`]) rather
 /// than GDAL: yes unless `DUNEWATCH_TIFF_DECODER=gdal` (for comparing the
 /// two; the pixels are the same).
 fn decode_here() -> bool {
