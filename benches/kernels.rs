@@ -223,7 +223,32 @@ fn bench_sites(c: &mut Criterion, d: &Data) {
     g.finish();
 }
 
+/// 20 m onto 10 m, as the score pass reads B11 and B12: a 512 x 64 px
+/// strip of output from its 257 x 34 source pixels, tap by tap against the
+/// loop over each phase.
+fn bench_upsample(c: &mut Criterion) {
+    use dunewatch::align::upsample::{interpolate, taps, Taps};
+    let cols = taps(1024.0, 512, 512, 2, 5490, false);
+    let rows = taps(1024.0, 64, 64, 2, 5490, false);
+    let src: Vec<f32> = (0..cols.len * rows.len)
+        .map(|i| 0.05 + (i * 7919 % 4096) as f32 * 1e-4)
+        .collect();
+    let tap_by_tap = Taps {
+        run: (0, 0),
+        ..cols.clone()
+    };
+    let mut g = c.benchmark_group("upsample");
+    g.throughput(Throughput::Elements((512 * 64) as u64));
+    for (name, cols) in [("by_phase", &cols), ("tap_by_tap", &tap_by_tap)] {
+        g.bench_function(name, |b| {
+            b.iter(|| interpolate(black_box(&src), cols, &rows, 0.0, Some(6.5535)))
+        });
+    }
+    g.finish();
+}
+
 fn kernels(c: &mut Criterion) {
+    bench_upsample(c);
     let d = load();
     bench_chi2(c);
     bench_otsu(c, &d);

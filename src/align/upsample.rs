@@ -33,9 +33,13 @@ pub struct Taps {
     /// Output pixels whose centre lies on the source: `valid.0..valid.1`
     /// (all of them unless the read is shifted past the source's edge).
     pub valid: (usize, usize),
-    /// Output pixels `run.0..run.1` read consecutive source pixels with one
-    /// weight (a shift by part of a pixel): interpolated over slices.
+    /// Output pixels `run.0..run.1` repeat their taps every `period` pixels
+    /// one source pixel on: one weight throughout for a shift by part of a
+    /// pixel (period 1), `factor` weights in turn for an upsampling. They
+    /// are interpolated over slices, a phase at a time.
     pub run: (usize, usize),
+    /// See `run`.
+    pub period: usize,
 }
 
 /// Taps for reading grid pixels `[first, first + span)` (in the source's
@@ -86,19 +90,35 @@ pub fn taps(
         .map(|(a, b, w)| ((a - start) as u32, (b - start) as u32, w))
         .collect();
     let valid = (valid.0.min(valid.1), valid.1);
+    // Full-resolution reads only: a decimated read's taps skip unevenly.
+    let (run, period) = match (nearest, out == span) {
+        (false, true) => [1, factor]
+            .into_iter()
+            .filter(|&p| p <= MAX_PERIOD)
+            .map(|p| (periodic_run(&taps, valid, p), p))
+            .max_by_key(|((lo, hi), p)| (hi - lo, usize::MAX - p))
+            .expect("period 1 is always tried"),
+        _ => ((0, 0), 1),
+    };
     Taps {
         start: start as usize,
         len: (end - start + 1) as usize,
-        run: shift_run(&taps, valid),
+        run,
+        period,
         taps,
         valid,
     }
 }
 
-/// The longest stretch of valid taps `(c, c + 1, w)` with `c` rising by one
-/// and one weight `w`, if worth a loop of its own.
-fn shift_run(t: &[(u32, u32, f32)], valid: (usize, usize)) -> (usize, usize) {
+/// The longest period [`interpolate`] has a loop for (20 m onto 10 m).
+const MAX_PERIOD: usize = 2;
+
+/// The longest stretch of valid taps `(c, c + 1, w)` where each tap is the
+/// one `period` before it moved on by one source pixel, a whole number of
+/// periods long, if worth a loop of its own.
+fn periodic_run(t: &[(u32, u32, f32)], valid: (usize, usize), period: usize) -> (usize, usize) {
     let pair = |o: usize| t[o].1 == t[o].0 + 1;
+    let next = |o: usize| t[o].0 == t[o - period].0 + 1 && t[o].2 == t[o - period].2;
     let mut best = (0, 0);
     let mut o = valid.0;
     while o < valid.1 {
@@ -107,11 +127,12 @@ fn shift_run(t: &[(u32, u32, f32)], valid: (usize, usize)) -> (usize, usize) {
             continue;
         }
         let mut e = o + 1;
-        while e < valid.1 && pair(e) && t[e].0 == t[e - 1].0 + 1 && t[e].2 == t[o].2 {
+        while e < valid.1 && pair(e) && (e < o + period || next(e)) {
             e += 1;
         }
-        if e - o > best.1 - best.0 {
-            best = (o, e);
+        let whole = o + (e - o) / period * period;
+        if whole - o > best.1 - best.0 {
+            best = (o, whole);
         }
         o = e;
     }
@@ -119,6 +140,31 @@ fn shift_run(t: &[(u32, u32, f32)], valid: (usize, usize)) -> (usize, usize) {
         best
     } else {
         (0, 0)
+    }
+}
+
+/// Output pixels `o, o + K, o + 2K, ...` from the taps of the first `K`
+/// (`c`: first source pixel, `w`: the four weights) over source rows `a`
+/// and `b`, appended to `out` in order: `n` periods. The expression is the
+/// one of the tap-by-tap path, so the values are the same to the bit.
+fn periodic<const K: usize>(
+    a: &[f32],
+    b: &[f32],
+    c: [usize; K],
+    w: [[f32; 4]; K],
+    n: usize,
+    out: &mut Vec<f32>,
+) {
+    let den: [f32; K] = std::array::from_fn(|q| w[q][0] + w[q][1] + w[q][2] + w[q][3]);
+    let a: [&[f32]; K] = std::array::from_fn(|q| &a[c[q]..c[q] + n + 1]);
+    let b: [&[f32]; K] = std::array::from_fn(|q| &b[c[q]..c[q] + n + 1]);
+    let at = out.len();
+    out.resize(at + n * K, 0.0);
+    for (m, o) in out[at..].chunks_exact_mut(K).enumerate() {
+        for q in 0..K {
+            let (a, b, w) = (a[q], b[q], w[q]);
+            o[q] = (a[m] * w[0] + a[m + 1] * w[1] + b[m] * w[2] + b[m + 1] * w[3]) / den[q];
+        }
     }
 }
 
@@ -172,7 +218,18 @@ pub fn interpolate(
             };
             let (lo, hi) = cols.run;
             each(&cols.taps[..lo], &mut out);
-            if hi > lo {
+            if hi > lo && cols.period == 2 {
+                let t = &cols.taps[lo..lo + 2];
+                let c = [t[0].0 as usize, t[1].0 as usize];
+                periodic::<2>(
+                    a,
+                    b,
+                    c,
+                    [weights(t[0].2), weights(t[1].2)],
+                    (hi - lo) / 2,
+                    &mut out,
+                );
+            } else if hi > lo {
                 // The same expression over slices, so it vectorises.
                 let (c, n) = (cols.taps[lo].0 as usize, hi - lo);
                 let w = weights(cols.taps[lo].2);
@@ -343,9 +400,43 @@ mod tests {
         // Past the far edge the last taps repeat a pixel: the run stops there.
         let edge = taps(9.5, 40, 40, 1, 45, false);
         assert_eq!(edge.run, (0, 35));
-        // Upsampling alternates its weights: no run.
-        assert_eq!(taps(0.0, 64, 64, 2, 40, false).run, (0, 0));
+        // Nearest neighbour has no run.
         assert_eq!(taps(0.5, 64, 64, 1, 80, true).run, (0, 0));
+    }
+
+    #[test]
+    fn upsampling_interpolates_by_phase_as_tap_by_tap() {
+        // 20 m onto 10 m: weights 0.75 and 0.25 in turn, the first and last
+        // output pixels on clamped taps.
+        let cols = taps(0.0, 64, 64, 2, 32, false);
+        assert_eq!((cols.run, cols.period), ((1, 63), 2), "{:?}", cols.taps);
+        // An odd start: the run starts on the other phase.
+        let odd = taps(5.0, 41, 41, 2, 32, false);
+        assert_eq!(odd.period, 2);
+        assert_eq!((odd.run.1 - odd.run.0) % 2, 0);
+        assert!(odd.run.1 - odd.run.0 >= 38, "{:?}", odd.run);
+        for cols in [cols, odd] {
+            let rows = taps(3.0, 5, 5, 2, 32, false);
+            let src: Vec<f32> = (0..cols.len * rows.len)
+                .map(|i| (i * i % 97) as f32 + 0.3)
+                .collect();
+            let fast = interpolate(&src, &cols, &rows, 0.0, None);
+            let slow = interpolate(
+                &src,
+                &Taps {
+                    run: (0, 0),
+                    ..cols.clone()
+                },
+                &rows,
+                0.0,
+                None,
+            );
+            assert_eq!(fast.len(), cols.taps.len() * 5);
+            assert!(fast
+                .iter()
+                .zip(&slow)
+                .all(|(f, s)| f.to_bits() == s.to_bits()));
+        }
     }
 
     #[test]
