@@ -151,10 +151,13 @@ impl TiffTiles {
                 win.w, win.h, win.x, win.y, self.width, self.height
             ));
         }
-        let mut out = vec![0.0f32; win.len()];
         if win.w == 0 || win.h == 0 {
-            return Ok(out);
+            return Ok(vec![0.0; win.len()]);
         }
+        // Written tile by tile without zeroing it first: the tiles partition
+        // the raster, so their parts cover the window exactly once.
+        let mut out: Vec<f32> = Vec::with_capacity(win.len());
+        let dst_all = &mut out.spare_capacity_mut()[..win.len()];
         let (tx0, tx1) = (win.x / self.tile_w, (win.x + win.w - 1) / self.tile_w);
         let (ty0, ty1) = (win.y / self.tile_h, (win.y + win.h - 1) / self.tile_h);
         // Two rows of the tiles a window spans (more when it spans more, as
@@ -170,13 +173,16 @@ impl TiffTiles {
                 let samples = &self.cache[t].2;
                 for y in cy {
                     let src = &samples[(y - y0) * self.tile_w..][cx.start - x0..cx.end - x0];
-                    let dst = &mut out[(y - win.y) * win.w..][cx.start - win.x..cx.end - win.x];
+                    let dst = &mut dst_all[(y - win.y) * win.w..][cx.start - win.x..cx.end - win.x];
                     for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = s as f32;
+                        d.write(s as f32);
                     }
                 }
             }
         }
+        // SAFETY: the loop above wrote every element of `dst_all`, the first
+        // `win.len()` of the capacity (see its comment).
+        unsafe { out.set_len(win.len()) };
         Ok(out)
     }
 
@@ -211,11 +217,13 @@ impl TiffTiles {
         };
         let n = self.tile_w * rows;
         let (offset, count) = (self.offsets[i], self.counts[i] as usize);
-        samples.clear();
         if offset == 0 || count == 0 {
+            samples.clear();
             samples.resize(n, self.fill);
             return Ok(());
         }
+        // A reused buffer is not zeroed first: the tile's bytes overwrite
+        // all of it (a short tile is an error).
         samples.resize(n, 0);
         let bytes: &mut [u8] = bytemuck_u16(samples);
         let corrupt =
