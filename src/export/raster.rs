@@ -49,9 +49,11 @@ pub fn open_for_update(path: &Path) -> Result<gdal::Dataset> {
 /// Copies a working raster to a COG: 512 px tiles, overviews made with
 /// `resampling` (NEAREST for class masks, AVERAGE for scores).
 ///
-/// Byte masks use DEFLATE with the horizontal predictor at the default
-/// level: they compress tens of times, and DEFLATE is what every GeoTIFF
-/// reader knows. Float scores use ZSTD at its fastest level with the
+/// Byte masks use DEFLATE with the horizontal predictor at level 4: they
+/// compress tens of times, and DEFLATE is what every GeoTIFF reader knows.
+/// GDAL's default level 6 took 1.17 CPU s for a full tile's mask (its full
+/// resolution, `gdal_translate -of COG`, libdeflate) where level 4 takes
+/// 0.5 s for a file 10% larger (4.07 MB against 3.69 MB). Float scores use ZSTD at its fastest level with the
 /// floating-point predictor: their mantissas barely compress, and DEFLATE
 /// (level 1, no predictor, as before) spent about 4 CPU s of a full tile's
 /// run compressing 482 MB to 415 MB, where ZSTD with the predictor gives
@@ -74,7 +76,7 @@ pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Resul
     let (compress, predictor, level) = if float {
         ("ZSTD", "FLOATING_POINT", "1")
     } else {
-        ("DEFLATE", "YES", "6")
+        ("DEFLATE", "YES", "4")
     };
     let mut opts = vec![
         format!("COMPRESS={compress}"),
