@@ -45,36 +45,45 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         .chain(feat_names.iter().copied())
         .collect();
     let _ = writeln!(out, "{}", header.join(","));
+    let (before_date, after_date) = (
+        ctx.scene.before_date.as_deref().unwrap_or_default(),
+        ctx.scene.after_date.as_deref().unwrap_or_default(),
+    );
+    // Fields written straight into the row: a full tile's tens of thousands
+    // of sites made the CSV mostly allocation when each was its own String.
     out.write_each(ctx.sites, |out, _, s| {
-        let (wn, wd) = match nearest_watch(s) {
-            Some((n, d)) => (n.to_string(), d.to_string()),
-            None => (String::new(), String::new()),
-        };
-        let chip = if (s.rank as usize) <= ctx.opts.chips {
-            format!("chips/{}.png", s.id)
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{before_date},{after_date},",
+            s.id,
+            s.rank,
+            s.kind.name(),
+            round(s.score, 4),
+            round(s.lon, 7),
+            round(s.lat, 7),
+            round(s.area_m2, 1),
+        );
+        if let Some((n, d)) = nearest_watch(s) {
+            let _ = write!(out, "{},{d}", field(n));
         } else {
-            String::new()
-        };
-        let mut row = vec![
-            s.id.to_string(),
-            s.rank.to_string(),
-            s.kind.name().to_string(),
-            round(s.score, 4).to_string(),
-            round(s.lon, 7).to_string(),
-            round(s.lat, 7).to_string(),
-            round(s.area_m2, 1).to_string(),
-            ctx.scene.before_date.clone().unwrap_or_default(),
-            ctx.scene.after_date.clone().unwrap_or_default(),
-            field(&wn),
-            wd,
-            chip,
-            field(&s.reasons.join("; ")),
-        ];
-        let by_name: std::collections::HashMap<&str, f64> = feature_pairs(s).into_iter().collect();
-        for n in &feat_names {
-            row.push(by_name.get(n).map(|v| v.to_string()).unwrap_or_default());
+            out.push(',');
         }
-        let _ = writeln!(out, "{}", row.join(","));
+        out.push(',');
+        if (s.rank as usize) <= ctx.opts.chips {
+            let _ = write!(out, "chips/{}.png", s.id);
+        }
+        let _ = write!(out, ",{}", field(&s.reasons.join("; ")));
+        // A site's features are the header's in the same order, some
+        // optional ones left out: those columns stay empty.
+        let mut have = feature_pairs(s).into_iter().peekable();
+        for n in &feat_names {
+            out.push(',');
+            if let Some((_, v)) = have.next_if(|(k, _)| k == n) {
+                let _ = write!(out, "{v}");
+            }
+        }
+        debug_assert!(have.next().is_none(), "features out of the header's order");
+        out.push('\n');
     });
     out.finish()
 }

@@ -32,8 +32,16 @@ fn num(out: &mut String, v: f64) {
 
 /// A JSON string, escaped as serde_json escapes it.
 fn text(out: &mut String, s: &str) {
-    // Serialising a str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Serialising a str cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    } else {
+        // Nothing serde_json would escape (it writes other characters as
+        // they are): the feature names and most reasons.
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
 }
 
 fn ring(out: &mut String, r: &[[f64; 2]]) {
@@ -175,4 +183,27 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
     });
     let _ = write!(w, "\n]}}\n");
     w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "ndvi_before",
+            "",
+            "say \"hi\"",
+            "a\\b",
+            "tab\there",
+            "line\nbreak",
+            "\u{1}",
+            "é ñ 中 \u{7f}",
+        ] {
+            let mut out = String::new();
+            text(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
 }

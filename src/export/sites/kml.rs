@@ -22,11 +22,12 @@ fn kml_colour(rgb: [u8; 3], alpha: u8) -> String {
     format!("{alpha:02x}{:02x}{:02x}{:02x}", rgb[2], rgb[1], rgb[0])
 }
 
-fn coords(r: &[[f64; 2]]) -> String {
-    r.iter()
-        .map(|p| format!("{},{}", round(p[0], 7), round(p[1], 7)))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A ring's `lon,lat` pairs, space-separated, appended to `o`.
+fn coords(o: &mut String, r: &[[f64; 2]]) {
+    for (k, p) in r.iter().enumerate() {
+        let sep = if k > 0 { " " } else { "" };
+        let _ = write!(o, "{sep}{},{}", round(p[0], 7), round(p[1], 7));
+    }
 }
 
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
@@ -95,9 +96,13 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             let _ = writeln!(o, "<MultiGeometry>");
         }
         for p in &s.outline_lonlat {
-            let _ = write!(o, "<Polygon><outerBoundaryIs><LinearRing><coordinates>{}</coordinates></LinearRing></outerBoundaryIs>", coords(&p[0]));
+            o.push_str("<Polygon><outerBoundaryIs><LinearRing><coordinates>");
+            coords(o, &p[0]);
+            o.push_str("</coordinates></LinearRing></outerBoundaryIs>");
             for h in &p[1..] {
-                let _ = write!(o, "<innerBoundaryIs><LinearRing><coordinates>{}</coordinates></LinearRing></innerBoundaryIs>", coords(h));
+                o.push_str("<innerBoundaryIs><LinearRing><coordinates>");
+                coords(o, h);
+                o.push_str("</coordinates></LinearRing></innerBoundaryIs>");
             }
             let _ = writeln!(o, "</Polygon>");
         }
