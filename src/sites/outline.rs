@@ -13,8 +13,6 @@
 //! coordinates, holes negative; each hole is given to the smallest exterior
 //! holding it.
 
-use std::collections::HashMap;
-
 /// A closed ring of pixel corners (first vertex not repeated), collinear
 /// vertices removed; coordinates in pixels, x right and y down.
 pub type Ring = Vec<(i64, i64)>;
@@ -66,26 +64,38 @@ fn probe(r: &[(i64, i64)]) -> (f64, f64) {
 /// already passed, so every piece is a simple ring. Where the background
 /// reaches in through a corner, the pinched-off loop runs the other way
 /// round: it becomes a hole touching the exterior at that one vertex.
-fn split_pinches(ring: &[(i64, i64)]) -> Vec<Vec<(i64, i64)>> {
+/// `at` is scratch over the vertex grid (`key` gives a vertex's index),
+/// all `NONE` on entry and on return.
+fn split_pinches(
+    ring: &[(i64, i64)],
+    key: impl Fn((i64, i64)) -> usize,
+    at: &mut [usize],
+) -> Vec<Vec<(i64, i64)>> {
     let mut pieces = Vec::new();
     let mut stack: Vec<(i64, i64)> = Vec::with_capacity(ring.len());
-    let mut at: HashMap<(i64, i64), usize> = HashMap::new();
     for &v in ring {
-        if let Some(&j) = at.get(&v) {
+        let j = at[key(v)];
+        if j != NONE {
             let piece: Vec<_> = stack.drain(j..).collect();
             for p in &piece[1..] {
-                at.remove(p);
+                at[key(*p)] = NONE;
             }
             stack.push(v);
             pieces.push(piece);
         } else {
-            at.insert(v, stack.len());
+            at[key(v)] = stack.len();
             stack.push(v);
         }
+    }
+    for p in &stack {
+        at[key(*p)] = NONE;
     }
     pieces.push(stack);
     pieces
 }
+
+/// An empty slot of [`split_pinches`]' scratch.
+const NONE: usize = usize::MAX;
 
 /// Drops vertices where the ring goes straight on.
 fn corners_only(r: &[(i64, i64)]) -> Ring {
@@ -110,8 +120,11 @@ pub fn trace(inside: &[bool], w: usize, h: usize) -> Vec<Polygon> {
             && (y as usize) < h
             && inside[y as usize * w + x as usize]
     };
-    // Outgoing edge directions per vertex, as bits.
-    let mut out: HashMap<(i64, i64), u8> = HashMap::new();
+    // Outgoing edge directions per vertex, as bits, over the (w + 1) x
+    // (h + 1) pixel corners (a dense grid: a site's box is small, and
+    // hashing the corners was most of the tracing time).
+    let key = |(x, y): (i64, i64)| y as usize * (w + 1) + x as usize;
+    let mut out = vec![0u8; (w + 1) * (h + 1)];
     let mut starts = Vec::new();
     for y in 0..h as i64 {
         for x in 0..w as i64 {
@@ -127,7 +140,7 @@ pub fn trace(inside: &[bool], w: usize, h: usize) -> Vec<Polygon> {
             ];
             for (edge, v, d) in sides {
                 if edge {
-                    *out.entry(v).or_insert(0) |= 1 << d;
+                    out[key(v)] |= 1 << d;
                     starts.push((v, d));
                 }
             }
@@ -135,17 +148,19 @@ pub fn trace(inside: &[bool], w: usize, h: usize) -> Vec<Polygon> {
     }
 
     let mut rings: Vec<Ring> = Vec::new();
+    let mut scratch = vec![NONE; out.len()];
     for (v0, d0) in starts {
-        if out.get(&v0).is_none_or(|m| m & (1 << d0) == 0) {
+        if out[key(v0)] & (1 << d0) == 0 {
             continue; // already part of a ring
         }
         let mut ring = Vec::new();
         let (mut v, mut d) = (v0, d0);
         loop {
-            *out.get_mut(&v).unwrap() &= !(1 << d);
+            out[key(v)] &= !(1 << d);
             ring.push(v);
+            // A boundary edge ends on a corner of the grid.
             let nv = (v.0 + DIRS[d as usize].0, v.1 + DIRS[d as usize].1);
-            let avail = out.get(&nv).copied().unwrap_or(0);
+            let avail = out[key(nv)];
             // Right turn first, then straight on, then left.
             let next = [(d + 1) % 4, d, (d + 3) % 4]
                 .into_iter()
@@ -158,7 +173,7 @@ pub fn trace(inside: &[bool], w: usize, h: usize) -> Vec<Polygon> {
                 _ => break,
             }
         }
-        for r in split_pinches(&ring) {
+        for r in split_pinches(&ring, key, &mut scratch) {
             rings.push(corners_only(&r));
         }
     }
