@@ -44,9 +44,24 @@ pub struct TiffTiles {
     /// top to bottom decodes every tile once.
     capacity: usize,
     clock: u64,
+    /// Tiles under a panel's last columns, which the next panel's read
+    /// wants again: the score pass reads the scene in panels of columns,
+    /// and a 20 m band's taps reach one source column past a panel's edge
+    /// on either side, so the tiles on both sides of a seam were decoded
+    /// twice. Evicted from `cache`, such a tile is kept here (at most two
+    /// columns of tiles) until it is asked for again, then goes back to
+    /// `cache`.
+    seam: Vec<(usize, Vec<u16>)>,
+    wanted: Vec<bool>,
+    /// Tiles decoded so far (what the caches save is measured by it).
+    decoded: u64,
     inflater: Inflater,
     compressed: Vec<u8>,
 }
+
+/// Columns a panel's read overlaps the one before it by, at most (see
+/// `TiffTiles::seam`): the upsampling's taps are one source column.
+const OVERLAP: usize = 8;
 
 // TIFF tags read.
 const IMAGE_WIDTH: u16 = 256;
@@ -137,6 +152,9 @@ impl TiffTiles {
             cache: Vec::new(),
             capacity: 2,
             clock: 0,
+            seam: Vec::new(),
+            wanted: vec![false; n],
+            decoded: 0,
             inflater: Inflater::new()?,
             compressed: Vec::new(),
         })
@@ -163,6 +181,18 @@ impl TiffTiles {
         // Two rows of the tiles a window spans (more when it spans more, as
         // strips a few rows tall do).
         self.capacity = self.capacity.max((tx1 - tx0 + 1) * (ty1 - ty0 + 1).max(2));
+        // A read a tile wide or wider that stops inside a tile short of the
+        // raster's right edge is a panel whose next one starts in that
+        // tile, or at most OVERLAP columns before its end (the 20 m taps):
+        // the tiles under those columns are wanted again (see `seam`).
+        let end = win.x + win.w;
+        if win.w >= self.tile_w && end < self.width && !end.is_multiple_of(self.tile_w) {
+            for tx in end.saturating_sub(OVERLAP).max(win.x) / self.tile_w..=tx1 {
+                for ty in ty0..=ty1 {
+                    self.wanted[ty * self.tiles_across + tx] = true;
+                }
+            }
+        }
         for ty in ty0..=ty1 {
             for tx in tx0..=tx1 {
                 let t = self.tile(ty * self.tiles_across + tx)?;
@@ -193,21 +223,61 @@ impl TiffTiles {
             self.cache[k].1 = self.clock;
             return Ok(k);
         }
-        let mut samples = if self.cache.len() >= self.capacity {
-            // Reuse the least recently used tile's buffer.
+        // Back from the seam store (wanted no more), or decoded.
+        let kept = self.seam.iter().position(|(t, _)| *t == i).map(|k| {
+            self.wanted[i] = false;
+            self.seam.remove(k).1
+        });
+        let spare = if self.cache.len() >= self.capacity {
+            // Reuse the least recently used tile's buffer, unless a later
+            // read wants that tile.
             let k = (0..self.cache.len())
                 .min_by_key(|&k| self.cache[k].1)
                 .expect("a full cache holds tiles");
-            std::mem::take(&mut self.cache.swap_remove(k).2)
+            let (t, _, v) = self.cache.swap_remove(k);
+            if self.wanted[t] {
+                self.keep_for_later(t, v)
+            } else {
+                v
+            }
         } else {
             Vec::new()
         };
-        self.decode(i, &mut samples)?;
+        let samples = match kept {
+            Some(v) => v,
+            None => {
+                let mut v = spare;
+                self.decode(i, &mut v)?;
+                v
+            }
+        };
         self.cache.push((i, self.clock, samples));
         Ok(self.cache.len() - 1)
     }
 
+    /// Puts tile `t` in the seam store, and returns a buffer to decode
+    /// into: the oldest stored tile's when the store holds two columns of
+    /// tiles already, else a new one.
+    fn keep_for_later(&mut self, t: usize, v: Vec<u16>) -> Vec<u16> {
+        let columns = 2 * (self.offsets.len() / self.tiles_across);
+        let free = if self.seam.len() >= columns {
+            let (old, buf) = self.seam.remove(0);
+            self.wanted[old] = false;
+            buf
+        } else {
+            Vec::new()
+        };
+        self.seam.push((t, v));
+        free
+    }
+
+    /// Tiles decoded so far.
+    pub fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
     fn decode(&mut self, i: usize, samples: &mut Vec<u16>) -> Result<(), String> {
+        self.decoded += 1;
         // A tile is whole even at the image's edge; the last strip is not.
         let rows = if self.stripped {
             self.tile_h
@@ -465,6 +535,56 @@ mod tests {
         .unwrap()
         .into_shape_and_vec()
         .1
+    }
+
+    #[test]
+    fn panels_overlapping_at_a_seam_decode_each_tile_once() {
+        // As the score pass reads an upsampled band: panels of columns, each
+        // in strips top to bottom, each panel's read reaching one column
+        // past its edge on both sides; the seams at 64 and 128 fall on tile
+        // edges, so the columns on either side are in other tiles.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("panels.tif");
+        let (w, h) = (200, 96);
+        let opts = [
+            "TILED=YES",
+            "BLOCKXSIZE=32",
+            "BLOCKYSIZE=16",
+            "COMPRESS=DEFLATE",
+            "PREDICTOR=2",
+        ];
+        write(&p, w, h, &opts);
+        let mut t = TiffTiles::open(&p, (w, h), None).unwrap();
+        for (x0, x1) in [(0, 65), (63, 129), (127, 200)] {
+            for y in (0..h).step_by(8) {
+                let win = Window {
+                    x: x0,
+                    y: y.saturating_sub(1),
+                    w: x1 - x0,
+                    h: (y + 9).min(h) - y.saturating_sub(1),
+                };
+                assert_eq!(t.read(win).unwrap(), gdal_read(&p, win), "{win:?}");
+            }
+        }
+        let tiles = w.div_ceil(32) * h.div_ceil(16);
+        assert_eq!(t.decoded(), tiles as u64, "every tile once");
+        assert!(
+            t.seam.len() <= 2 * h.div_ceil(16),
+            "at most two columns kept"
+        );
+        // Reads that end on a tile edge keep nothing: the next panel starts
+        // there.
+        let mut t = TiffTiles::open(&p, (w, h), None).unwrap();
+        for y in (0..h).step_by(8) {
+            let win = Window {
+                x: 0,
+                y,
+                w: 64,
+                h: 8,
+            };
+            t.read(win).unwrap();
+        }
+        assert!(t.seam.is_empty());
     }
 
     #[test]
