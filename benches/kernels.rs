@@ -177,6 +177,25 @@ fn bench_score(c: &mut Criterion, d: &Data) {
     g.finish();
 }
 
+/// The single-date cloud test over a block's rows, both dates (what
+/// assembling every block of the score pass runs).
+fn bench_cloud_test(c: &mut Criterion, d: &Data) {
+    use dunewatch::detect::masks::looks_cloudy_row;
+    let mut g = c.benchmark_group("cloud_test");
+    g.throughput(Throughput::Elements(2 * d.px.len() as u64));
+    let mut out = vec![false; d.px.len()];
+    g.bench_function("looks_cloudy_row_both_dates", |b| {
+        b.iter(|| {
+            for planes in [&d.px.before, &d.px.after] {
+                let bands = std::array::from_fn(|k| &planes[k][..]);
+                looks_cloudy_row(black_box(bands), None, &mut out);
+            }
+            out.iter().filter(|&&c| c).count()
+        })
+    });
+    g.finish();
+}
+
 fn bench_sites(c: &mut Criterion, d: &Data) {
     // The change mask of the block, tiled to a 10980 px wide strip of 512 rows
     // (a full tile's width).
@@ -253,6 +272,7 @@ fn kernels(c: &mut Criterion) {
     bench_chi2(c);
     bench_otsu(c, &d);
     bench_score(c, &d);
+    bench_cloud_test(c, &d);
     bench_fit(c, &d);
     bench_sites(c, &d);
 }

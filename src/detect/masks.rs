@@ -83,29 +83,29 @@ pub fn looks_cloudy_row(bands: [&[f32]; 5], cirrus: Option<&[f32]>, out: &mut [b
     let n = out.len();
     let (blue, green, red, nir, swir1) =
         (&blue[..n], &green[..n], &red[..n], &nir[..n], &swir1[..n]);
-    // Everything but the brightness test, which depends on B10.
-    let common = |i: usize| {
-        let (b, g, r) = (blue[i], green[i], red[i]);
+    // Everything but the brightness test, which depends on B10. Inlined
+    // into the loops: called, it kept them scalar.
+    #[inline(always)]
+    fn common(b: f32, g: f32, r: f32, nir: f32, swir1: f32) -> bool {
         let vis = (b + g + r) / 3.0;
         let flat = ((b - vis).abs() < 0.12 * vis) & ((r - vis).abs() < 0.12 * vis);
-        flat & (nir[i] > 0.8 * vis) & (swir1[i] > 0.15)
-    };
+        flat & (nir > 0.8 * vis) & (swir1 > 0.15)
+    }
     match cirrus {
         Some(c) => {
             let c = &c[..n];
-            for (i, o) in out.iter_mut().enumerate() {
-                let (ci, known) = (c[i], c[i].is_finite());
-                let bright = if known {
-                    (blue[i] > 0.30) & (ci > 0.01)
-                } else {
-                    blue[i] > 0.40
-                };
-                *o = (known & (ci > 0.03)) | (bright & common(i));
+            for i in 0..n {
+                let (b, ci) = (blue[i], c[i]);
+                let known = ci.is_finite();
+                let bright = (known & (b > 0.30) & (ci > 0.01)) | (!known & (b > 0.40));
+                out[i] = (known & (ci > 0.03))
+                    | (bright & common(b, green[i], red[i], nir[i], swir1[i]));
             }
         }
         None => {
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = (blue[i] > 0.40) & common(i);
+            for i in 0..n {
+                let b = blue[i];
+                out[i] = (b > 0.40) & common(b, green[i], red[i], nir[i], swir1[i]);
             }
         }
     }
