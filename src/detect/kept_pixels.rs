@@ -147,16 +147,20 @@ impl KeptBlock {
             }
         }
         row_start.push(from.len() as u32);
-        let planes: Vec<&[f32]> = sub
-            .before
-            .iter()
-            .chain(&sub.after)
-            .map(|p| &p[..])
-            .collect();
-        let mut bytes = Vec::with_capacity(from.len() * PLANES * 4);
-        for &i in &from {
-            for plane in &planes {
-                bytes.extend_from_slice(&plane[i].to_ne_bytes());
+        let planes: [&[f32]; PLANES] = std::array::from_fn(|k| {
+            let (date, band) = (k / STAT_BANDS.len(), k % STAT_BANDS.len());
+            if date == 0 {
+                &sub.before[band][..]
+            } else {
+                &sub.after[band][..]
+            }
+        });
+        // Gathered into a buffer sized once: pushing 4 bytes at a time was
+        // most of this function on a full tile's many kept pixels.
+        let mut bytes = vec![0u8; from.len() * PLANES * 4];
+        for (px, &i) in bytes.chunks_exact_mut(PLANES * 4).zip(&from) {
+            for (v, plane) in px.chunks_exact_mut(4).zip(planes) {
+                v.copy_from_slice(&plane[i].to_ne_bytes());
             }
         }
         KeptBlock {
