@@ -179,6 +179,23 @@ fn whitened(ground: [f32; 2], cloudy: [f32; 2], rise: f32) -> bool {
     (g / c).powi(WHITENING_SHARE) >= g / model
 }
 
+/// [`whitened`] without branches (its early outs folded into the result),
+/// for rows of pixels: the same operations on the same values, so the same
+/// answer for every input (NaN included).
+#[inline(always)]
+fn whitened_branch_free(ground: [f32; 2], cloudy: [f32; 2], rise: f32) -> bool {
+    let grey_distance = |b: f32, r: f32| {
+        let q = b.max(1e-4) / r.max(1e-4);
+        q.max(1.0 / q)
+    };
+    let g = grey_distance(ground[0], ground[1]);
+    let c = grey_distance(cloudy[0], cloudy[1]);
+    let a = (rise / (CLOUD_WHITE - ground[0])).min(1.0);
+    let model = grey_distance(ground[0] + rise, ground[1] + a * (CLOUD_WHITE - ground[1]));
+    let out = (c >= g) | (ground[0] >= CLOUD_WHITE);
+    !out & ((g / c).powi(WHITENING_SHARE) >= g / model)
+}
+
 fn vis_ratio(x: &[f32], y: &[f32]) -> f32 {
     (y[0] + y[1] + y[2]) / (x[0] + x[1] + x[2]).max(1e-4)
 }
@@ -227,10 +244,10 @@ impl CloudStats {
             let y: [f32; 6] = std::array::from_fn(|b| yb[b][c]);
             (*k, *l) = self.shadow_bits(&x, &y);
         }
-        for c in (0..n).filter(|&c| look[c]) {
-            let x: [f32; 6] = std::array::from_fn(|b| xb[b][c]);
-            let y: [f32; 6] = std::array::from_fn(|b| yb[b][c]);
-            kinds[c] |= self.colour_bits(&x, &y);
+        let mut colour = vec![0u8; n];
+        self.colour_bits_row(xb, yb, &mut colour);
+        for ((k, &l), &c) in kinds.iter_mut().zip(&look).zip(&colour) {
+            *k |= c * l as u8;
         }
         let mask = &px.mask[range];
         let mut c = 0;
@@ -313,6 +330,32 @@ impl CloudStats {
             };
         }
         k
+    }
+
+    /// [`Self::colour_bits`] of every pixel of a row (`xb`, `yb`: the bands'
+    /// rows before and after), branch-free so that it vectorises: on a
+    /// scene with much change the blue moves at most pixels, and the test
+    /// pixel by pixel was the largest part of the cloud counts. Each pixel
+    /// takes the one direction its blue moved in, as `colour_bits` does.
+    pub fn colour_bits_row(&self, xb: [&[f32]; 6], yb: [&[f32]; 6], out: &mut [u8]) {
+        let n = out.len();
+        let (x0, x2, y0, y2) = (&xb[0][..n], &xb[2][..n], &yb[0][..n], &yb[2][..n]);
+        for (i, o) in out.iter_mut().enumerate() {
+            let rise = y0[i] - x0[i] - self.blue_change;
+            let after = [y0[i], y2[i] / self.colour_gain];
+            let before = [x0[i], x2[i]];
+            let (up, down) = (rise > 0.0, rise < 0.0);
+            let (ground, cloudy) = if up { (before, after) } else { (after, before) };
+            let w = whitened_branch_free(ground, cloudy, if up { rise } else { -rise });
+            let big = rise.abs() > BLUE_RISE;
+            let (cloud, faint) = if up {
+                (CLOUD_AFTER, FAINT_AFTER)
+            } else {
+                (CLOUD_BEFORE, FAINT_BEFORE)
+            };
+            let bit = if big { cloud } else { faint };
+            *o = bit * ((up | down) & w) as u8;
+        }
     }
 }
 
@@ -908,6 +951,71 @@ mod tests {
         assert_eq!(row, one);
         assert_eq!(row.counts.len(), 4);
         assert!(row.counts.iter().any(|c| c[at(1)] > 0) && row.counts.iter().any(|c| c[at(3)] > 0));
+    }
+
+    #[test]
+    fn the_row_colour_test_is_the_pixel_test() {
+        // Blue and red around the thresholds (the cloud's whiteness, the
+        // rises, grey and coloured ground), NaN and infinite values, over
+        // scenes with and without a colour shift.
+        let vals = [
+            f32::NAN,
+            f32::INFINITY,
+            0.0,
+            1e-5,
+            0.02,
+            0.05,
+            0.09,
+            0.1,
+            0.11,
+            0.13,
+            0.15,
+            0.2,
+            0.33,
+            0.5,
+            0.79,
+            0.8,
+            0.81,
+            1.2,
+        ];
+        for stats in [
+            STATS,
+            CloudStats {
+                blue_change: 0.01,
+                colour_gain: 1.3,
+                ..STATS
+            },
+        ] {
+            let mut cols: [Vec<f32>; 4] = Default::default();
+            for &a in &vals {
+                for &b in &vals {
+                    for &c in &vals {
+                        for &d in &vals {
+                            for (v, x) in cols.iter_mut().zip([a, b, c, d]) {
+                                v.push(x);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = cols[0].len();
+            let zero = vec![0.3f32; n];
+            let xb = [&cols[0][..], &zero, &cols[1][..], &zero, &zero, &zero];
+            let yb = [&cols[2][..], &zero, &cols[3][..], &zero, &zero, &zero];
+            let mut row = vec![0u8; n];
+            stats.colour_bits_row(xb, yb, &mut row);
+            let (mut set, mut seen) = (0, 0u8);
+            for (i, &r) in row.iter().enumerate() {
+                let x = [cols[0][i], 0.3, cols[1][i], 0.3, 0.3, 0.3];
+                let y = [cols[2][i], 0.3, cols[3][i], 0.3, 0.3, 0.3];
+                assert_eq!(r, stats.colour_bits(&x, &y), "{x:?} {y:?}");
+                set += (r != 0) as usize;
+                seen |= r;
+            }
+            assert!(set > 100, "{set} pixels with a colour bit");
+            let every = CLOUD_AFTER | CLOUD_BEFORE | FAINT_AFTER | FAINT_BEFORE;
+            assert_eq!(seen, every, "the grid reaches every kind");
+        }
     }
 
     #[test]
