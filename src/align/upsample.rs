@@ -369,25 +369,27 @@ mod tests {
         assert_eq!(n.taps, vec![(0, 0, 0.0), (1, 1, 0.0), (1, 1, 0.0)]);
     }
 
+    /// A patterned source interpolated with `cols`' run, and tap by tap.
+    fn with_and_without_run(cols: &Taps, rows: &Taps) -> (Vec<f32>, Vec<f32>) {
+        let src: Vec<f32> = (0..cols.len * rows.len)
+            .map(|i| (i * i % 97) as f32 + 0.3)
+            .collect();
+        let tap_by_tap = Taps {
+            run: (0, 0),
+            ..cols.clone()
+        };
+        (
+            interpolate(&src, cols, rows, 0.0, None),
+            interpolate(&src, &tap_by_tap, rows, 0.0, None),
+        )
+    }
+
     #[test]
     fn shifted_reads_interpolate_over_slices_as_tap_by_tap() {
         let cols = taps(3.3, 40, 40, 1, 45, false);
         assert_eq!(cols.run, (0, 40), "{:?}", cols.taps);
         let rows = taps(-0.6, 3, 3, 1, 3, false);
-        let src: Vec<f32> = (0..cols.len * rows.len)
-            .map(|i| (i * i % 97) as f32 + 0.3)
-            .collect();
-        let fast = interpolate(&src, &cols, &rows, 0.0, None);
-        let slow = interpolate(
-            &src,
-            &Taps {
-                run: (0, 0),
-                ..cols.clone()
-            },
-            &rows,
-            0.0,
-            None,
-        );
+        let (fast, slow) = with_and_without_run(&cols, &rows);
         assert_eq!(fast.len(), 120);
         assert!(
             fast[..40].iter().all(|v| v.is_nan()),
@@ -417,20 +419,7 @@ mod tests {
         assert!(odd.run.1 - odd.run.0 >= 38, "{:?}", odd.run);
         for cols in [cols, odd] {
             let rows = taps(3.0, 5, 5, 2, 32, false);
-            let src: Vec<f32> = (0..cols.len * rows.len)
-                .map(|i| (i * i % 97) as f32 + 0.3)
-                .collect();
-            let fast = interpolate(&src, &cols, &rows, 0.0, None);
-            let slow = interpolate(
-                &src,
-                &Taps {
-                    run: (0, 0),
-                    ..cols.clone()
-                },
-                &rows,
-                0.0,
-                None,
-            );
+            let (fast, slow) = with_and_without_run(&cols, &rows);
             assert_eq!(fast.len(), cols.taps.len() * 5);
             assert!(fast
                 .iter()
