@@ -907,16 +907,20 @@ pub fn stage_sites(
         export::csv::write(&staging.path(CSV_FILE), &ctx)?;
         export::kml::write(&staging.path(KML_FILE), &ctx)
     };
+    // And the report's overview, which reads the whole scene decimated.
     let chips = || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress);
-    let (written, chips) = pool.install(|| rayon::join(text, chips));
+    let overview = || export::report::overview_png(&ctx, &scenes);
+    let (written, (chips, overview)) =
+        pool.install(|| rayon::join(text, || rayon::join(chips, overview)));
     written?;
     let chips = chips?;
+    let overview = overview?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
     export::report::write(
         &staging.path(REPORT_FILE),
         &ctx,
-        &scenes,
+        overview,
         &chips_dir,
         &chips,
     )?;

@@ -120,19 +120,27 @@ img.chip{width:auto;max-width:640px;image-rendering:pixelated;display:block;marg
 ul.reasons{margin:0;padding-left:16px}td.num{text-align:right;font-variant-numeric:tabular-nums}";
 
 /// Writes the report; `chips` are embedded for the sites that have one.
+/// The report's overview image: PNG bytes and the scale bar's length in
+/// metres. Apart from [`write`], so it can be drawn while the chips and
+/// the text files are written.
+pub fn overview_png(ctx: &Context, scenes: &Scenes) -> Result<(Vec<u8>, f64)> {
+    let (ov, ov_bar) = overview(ctx, scenes)?;
+    let png = ov.png(&[
+        ("Title", "dunewatch overview".to_string()),
+        ("Scale", format!("scale bar {}", format_metres(ov_bar))),
+    ])?;
+    Ok((png, ov_bar))
+}
+
+/// Writes report.html, given the overview ([`overview_png`]) and the chips.
 pub fn write(
     path: &Path,
     ctx: &Context,
-    scenes: &Scenes,
+    (ov_png, ov_bar): (Vec<u8>, f64),
     _chips_dir: &Path,
     chips: &[Chip],
 ) -> Result<()> {
     let sc = ctx.scene;
-    let (ov, ov_bar) = overview(ctx, scenes)?;
-    let ov_png = ov.png(&[
-        ("Title", "dunewatch overview".to_string()),
-        ("Scale", format!("scale bar {}", format_metres(ov_bar))),
-    ])?;
     let chip_of: HashMap<u32, &Chip> = chips.iter().map(|c| (c.id, c)).collect();
     let dates = format!(
         "{} → {}",
