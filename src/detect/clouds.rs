@@ -161,7 +161,10 @@ pub const WHITENING_SHARE: i32 = 3;
 /// [`WHITENING_SHARE`]-th of what a cloud of brightness [`CLOUD_WHITE`]
 /// mixed in by a = rise / (white - blue) would do. Ground that brightens
 /// by albedo keeps its colour; graded or paved sand may turn a little greyer
-/// but far less than a cloud as bright would make it.
+/// but far less than a cloud as bright would make it. Branch-free (the
+/// cases where the test does not apply fold into the result), so a row of
+/// it vectorises ([`CloudStats::colour_bits_row`]).
+#[inline(always)]
 fn whitened(ground: [f32; 2], cloudy: [f32; 2], rise: f32) -> bool {
     // |ln(blue / red)| as max(q, 1/q), which orders the same, no logarithm.
     let grey_distance = |b: f32, r: f32| {
@@ -170,30 +173,12 @@ fn whitened(ground: [f32; 2], cloudy: [f32; 2], rise: f32) -> bool {
     };
     let g = grey_distance(ground[0], ground[1]);
     let c = grey_distance(cloudy[0], cloudy[1]);
-    if c >= g || ground[0] >= CLOUD_WHITE {
-        return false;
-    }
+    // Already greyer before, or ground as white as the cloud: no test.
+    let applies = !((c >= g) | (ground[0] >= CLOUD_WHITE));
     let a = (rise / (CLOUD_WHITE - ground[0])).min(1.0);
     let model = grey_distance(ground[0] + rise, ground[1] + a * (CLOUD_WHITE - ground[1]));
     // ln(g / c) >= ln(g / model) / share, without logarithms.
-    (g / c).powi(WHITENING_SHARE) >= g / model
-}
-
-/// [`whitened`] without branches (its early outs folded into the result),
-/// for rows of pixels: the same operations on the same values, so the same
-/// answer for every input (NaN included).
-#[inline(always)]
-fn whitened_branch_free(ground: [f32; 2], cloudy: [f32; 2], rise: f32) -> bool {
-    let grey_distance = |b: f32, r: f32| {
-        let q = b.max(1e-4) / r.max(1e-4);
-        q.max(1.0 / q)
-    };
-    let g = grey_distance(ground[0], ground[1]);
-    let c = grey_distance(cloudy[0], cloudy[1]);
-    let a = (rise / (CLOUD_WHITE - ground[0])).min(1.0);
-    let model = grey_distance(ground[0] + rise, ground[1] + a * (CLOUD_WHITE - ground[1]));
-    let out = (c >= g) | (ground[0] >= CLOUD_WHITE);
-    !out & ((g / c).powi(WHITENING_SHARE) >= g / model)
+    applies & ((g / c).powi(WHITENING_SHARE) >= g / model)
 }
 
 fn vis_ratio(x: &[f32], y: &[f32]) -> f32 {
@@ -346,7 +331,7 @@ impl CloudStats {
             let before = [x0[i], x2[i]];
             let (up, down) = (rise > 0.0, rise < 0.0);
             let (ground, cloudy) = if up { (before, after) } else { (after, before) };
-            let w = whitened_branch_free(ground, cloudy, if up { rise } else { -rise });
+            let w = whitened(ground, cloudy, if up { rise } else { -rise });
             let big = rise.abs() > BLUE_RISE;
             let (cloud, faint) = if up {
                 (CLOUD_AFTER, FAINT_AFTER)
