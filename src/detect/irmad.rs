@@ -37,7 +37,7 @@ impl IrMad {
     pub fn fit(s: &Sample, max_iter: usize) -> Option<IrMad> {
         let p = s.p;
         let n = s.len();
-        if n < 2 * p + 2 {
+        if n < 2 * p + 2 || p > MAX_BANDS {
             return None;
         }
         let mut w = vec![1.0f64; n];
@@ -94,12 +94,18 @@ impl IrMad {
     /// MAD variates of one pixel pair, divided by their no-change standard deviation.
     pub fn standardized_mads(&self, x: &[f32], y: &[f32], out: &mut [f64]) {
         let p = self.p;
+        // The centred values once per pixel (not once per variate).
+        let (mut dx, mut dy) = ([0.0f64; MAX_BANDS], [0.0f64; MAX_BANDS]);
+        for i in 0..p {
+            dx[i] = x[i] as f64 - self.mean_x[i];
+            dy[i] = y[i] as f64 - self.mean_y[i];
+        }
         for (j, o) in out[..p].iter_mut().enumerate() {
             let mut u = 0.0;
             let mut v = 0.0;
             for i in 0..p {
-                u += self.a.get(i, j) * (x[i] as f64 - self.mean_x[i]);
-                v += self.b.get(i, j) * (y[i] as f64 - self.mean_y[i]);
+                u += self.a.get(i, j) * dx[i];
+                v += self.b.get(i, j) * dy[i];
             }
             *o = (u - v) / self.sigma[j];
         }
@@ -107,7 +113,7 @@ impl IrMad {
 
     /// Chi-square statistic of one pixel pair: large where something changed.
     pub fn chi2_f32(&self, x: &[f32], y: &[f32]) -> f64 {
-        let mut m = [0.0f64; 16];
+        let mut m = [0.0f64; MAX_BANDS];
         self.standardized_mads(x, y, &mut m[..self.p]);
         m[..self.p].iter().map(|v| v * v).sum()
     }
@@ -117,6 +123,9 @@ impl IrMad {
         chi2_cdf(self.chi2_f32(x, y), self.p)
     }
 }
+
+/// Bands a fit takes at most (per-pixel buffers are arrays this long).
+const MAX_BANDS: usize = 16;
 
 fn symmetrize(m: &Mat) -> Mat {
     let mut r = m.clone();
@@ -157,12 +166,24 @@ fn weighted_cov(s: &Sample, w: &[f64]) -> Option<Cov> {
             dx[k] = x[k] as f64 - mx[k];
             dy[k] = y[k] as f64 - my[k];
         }
-        for r in 0..p {
+        // Row by row over slices (no index arithmetic or bounds checks in
+        // the inner loop); each entry gets the same term in the same order.
+        let rows = s11
+            .a
+            .chunks_exact_mut(p)
+            .zip(s22.a.chunks_exact_mut(p))
+            .zip(s12.a.chunks_exact_mut(p));
+        for (r, ((r11, r22), r12)) in rows.enumerate() {
             let (wx, wy) = (wi * dx[r], wi * dy[r]);
-            for c in 0..p {
-                s11.a[r * p + c] += wx * dx[c];
-                s22.a[r * p + c] += wy * dy[c];
-                s12.a[r * p + c] += wx * dy[c];
+            for (((a11, a22), a12), (&dxc, &dyc)) in r11
+                .iter_mut()
+                .zip(r22.iter_mut())
+                .zip(r12.iter_mut())
+                .zip(dx.iter().zip(&dy))
+            {
+                *a11 += wx * dxc;
+                *a22 += wy * dyc;
+                *a12 += wx * dyc;
             }
         }
     }
