@@ -274,7 +274,11 @@ mod tests {
                 m.chi2_chunk(&s, c * CHUNK, o);
             }
             for (i, v) in out.iter().enumerate() {
-                assert_eq!(v.to_bits(), m.chi2_f32(s.x(i), s.y(i)).to_bits(), "pixel {i}");
+                assert_eq!(
+                    v.to_bits(),
+                    m.chi2_f32(s.x(i), s.y(i)).to_bits(),
+                    "pixel {i}"
+                );
             }
         }
     }
