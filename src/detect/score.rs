@@ -316,18 +316,40 @@ impl Model {
         const FAR: f32 = 1e15;
         let sh = SHIFT;
         let (pw, ph) = (rw + 2 * sh, rh + 2 * sh);
-        let plane = || vec![FAR; pw * ph];
-        let mut u: [Vec<f32>; P] = std::array::from_fn(|_| plane());
-        let mut v: [Vec<f32>; P] = std::array::from_fn(|_| plane());
-        let mut xs: [Vec<f32>; P] = std::array::from_fn(|_| plane());
-        let mut ys: [Vec<f32>; P] = std::array::from_fn(|_| plane());
+        let side = 2 * sh + 1;
+        // The planes are kept for the `side` padded rows the match looks at
+        // only (a ring, row p in slot p % side): whole-block planes were 24
+        // times the block's pixels in floats, out of cache, and the loops
+        // below waited on memory.
+        let ring = || vec![FAR; side * pw];
+        let mut u: [Vec<f32>; P] = std::array::from_fn(|_| ring());
+        let mut v: [Vec<f32>; P] = std::array::from_fn(|_| ring());
+        let mut xs: [Vec<f32>; P] = std::array::from_fn(|_| ring());
+        let mut ys: [Vec<f32>; P] = std::array::from_fn(|_| ring());
         let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
-        // Row by row, band-major, so the loops over a row vectorise.
-        for r in 0..rh {
+        // Padded row p of the planes, band-major so the loops vectorise.
+        // Padding columns are FAR from the start and never written.
+        let plane_row = |u: &mut [Vec<f32>; P],
+                         v: &mut [Vec<f32>; P],
+                         xs: &mut [Vec<f32>; P],
+                         ys: &mut [Vec<f32>; P],
+                         p: usize| {
+            let slot = (p % side) * pw;
+            let at = slot + sh..slot + sh + rw;
+            let Some(r) = p.checked_sub(sh).filter(|r| *r < rh) else {
+                for plane in u
+                    .iter_mut()
+                    .chain(v.iter_mut())
+                    .chain(xs.iter_mut())
+                    .chain(ys.iter_mut())
+                {
+                    plane[at.clone()].fill(FAR);
+                }
+                return;
+            };
             let row = r * rw..(r + 1) * rw;
             let xt: [&[f32]; P] = std::array::from_fn(|k| &px.before[k][row.clone()]);
             let yt: [&[f32]; P] = std::array::from_fn(|k| &px.after[k][row.clone()]);
-            let at = (r + sh) * pw + sh..(r + sh) * pw + sh + rw;
             for j in 0..P {
                 proj.lin_row(&proj.wx[j], proj.cx[j], &xt, &mut u[j][at.clone()]);
                 proj.lin_row(&proj.wy[j], proj.cy[j], &yt, &mut v[j][at.clone()]);
@@ -340,24 +362,35 @@ impl Model {
                 }
             }
             for (c, _) in valid[row].iter().enumerate().filter(|(_, v)| !**v) {
-                for plane in u.iter_mut().chain(&mut v).chain(&mut xs).chain(&mut ys) {
+                for plane in u
+                    .iter_mut()
+                    .chain(v.iter_mut())
+                    .chain(xs.iter_mut())
+                    .chain(ys.iter_mut())
+                {
                     plane[at.start + c] = FAR;
                 }
             }
-        }
+        };
         // The match's squared distances, each computed once: the distance
         // between u at pixel s and v at s + d serves pixel s + d's match
         // against u's neighbours (ab) and pixel s's against v's (ba), so a
         // row of distances per offset, kept for the 2 * SHIFT + 1 rows a
         // centre row looks at, gives both directions (half the work of two
         // passes; the same sums, so the same minima to the bit).
-        let side = 2 * sh + 1;
         let noff = side * side;
         let mut d2 = [
             vec![f32::MAX; side * noff * pw],
             vec![f32::MAX; side * noff * pw],
         ];
-        let fill = |d2: &mut [Vec<f32>; 2], pr: usize| {
+        // Distances of padded row pr of v against rows pr - sh ..= pr + sh
+        // of u, which the ring then holds.
+        let fill = |d2: &mut [Vec<f32>; 2],
+                    u: &[Vec<f32>; P],
+                    v: &[Vec<f32>; P],
+                    xs: &[Vec<f32>; P],
+                    ys: &[Vec<f32>; P],
+                    pr: usize| {
             let slot = pr % side;
             for dr in 0..side {
                 // Rows of u this offset reaches outside the padded grid
@@ -370,14 +403,23 @@ impl Model {
                     let lo = sh.saturating_sub(dc);
                     let hi = pw - dc.saturating_sub(sh);
                     let at = (slot * noff + o) * pw;
-                    let (ia, ib) = (ur * pw + lo + dc - sh, pr * pw + lo);
-                    d2_row(&u, &v, ia, ib, hi - lo, &mut d2[0][at + lo..at + hi]);
-                    d2_row(&xs, &ys, ia, ib, hi - lo, &mut d2[1][at + lo..at + hi]);
+                    let (ia, ib) = ((ur % side) * pw + lo + dc - sh, slot * pw + lo);
+                    d2_row(u, v, ia, ib, hi - lo, &mut d2[0][at + lo..at + hi]);
+                    d2_row(xs, ys, ia, ib, hi - lo, &mut d2[1][at + lo..at + hi]);
                 }
             }
         };
+        // Plane rows computed so far; row pr's distances need up to pr + sh.
+        let mut planes_done = 0;
+        let mut fill_row = |d2: &mut [Vec<f32>; 2], pr: usize| {
+            while planes_done <= (pr + sh).min(ph - 1) {
+                plane_row(&mut u, &mut v, &mut xs, &mut ys, planes_done);
+                planes_done += 1;
+            }
+            fill(d2, &u, &v, &xs, &ys, pr);
+        };
         for pr in 0..(2 * sh).min(ph) {
-            fill(&mut d2, pr);
+            fill_row(&mut d2, pr);
         }
         let mut raw = vec![f32::NAN; n];
         let mut mins = [
@@ -387,9 +429,10 @@ impl Model {
             vec![0.0f32; rw],
         ];
         let mut weight = vec![0.0f32; rw];
+        let (mut p_irmad, mut p_cva) = (vec![0.0f64; rw], vec![0.0f64; rw]);
         for r in 0..rh {
             if r + 2 * sh < ph {
-                fill(&mut d2, r + 2 * sh);
+                fill_row(&mut d2, r + 2 * sh);
             }
             for m in mins.iter_mut() {
                 m.fill(f32::MAX);
@@ -427,11 +470,12 @@ impl Model {
             // then NaN where the pixel is masked.
             let out = &mut raw[row.clone()];
             let (ci_ab, ci_ba, cc_ab, cc_ba) = (&mins[0], &mins[1], &mins[2], &mins[3]);
-            for c in 0..rw {
-                let ci = ci_ab[c].max(ci_ba[c]) as f64 * self.irmad_calibration;
-                let cc = cc_ab[c].max(cc_ba[c]) as f64 * self.cva_calibration;
-                let change = (chi2_cdf_even(ci, P) * chi2_cdf_even(cc, P)).sqrt() as f32;
-                out[c] = change * weight[c];
+            // One CDF per loop: with both in one loop the compiler paired
+            // the two into one register and left the loop scalar.
+            cdf_row(ci_ab, ci_ba, self.irmad_calibration, &mut p_irmad);
+            cdf_row(cc_ab, cc_ba, self.cva_calibration, &mut p_cva);
+            for (((o, &pi), &pc), &w) in out.iter_mut().zip(&p_irmad).zip(&p_cva).zip(&weight) {
+                *o = (pi * pc).sqrt() as f32 * w;
             }
             for (o, &v) in out.iter_mut().zip(&valid[row]) {
                 if !v {
@@ -458,6 +502,15 @@ fn d2_row(a: &[Vec<f32>; P], b: &[Vec<f32>; P], ia: usize, ib: usize, len: usize
             s += d * d;
         }
         out[c] = s;
+    }
+}
+
+/// `out[c]` = the chi-square CDF (P degrees of freedom) of the larger of
+/// `ab[c]` and `ba[c]` times `calibration`.
+#[inline]
+fn cdf_row(ab: &[f32], ba: &[f32], calibration: f64, out: &mut [f64]) {
+    for ((o, &a), &b) in out.iter_mut().zip(ab).zip(ba) {
+        *o = chi2_cdf_even(a.max(b) as f64 * calibration, P);
     }
 }
 
