@@ -378,9 +378,9 @@ pub fn run_detect_with<T>(
     };
     if threads == 1 {
         // One core: one thing at a time.
-        to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
+        pool.install(|| to_cog(&work_mask, &mask_cog, "NEAREST", 1))?;
         progress.advance(1);
-        to_cog(&work_score, &score_cog, "AVERAGE", 1)?;
+        pool.install(|| to_cog(&work_score, &score_cog, "AVERAGE", 1))?;
         progress.advance(1);
         release_free_memory();
         timings.insert("write_cog", t.elapsed().as_secs_f64());
@@ -392,12 +392,13 @@ pub fn run_detect_with<T>(
         }
         // The bar shows `meanwhile`'s stages (the sites); the COGs' stage
         // comes back when it is done, for what is left of them.
+        // On the run's pool: the COGs' tiles are encoded by its workers.
         let mask = s.spawn(|| -> Result<Instant> {
-            to_cog(&work_mask, &mask_cog, "NEAREST", 1)?;
+            pool.install(|| to_cog(&work_mask, &mask_cog, "NEAREST", 1))?;
             Ok(Instant::now())
         });
         let score = s.spawn(|| -> Result<Instant> {
-            to_cog(&work_score, &score_cog, "AVERAGE", threads)?;
+            pool.install(|| to_cog(&work_score, &score_cog, "AVERAGE", threads))?;
             Ok(Instant::now())
         });
         let during = meanwhile(&working);

@@ -61,17 +61,28 @@ pub fn open_for_update(path: &Path) -> Result<gdal::Dataset> {
 /// -of COG` of a full tile's score, 2 threads). ZSTD GeoTIFFs open in GDAL
 /// 2.3 and later (QGIS, rasterio, OTB).
 ///
-/// The overviews are computed here ([`add_overviews`]) and copied: GDAL 3.6
-/// computes them on one thread, which took 4.5 of the 7.5 s a full tile's
-/// float score needed to become a COG.
+/// The run's own rasters (Float32 with AVERAGE, bytes with NEAREST) are
+/// written by [`super::cog`] on the current rayon pool, with the same layout,
+/// encoding and pixels. Anything else goes through GDAL's COG driver, with
+/// overviews computed here ([`add_overviews`]) and copied: GDAL 3.6 computes
+/// them on one thread, which took 4.5 of the 7.5 s a full tile's float score
+/// needed to become a COG.
 pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Result<()> {
     let err = |e: gdal::errors::GdalError| Error::output(dst, gdal_msg(&e));
-    let ours = add_overviews(src, resampling)?;
     let ds = gdal::Dataset::open(src).map_err(|e| Error::output(src, gdal_msg(&e)))?;
     let float = ds
         .rasterband(1)
         .map(|b| b.band_type() == gdal::raster::GdalDataType::Float32)
         .unwrap_or(false);
+    // The run's own rasters: written by `cog`, on the current rayon pool.
+    if matches!((resampling, float), ("AVERAGE", true) | ("NEAREST", false)) {
+        drop(ds);
+        if super::cog::write_cog(src, dst)? {
+            return Ok(());
+        }
+    }
+    let ours = add_overviews(src, resampling)?;
+    let ds = gdal::Dataset::open(src).map_err(|e| Error::output(src, gdal_msg(&e)))?;
     let drv = gdal::DriverManager::get_driver_by_name("COG").map_err(err)?;
     let (compress, predictor, level) = if float {
         ("ZSTD", "FLOATING_POINT", "1")
@@ -107,7 +118,7 @@ pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Resul
 const SWATH_BYTES: &str = "33554432";
 
 /// Block side of the COGs, and of the blocks the overviews are made from.
-const COG_BLOCK: usize = 512;
+pub(crate) const COG_BLOCK: usize = 512;
 
 /// The overview factors GDAL's COG driver makes for a `w` x `h` raster:
 /// halving until the overview fits in one block.
@@ -180,7 +191,7 @@ enum Pyramid {
 }
 
 /// One level of a block's pyramid: (columns, rows, values).
-type Level<T> = (usize, usize, Vec<T>);
+pub type Level<T> = (usize, usize, Vec<T>);
 
 fn write_levels<T: GdalType + Copy>(
     overviews: &mut [gdal::raster::RasterBand],

@@ -405,7 +405,7 @@ fn bytemuck_u16(v: &mut [u16]) -> &mut [u8] {
 }
 
 /// A TIFF's first image file directory: where each tag's values are.
-struct Ifd {
+pub(crate) struct Ifd {
     big: bool,
     /// (tag, type, count, the entry's value/offset field as raw bytes).
     entries: Vec<(u16, u16, u64, [u8; 8])>,
@@ -414,7 +414,7 @@ struct Ifd {
 impl Ifd {
     /// Little-endian TIFF or BigTIFF only (what GDAL writes on this kind of
     /// machine); anything else is None.
-    fn first(file: &File) -> Option<Ifd> {
+    pub(crate) fn first(file: &File) -> Option<Ifd> {
         if cfg!(target_endian = "big") {
             return None;
         }
@@ -461,9 +461,36 @@ impl Ifd {
         Some(Ifd { big, entries })
     }
 
+    /// `tag`'s type, count and value bytes (inline or at their offset), as
+    /// they are in the file: what a writer needs to copy the entry.
+    pub(crate) fn raw(&self, file: &File, tag: u16) -> Option<(u16, u64, Vec<u8>)> {
+        let &(_, typ, count, field) = self.entries.iter().find(|e| e.0 == tag)?;
+        let size = match typ {
+            1 | 2 | 6 | 7 => 1,
+            3 | 8 => 2,
+            4 | 9 | 11 => 4,
+            _ => 8,
+        };
+        let bytes = usize::try_from(count).ok().filter(|&c| c <= 1 << 24)? * size;
+        let inline = if self.big { 8 } else { 4 };
+        let data = if bytes <= inline {
+            field[..bytes].to_vec()
+        } else {
+            let at = if self.big {
+                u64::from_le_bytes(field)
+            } else {
+                u32::from_le_bytes(field[..4].try_into().ok()?) as u64
+            };
+            let mut v = vec![0u8; bytes];
+            file.read_exact_at(&mut v, at).ok()?;
+            v
+        };
+        Some((typ, count, data))
+    }
+
     /// The integer values of `tag` (SHORT, LONG or LONG8), inline or at
     /// their offset.
-    fn values(&self, file: &File, tag: u16) -> Option<Vec<u64>> {
+    pub(crate) fn values(&self, file: &File, tag: u16) -> Option<Vec<u64>> {
         let &(_, typ, count, field) = self.entries.iter().find(|e| e.0 == tag)?;
         let size = match typ {
             3 => 2,  // SHORT
