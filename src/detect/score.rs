@@ -569,12 +569,16 @@ impl Projections {
     /// `out[c] = c0 + sum_k w[k] * x[k][c]` over a row (summed in band order).
     #[inline]
     fn lin_row(&self, w: &[f32; P], c0: f32, x: &[&[f32]; P], out: &mut [f32]) {
-        out.fill(c0);
-        for k in 0..P {
-            let wk = w[k];
-            for (o, &v) in out.iter_mut().zip(x[k]) {
-                *o += wk * v;
+        // Pixel by pixel, the bands summed in a register and stored once
+        // (the same sums, in band order).
+        let n = out.len();
+        let x: [&[f32]; P] = std::array::from_fn(|k| &x[k][..n]);
+        for (c, o) in out.iter_mut().enumerate() {
+            let mut s = c0;
+            for k in 0..P {
+                s += w[k] * x[k][c];
             }
+            *o = s;
         }
     }
 }
