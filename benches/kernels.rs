@@ -265,8 +265,31 @@ fn bench_upsample(c: &mut Criterion) {
     }
     g.finish();
 }
+/// TIFF's horizontal predictor undone over a 1024 x 1024 u16 tile (the
+/// block of the Sentinel-2 COGs in the cloud archives), row by row.
+fn bench_predictor(c: &mut Criterion) {
+    use dunewatch::read::tiff_tiles::undo_horizontal_predictor;
+    let tile: Vec<u16> = (0..1024 * 1024u32)
+        .map(|i| (i * 7919 % 61) as u16)
+        .collect();
+    let mut g = c.benchmark_group("predictor");
+    g.throughput(Throughput::Elements(tile.len() as u64));
+    g.bench_function("undo_horizontal_1024x1024", |b| {
+        b.iter_batched_ref(
+            || tile.clone(),
+            |t| {
+                for row in t.chunks_exact_mut(1024) {
+                    undo_horizontal_predictor(row);
+                }
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
 
 fn kernels(c: &mut Criterion) {
+    bench_predictor(c);
     bench_upsample(c);
     let d = load();
     bench_chi2(c);
