@@ -429,7 +429,9 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset) -> Result<bool> 
     // in parallel and written in order.
     let mut file = File::create(dst).map_err(oerr)?;
     file.seek(SeekFrom::Start(data_start)).map_err(oerr)?;
-    let mut out = BufWriter::with_capacity(8 << 20, file);
+    // Small: the leaders and trailers are buffered, the tiles (hundreds of
+    // kB) go to the file as they are, without a copy through the buffer.
+    let mut out = BufWriter::with_capacity(64 << 10, file);
     let mut pos = data_start;
     let mut tiles: Vec<(Vec<u64>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); nlev + 1];
     for k in (0..=nlev).rev() {
