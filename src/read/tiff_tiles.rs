@@ -546,27 +546,12 @@ impl Ifd {
     /// The integer values of `tag` (SHORT, LONG or LONG8), inline or at
     /// their offset.
     pub(crate) fn values(&self, file: &File, tag: u16) -> Option<Vec<u64>> {
-        let &(_, typ, count, field) = self.entries.iter().find(|e| e.0 == tag)?;
+        let (typ, _, data) = self.raw(file, tag)?;
         let size = match typ {
             3 => 2,  // SHORT
             4 => 4,  // LONG
             16 => 8, // LONG8
             _ => return None,
-        };
-        let count = usize::try_from(count).ok().filter(|&c| c <= 1 << 24)?;
-        let bytes = count * size;
-        let inline = if self.big { 8 } else { 4 };
-        let data = if bytes <= inline {
-            field[..bytes].to_vec()
-        } else {
-            let at = if self.big {
-                u64::from_le_bytes(field)
-            } else {
-                u32::from_le_bytes(field[..4].try_into().ok()?) as u64
-            };
-            let mut v = vec![0u8; bytes];
-            file.read_exact_at(&mut v, at).ok()?;
-            v
         };
         Some(
             data.chunks_exact(size)
