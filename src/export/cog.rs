@@ -317,13 +317,15 @@ pub fn write_cog(src: &Path, dst: &Path) -> Result<bool> {
         .rasterband(1)
         .map_err(|e| Error::output(src, gdal_msg(&e)))?;
     match band.band_type() {
-        gdal::raster::GdalDataType::Float32 => write::<f32>(src, dst, &ds),
-        gdal::raster::GdalDataType::UInt8 => write::<u8>(src, dst, &ds),
+        gdal::raster::GdalDataType::Float32 => write::<f32>(src, dst, &ds, false),
+        gdal::raster::GdalDataType::UInt8 => write::<u8>(src, dst, &ds, false),
         _ => Ok(false),
     }
 }
 
-fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset) -> Result<bool> {
+/// [`write_cog`] for samples of type `T`; `bigtiff` forces BigTIFF (which
+/// otherwise only rasters of gigabytes get).
+fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -> Result<bool> {
     let oerr = |e: std::io::Error| Error::output(dst, e);
     let nodata = match ds.rasterband(1).ok().and_then(|b| b.no_data_value()) {
         Some(v) => v,
@@ -402,7 +404,7 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset) -> Result<bool> 
         .map(|&s| (ntiles(s) * COG_BLOCK * COG_BLOCK * T::BITS as usize / 8) as u64)
         .sum();
     // Compressed tiles can outgrow raw ones by a little (codec framing).
-    let big = raw_total + raw_total / 64 + (1 << 24) > u32::MAX as u64;
+    let big = bigtiff || raw_total + raw_total / 64 + (1 << 24) > u32::MAX as u64;
     let zeros: Vec<(Vec<u64>, Vec<u64>)> = sizes
         .iter()
         .map(|&s| (vec![0; ntiles(s)], vec![0; ntiles(s)]))
@@ -694,6 +696,41 @@ mod tests {
     #[test]
     fn byte_cog_has_gdals_pixels_overviews_and_georeferencing() {
         check_same_as_gdal::<u8>(|x, y| ((x / 3 + y / 5) % 3) as u8 * 127, 255.0, "NEAREST");
+    }
+
+    #[test]
+    fn bigtiff_cogs_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grid(700, 600);
+        let src = dir.path().join("work.tif");
+        working::<f32>(
+            &src,
+            &g,
+            -1.0,
+            |x, y| (x * y % 97) as f32 / 97.0,
+            |_, _| false,
+        );
+        let ds = gdal::Dataset::open(&src).unwrap();
+        let (classic, big) = (dir.path().join("classic.tif"), dir.path().join("big.tif"));
+        assert!(write::<f32>(&src, &classic, &ds, false).unwrap());
+        assert!(write::<f32>(&src, &big, &ds, true).unwrap());
+        // BigTIFF's magic number, 43.
+        assert_eq!(&std::fs::read(&big).unwrap()[..4], b"II+\0");
+        let (a, b) = (
+            gdal::Dataset::open(&classic).unwrap(),
+            gdal::Dataset::open(&big).unwrap(),
+        );
+        assert_eq!(
+            b.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(),
+            Some("COG")
+        );
+        assert_eq!(b.geo_transform().unwrap(), g.geotransform);
+        assert_eq!(b.rasterband(1).unwrap().no_data_value(), Some(-1.0));
+        for level in [None, Some(0)] {
+            let (x, y) = (read_level::<f32>(&a, level), read_level::<f32>(&b, level));
+            assert_eq!((x.0, x.1), (y.0, y.1));
+            assert_eq!(bytes_of(&x.2), bytes_of(&y.2), "level {level:?}");
+        }
     }
 
     #[test]
