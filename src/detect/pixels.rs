@@ -210,3 +210,119 @@ pub fn assemble_cols(
         mask,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::masks::looks_cloudy;
+
+    /// The mask by its definition, pixel by pixel: the area of interest,
+    /// then each date's reason where the pixel is compared, cloud or shadow,
+    /// kept when it outranks the reason there.
+    fn by_definition(items: &[Item], data: &[Vec<f32>], n: usize) -> Vec<MaskReason> {
+        use MaskReason::*;
+        let find = |it: Item| items.iter().position(|x| *x == it).map(|k| &data[k]);
+        let mut mask = vec![Valid; n];
+        if let Some(a) = find(Item::Aoi) {
+            for (m, &v) in mask.iter_mut().zip(a) {
+                if v != 1.0 {
+                    *m = OutsideAoi;
+                }
+            }
+        }
+        for d in [Date::Before, Date::After] {
+            let refl: Vec<&Vec<f32>> = STAT_BANDS
+                .iter()
+                .map(|b| find(Item::Reflectance(d, *b)).unwrap())
+                .collect();
+            let (scl, cirrus) = (find(Item::Scl(d)), find(Item::Cirrus(d)));
+            for i in 0..n {
+                if !matches!(mask[i], Valid | Cloud | CloudShadow) {
+                    continue;
+                }
+                let px: Vec<f32> = refl.iter().map(|p| p[i]).collect();
+                let reason = if px.iter().any(|v| v.is_nan()) {
+                    NoData
+                } else if px.iter().any(|v| v.is_infinite()) {
+                    Saturated
+                } else if let Some(s) = scl {
+                    scl_reason(s[i])
+                } else if looks_cloudy(&px, cirrus.map(|c| c[i])) {
+                    Cloud
+                } else {
+                    Valid
+                };
+                if reason != Valid && (mask[i] == Valid || (reason as u8) < (mask[i] as u8)) {
+                    mask[i] = reason;
+                }
+            }
+        }
+        mask
+    }
+
+    #[test]
+    fn the_mask_is_its_definition_pixel_by_pixel() {
+        let (w, h) = (50, 40);
+        let n = w * h;
+        let mut seed = 7u64;
+        let mut pick = |choices: &[f32]| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            choices[(seed >> 33) as usize % choices.len()]
+        };
+        let refl = [
+            0.05,
+            0.1,
+            0.2,
+            0.3,
+            0.45,
+            0.46,
+            0.47,
+            0.6,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        let scl: Vec<f32> = (0..12).map(|c| c as f32).collect();
+        // The before date with a scene classification, the after one with
+        // B10, and an area of interest.
+        let mut items = Vec::new();
+        for d in [Date::Before, Date::After] {
+            items.extend(STAT_BANDS.iter().map(|b| Item::Reflectance(d, *b)));
+        }
+        items.extend([
+            Item::Scl(Date::Before),
+            Item::Cirrus(Date::After),
+            Item::Aoi,
+        ]);
+        let data: Vec<Vec<f32>> = items
+            .iter()
+            .map(|it| {
+                (0..n)
+                    .map(|_| match it {
+                        // Mostly fine values, so that every reason occurs.
+                        Item::Reflectance(..) if pick(&[0.0, 1.0, 1.0, 1.0]) == 0.0 => pick(&refl),
+                        Item::Reflectance(..) => pick(&[0.1, 0.2, 0.45, 0.46, 0.47, 0.5]),
+                        Item::Scl(_) => pick(&scl),
+                        Item::Cirrus(_) => pick(&[0.0, 0.01, 0.05]),
+                        Item::Aoi => pick(&[1.0, 1.0, 1.0, 0.0]),
+                    })
+                    .collect()
+            })
+            .collect();
+        let want = by_definition(&items, &data, n);
+        let got = assemble_cols(&items, &data, w, 0..w);
+        assert_eq!(got.mask, want);
+        for r in crate::detect::masks::REASONS {
+            assert!(want.contains(&r), "{r:?} does not occur");
+        }
+        // Columns of a wider raster give the same reasons as their own.
+        let cols = assemble_cols(&items, &data, w, 10..30);
+        for y in 0..h {
+            assert_eq!(
+                cols.mask[y * 20..(y + 1) * 20],
+                want[y * w + 10..y * w + 30]
+            );
+        }
+    }
+}
