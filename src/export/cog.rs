@@ -353,49 +353,8 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
         .collect();
     let ntiles = |(w, h): (usize, usize)| w.div_ceil(COG_BLOCK) * h.div_ceil(COG_BLOCK);
 
-    // Pass 1: the overviews, a row of tiles at a time, into one temporary
-    // file per level (row-major samples).
-    let dir = dst.parent().unwrap_or(Path::new("."));
-    let mut raws: Vec<File> = (0..nlev)
-        .map(|_| tempfile::tempfile_in(dir))
-        .collect::<std::io::Result<_>>()
-        .map_err(oerr)?;
-    if nlev > 0 {
-        let down = work.height.div_ceil(COG_BLOCK);
-        for ty in 0..down {
-            let pyramids = (0..work.across)
-                .into_par_iter()
-                .map(|tx| {
-                    let tile = work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?;
-                    let (bw, bh) = work.valid(tx, ty);
-                    let block: Vec<T> = if bw == COG_BLOCK {
-                        tile[..bh * COG_BLOCK].to_vec()
-                    } else {
-                        tile.chunks_exact(COG_BLOCK)
-                            .take(bh)
-                            .flat_map(|r| r[..bw].iter().copied())
-                            .collect()
-                    };
-                    Ok(T::pyramid(&block, bw, bh, nd, nlev))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            for (k, raw) in raws.iter_mut().enumerate() {
-                let f = 2usize << k;
-                let lw = sizes[k + 1].0;
-                let rows = pyramids[0][k].1;
-                let mut strip = vec![nd; lw * rows];
-                for (tx, p) in pyramids.iter().enumerate() {
-                    let (pw, ph, v) = &p[k];
-                    let x0 = tx * COG_BLOCK / f;
-                    for r in 0..*ph {
-                        strip[r * lw + x0..r * lw + x0 + pw]
-                            .copy_from_slice(&v[r * pw..(r + 1) * pw]);
-                    }
-                }
-                raw.write_all(bytes_of(&strip)).map_err(oerr)?;
-            }
-        }
-    }
+    // Pass 1: the overviews, into temporary files.
+    let mut raws = overview_files(&work, &sizes, nd, (src, dst))?;
 
     // Where everything goes: the directories' sizes do not depend on the
     // offsets they hold, so they are laid out with zeros first.
@@ -518,6 +477,60 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
     head.resize(data_start as usize, 0);
     file.write_all_at(&head, 0).map_err(oerr)?;
     Ok(true)
+}
+
+/// The overviews of `work` (read from `src`; levels `sizes[1..]`), a row of
+/// tiles at a time, each level into a temporary file beside `dst` as
+/// row-major samples.
+fn overview_files<T: Sample>(
+    work: &Working,
+    sizes: &[(usize, usize)],
+    nd: T,
+    (src, dst): (&Path, &Path),
+) -> Result<Vec<File>> {
+    let nlev = sizes.len() - 1;
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    let mut raws: Vec<File> = (0..nlev)
+        .map(|_| tempfile::tempfile_in(dir))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::output(dst, e))?;
+    if nlev == 0 {
+        return Ok(raws);
+    }
+    for ty in 0..work.height.div_ceil(COG_BLOCK) {
+        let pyramids = (0..work.across)
+            .into_par_iter()
+            .map(|tx| {
+                let tile = work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?;
+                let (bw, bh) = work.valid(tx, ty);
+                let block: Vec<T> = if bw == COG_BLOCK {
+                    tile[..bh * COG_BLOCK].to_vec()
+                } else {
+                    tile.chunks_exact(COG_BLOCK)
+                        .take(bh)
+                        .flat_map(|r| r[..bw].iter().copied())
+                        .collect()
+                };
+                Ok(T::pyramid(&block, bw, bh, nd, nlev))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (k, raw) in raws.iter_mut().enumerate() {
+            let f = 2usize << k;
+            let lw = sizes[k + 1].0;
+            let rows = pyramids[0][k].1;
+            let mut strip = vec![nd; lw * rows];
+            for (tx, p) in pyramids.iter().enumerate() {
+                let (pw, ph, v) = &p[k];
+                let x0 = tx * COG_BLOCK / f;
+                for r in 0..*ph {
+                    strip[r * lw + x0..r * lw + x0 + pw].copy_from_slice(&v[r * pw..(r + 1) * pw]);
+                }
+            }
+            raw.write_all(bytes_of(&strip))
+                .map_err(|e| Error::output(dst, e))?;
+        }
+    }
+    Ok(raws)
 }
 
 /// The GeoTIFF and nodata tags GDAL writes for `ds`'s grid, read back from
