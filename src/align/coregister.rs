@@ -140,7 +140,7 @@ pub fn coregister(pair: &mut AlignedPair) -> Result<Coregistration> {
             .par_iter()
             .map(|&win| {
                 readers.with(
-                    || Ok(SceneReader::new(pair_ref)),
+                    || Ok(SceneReader::scattered(pair_ref)),
                     |reader| -> Result<Option<Vec<Complex<f64>>>> {
                         let (Some(b), Some(a)) = (
                             edges(reader, Date::Before, win)?,

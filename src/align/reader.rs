@@ -20,6 +20,9 @@ pub struct SceneReader<'a> {
     /// Files whose full-resolution windows are decoded here
     /// ([`TiffTiles`]); None for those GDAL reads.
     tiles: HashMap<String, Option<TiffTiles>>,
+    /// Reads are scattered windows, not strips down the scene: tiles are
+    /// decoded only as deep as a read needs (see [`TiffTiles::shallow`]).
+    scattered: bool,
 }
 
 impl<'a> SceneReader<'a> {
@@ -28,6 +31,18 @@ impl<'a> SceneReader<'a> {
             pair,
             open: HashMap::new(),
             tiles: HashMap::new(),
+            scattered: false,
+        }
+    }
+
+    /// A reader for windows scattered over the scene (the statistics
+    /// sample, co-registration windows, chips) rather than strips taken top
+    /// to bottom: a file tile is decoded only down to the last row a window
+    /// needs. The values are the same; only the decoding saved differs.
+    pub fn scattered(pair: &'a AlignedPair) -> Self {
+        SceneReader {
+            scattered: true,
+            ..SceneReader::new(pair)
         }
     }
 
@@ -189,10 +204,13 @@ impl<'a> SceneReader<'a> {
             .rasterband(index)
             .map_err(|e| Error::input(&ab.file.path, gdal_msg(&e)))?;
         if shape == (win.w, win.h) && index == 1 {
-            let tiles = self
-                .tiles
-                .entry(path.to_string())
-                .or_insert_with(|| tiles_of(ds, &band, path));
+            let tiles = self.tiles.entry(path.to_string()).or_insert_with(|| {
+                let mut t = tiles_of(ds, &band, path);
+                if let Some(t) = t.as_mut() {
+                    t.shallow(self.scattered);
+                }
+                t
+            });
             if let Some(t) = tiles {
                 return t.read(win).map_err(|e| Error::input(&ab.file.path, e));
             }

@@ -238,7 +238,7 @@ pub(crate) fn collect_sample(
         .par_iter()
         .map(|&win| {
             readers.with(
-                || Ok(SceneReader::new(pair)),
+                || Ok(SceneReader::scattered(pair)),
                 |reader| -> Result<Sample> {
                     let mut s = Sample::new(STAT_BANDS.len());
                     let px = pixels::read_pixels(reader, pair, win, (win.w, win.h))?;

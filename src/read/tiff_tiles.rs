@@ -38,8 +38,8 @@ pub struct TiffTiles {
     /// What a tile the file does not hold (offset 0: GDAL's sparse files)
     /// reads as: the band's nodata, else 0, as GDAL fills it.
     fill: u16,
-    /// Decoded tiles: (tile index, last use, samples).
-    cache: Vec<(usize, u64, Vec<u16>)>,
+    /// Decoded tiles: (tile index, last use, rows decoded, samples).
+    cache: Vec<(usize, u64, usize, Vec<u16>)>,
     /// Tiles kept: two rows of the widest read so far, so a pass of strips
     /// top to bottom decodes every tile once.
     capacity: usize,
@@ -55,6 +55,9 @@ pub struct TiffTiles {
     wanted: Vec<bool>,
     /// Tiles decoded so far (what the caches save is measured by it).
     decoded: u64,
+    /// Decode a tile only down to the last row a read needs (see
+    /// [`TiffTiles::shallow`]).
+    shallow: bool,
     inflater: Inflater,
     compressed: Vec<u8>,
 }
@@ -155,6 +158,7 @@ impl TiffTiles {
             seam: Vec::new(),
             wanted: vec![false; n],
             decoded: 0,
+            shallow: false,
             inflater: Inflater::new()?,
             compressed: Vec::new(),
         })
@@ -195,12 +199,12 @@ impl TiffTiles {
         }
         for ty in ty0..=ty1 {
             for tx in tx0..=tx1 {
-                let t = self.tile(ty * self.tiles_across + tx)?;
                 // The part of the window this tile covers.
                 let (x0, y0) = (tx * self.tile_w, ty * self.tile_h);
                 let cx = win.x.max(x0)..(win.x + win.w).min(x0 + self.tile_w);
                 let cy = win.y.max(y0)..(win.y + win.h).min(y0 + self.tile_h);
-                let samples = &self.cache[t].2;
+                let t = self.tile(ty * self.tiles_across + tx, cy.end - y0)?;
+                let samples = &self.cache[t].3;
                 for y in cy {
                     let src = &samples[(y - y0) * self.tile_w..][cx.start - x0..cx.end - x0];
                     let dst = &mut dst_all[(y - win.y) * win.w..][cx.start - win.x..cx.end - win.x];
@@ -216,12 +220,30 @@ impl TiffTiles {
         Ok(out)
     }
 
-    /// The cache slot of tile `i`, decoded when it is not cached.
-    fn tile(&mut self, i: usize) -> Result<usize, String> {
+    /// Scattered reads (the statistics windows): each tile is decoded only
+    /// down to the last row a read needs, plus what the decoder needs to
+    /// stop there. DEFLATE can only be inflated from a tile's start, and a
+    /// window a quarter of a tile high in its middle otherwise paid for the
+    /// whole tile. A pass that reads a tile again further down (strips, top
+    /// to bottom) wants it whole the first time: off by default.
+    pub fn shallow(&mut self, on: bool) {
+        self.shallow = on;
+    }
+
+    /// The cache slot of tile `i`, its first `rows` rows decoded at least:
+    /// decoded when it is not cached (or not that deep).
+    fn tile(&mut self, i: usize, rows: usize) -> Result<usize, String> {
         self.clock += 1;
-        if let Some(k) = self.cache.iter().position(|(t, _, _)| *t == i) {
-            self.cache[k].1 = self.clock;
-            return Ok(k);
+        if let Some(k) = self.cache.iter().position(|e| e.0 == i) {
+            if self.cache[k].2 >= rows {
+                self.cache[k].1 = self.clock;
+                return Ok(k);
+            }
+            // Decoded too shallow for this read: again, deeper.
+            let (_, _, _, mut v) = self.cache.swap_remove(k);
+            let got = self.decode(i, rows, &mut v)?;
+            self.cache.push((i, self.clock, got, v));
+            return Ok(self.cache.len() - 1);
         }
         // Back from the seam store (wanted no more), or decoded.
         let kept = self.seam.iter().position(|(t, _)| *t == i).map(|k| {
@@ -234,8 +256,8 @@ impl TiffTiles {
             let k = (0..self.cache.len())
                 .min_by_key(|&k| self.cache[k].1)
                 .expect("a full cache holds tiles");
-            let (t, _, v) = self.cache.swap_remove(k);
-            if self.wanted[t] {
+            let (t, _, got, v) = self.cache.swap_remove(k);
+            if self.wanted[t] && got >= self.rows_of(t) {
                 self.keep_for_later(t, v)
             } else {
                 v
@@ -243,15 +265,15 @@ impl TiffTiles {
         } else {
             Vec::new()
         };
-        let samples = match kept {
-            Some(v) => v,
+        let (got, samples) = match kept {
+            Some(v) => (self.tile_h, v),
             None => {
                 let mut v = spare;
-                self.decode(i, &mut v)?;
-                v
+                let got = self.decode(i, rows, &mut v)?;
+                (got, v)
             }
         };
-        self.cache.push((i, self.clock, samples));
+        self.cache.push((i, self.clock, got, samples));
         Ok(self.cache.len() - 1)
     }
 
@@ -276,25 +298,35 @@ impl TiffTiles {
         self.decoded
     }
 
-    fn decode(&mut self, i: usize, samples: &mut Vec<u16>) -> Result<(), String> {
-        self.decoded += 1;
-        // A tile is whole even at the image's edge; the last strip is not.
-        let rows = if self.stripped {
+    /// Rows of tile `i`: a tile is whole even at the image's edge; the last
+    /// strip is not.
+    fn rows_of(&self, i: usize) -> usize {
+        if self.stripped {
             self.tile_h
                 .min(self.height - (i / self.tiles_across) * self.tile_h)
         } else {
             self.tile_h
-        };
+        }
+    }
+
+    /// Decodes tile `i` into `samples` (sized to the whole tile): all of
+    /// it, or when [`TiffTiles::shallow`] its first `need` rows at least.
+    /// Returns the rows decoded.
+    fn decode(&mut self, i: usize, need: usize, samples: &mut Vec<u16>) -> Result<usize, String> {
+        self.decoded += 1;
+        let rows = self.rows_of(i);
         let n = self.tile_w * rows;
         let (offset, count) = (self.offsets[i], self.counts[i] as usize);
         if offset == 0 || count == 0 {
             samples.clear();
             samples.resize(n, self.fill);
-            return Ok(());
+            return Ok(rows);
         }
         // A reused buffer is not zeroed first: the tile's bytes overwrite
-        // all of it (a short tile is an error).
+        // all of it (a short tile is an error), or all the rows returned.
         samples.resize(n, 0);
+        let mut want = if self.shallow { need.min(rows) } else { rows };
+        let row_bytes = self.tile_w * 2;
         let bytes: &mut [u8] = bytemuck_u16(samples);
         let corrupt =
             |what: &str| format!("tile {i} of the TIFF is {what} (truncated or corrupt file?)");
@@ -303,28 +335,61 @@ impl TiffTiles {
             self.file
                 .read_exact_at(&mut self.compressed, offset)
                 .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
-            let got = self
-                .inflater
-                .zlib(&self.compressed, bytes)
-                .ok_or_else(|| corrupt("not valid DEFLATE data"))?;
-            if got != bytes.len() {
-                return Err(corrupt("short"));
+            let cap = want * row_bytes + PREFIX_SLACK;
+            if cap < bytes.len() {
+                // The rows wanted and the slack, and no further.
+                match self.inflater.zlib(&self.compressed, &mut bytes[..cap]) {
+                    Inflated::Whole(_) => return Err(corrupt("short")),
+                    Inflated::Full => {}
+                    Inflated::Bad => return Err(corrupt("not valid DEFLATE data")),
+                }
+            } else {
+                match self.inflater.zlib(&self.compressed, bytes) {
+                    Inflated::Whole(got) if got == bytes.len() => want = rows,
+                    Inflated::Whole(_) => return Err(corrupt("short")),
+                    Inflated::Full | Inflated::Bad => {
+                        return Err(corrupt("not valid DEFLATE data"))
+                    }
+                }
             }
         } else {
-            if count < bytes.len() {
+            let take = want * row_bytes;
+            if count < take {
                 return Err(corrupt("short"));
             }
             self.file
-                .read_exact_at(bytes, offset)
+                .read_exact_at(&mut bytes[..take], offset)
                 .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
         }
         if self.predictor {
-            for row in samples.chunks_exact_mut(self.tile_w) {
+            for row in samples.chunks_exact_mut(self.tile_w).take(want) {
                 undo_horizontal_predictor(row);
             }
         }
-        Ok(())
+        Ok(want)
     }
+}
+
+/// Output bytes past the last one wanted that a shallow decode asks
+/// libdeflate for. Given a buffer too small for the stream, libdeflate
+/// writes the output in order and stops, with `LIBDEFLATE_INSUFFICIENT_SPACE`,
+/// at the first literal, match (at most 258 bytes) or stored block (at most
+/// 65 535 bytes) that would overrun it: everything before that point is
+/// written, so with this much slack every wanted byte is. (The API leaves
+/// the buffer's content unspecified then; the tests
+/// `a_buffer_too_small_still_gets_every_byte_before_the_slack` and
+/// `a_shallow_decode_gives_the_rows_a_whole_one_does` hold it to this.)
+const PREFIX_SLACK: usize = 1 << 16;
+
+/// What came of inflating a stream into a buffer.
+#[derive(Debug, PartialEq)]
+enum Inflated {
+    /// The whole stream, this many bytes.
+    Whole(usize),
+    /// The buffer filled before the stream ended (see [`PREFIX_SLACK`]).
+    Full,
+    /// Not a valid stream.
+    Bad,
 }
 
 /// libdeflate's zlib decompressor: the system's libdeflate (Debian
@@ -353,9 +418,8 @@ impl Inflater {
         std::ptr::NonNull::new(unsafe { libdeflate_alloc_decompressor() }).map(Inflater)
     }
 
-    /// Inflates the zlib stream `input` into `out`; the bytes written, or
-    /// None when the data is not a valid stream or does not fit.
-    fn zlib(&mut self, input: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// Inflates the zlib stream `input` into `out`.
+    fn zlib(&mut self, input: &[u8], out: &mut [u8]) -> Inflated {
         let mut got = 0usize;
         // SAFETY: both buffers are valid for the lengths passed; the
         // decompressor is ours alone (&mut self).
@@ -369,7 +433,13 @@ impl Inflater {
                 &mut got,
             )
         };
-        (r == 0).then_some(got)
+        // libdeflate_result: SUCCESS 0, BAD_DATA 1, SHORT_OUTPUT 2
+        // (not returned when the size is asked for), INSUFFICIENT_SPACE 3.
+        match r {
+            0 => Inflated::Whole(got),
+            3 => Inflated::Full,
+            _ => Inflated::Bad,
+        }
     }
 }
 
@@ -802,6 +872,97 @@ mod tests {
             undo_horizontal_predictor(&mut a);
             prefix_sum_from(&mut b, 0);
             assert_eq!(a, b, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_shallow_decode_gives_the_rows_a_whole_one_does() {
+        // Tiles of 256 x 256 (128 KiB decoded), deep enough for a shallow
+        // decode to stop early: one file that compresses and one of noise
+        // (stored blocks, the slack's reason, are tested on their own
+        // below).
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (600, 520);
+        let smooth = dir.path().join("smooth.tif");
+        let noise = dir.path().join("noise.tif");
+        let opts = [
+            "TILED=YES",
+            "BLOCKXSIZE=256",
+            "BLOCKYSIZE=256",
+            "COMPRESS=DEFLATE",
+        ];
+        write(&smooth, w, h, &[&opts[..], &["PREDICTOR=2"]].concat());
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let v: Vec<u16> = (0..w * h)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u16
+            })
+            .collect();
+        let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let o = RasterCreationOptions::from_iter(opts);
+        let ds = drv
+            .create_with_band_type_with_options::<u16, _>(&noise, w, h, 1, &o)
+            .unwrap();
+        let mut buf = Buffer::new((w, h), v);
+        ds.rasterband(1)
+            .unwrap()
+            .write((0, 0), (w, h), &mut buf)
+            .unwrap();
+        ds.close().unwrap();
+        let win = |x, y, w, h| Window { x, y, w, h };
+        for p in [&smooth, &noise] {
+            // Windows near a tile's top, in its middle, across a tile edge,
+            // then one reaching deeper into a tile read shallow before.
+            let mut t = TiffTiles::open(p, (w, h), None).unwrap();
+            t.shallow(true);
+            for wn in [
+                win(10, 0, 50, 3),
+                win(300, 260, 200, 40),
+                win(100, 200, 60, 100),
+                win(10, 100, 50, 120),
+                win(0, 500, 600, 20),
+            ] {
+                assert_eq!(t.read(wn).unwrap(), gdal_read(p, wn), "{p:?} {wn:?}");
+            }
+            // The first window's tile was decoded a few rows deep only.
+            let mut t = TiffTiles::open(p, (w, h), None).unwrap();
+            t.shallow(true);
+            t.read(win(10, 0, 50, 3)).unwrap();
+            assert!(t.cache[0].2 < 256, "{p:?}: {} rows", t.cache[0].2);
+        }
+    }
+
+    #[test]
+    fn a_buffer_too_small_still_gets_every_byte_before_the_slack() {
+        // A zlib stream of stored (uncompressed) blocks, the largest single
+        // steps libdeflate takes, and none of them written when it would
+        // overrun the buffer.
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let mut z = vec![0x78, 0x01];
+        let blocks: Vec<&[u8]> = data.chunks(65_535).collect();
+        for (k, b) in blocks.iter().enumerate() {
+            z.push((k + 1 == blocks.len()) as u8);
+            z.extend((b.len() as u16).to_le_bytes());
+            z.extend((!(b.len() as u16)).to_le_bytes());
+            z.extend_from_slice(b);
+        }
+        let (mut s1, mut s2) = (1u32, 0u32);
+        for &b in &data {
+            s1 = (s1 + b as u32) % 65_521;
+            s2 = (s2 + s1) % 65_521;
+        }
+        z.extend(((s2 << 16) | s1).to_be_bytes());
+        let mut inf = Inflater::new().unwrap();
+        let mut out = vec![0u8; data.len()];
+        assert_eq!(inf.zlib(&z, &mut out), Inflated::Whole(data.len()));
+        assert_eq!(out, data);
+        for want in [1, 1000, 65_535, 70_000, 130_000] {
+            let mut out = vec![0u8; want + PREFIX_SLACK];
+            assert_eq!(inf.zlib(&z, &mut out), Inflated::Full);
+            assert_eq!(out[..want], data[..want], "{want} bytes wanted");
         }
     }
 

@@ -189,8 +189,8 @@ pub fn write_all(
             workers.with(
                 || {
                     Ok((
-                        SceneReader::new(&scenes.pair),
-                        SceneReader::new(scenes.full_res()),
+                        SceneReader::scattered(&scenes.pair),
+                        SceneReader::scattered(scenes.full_res()),
                         crate::sites::run_info::open_run_raster(mask_path)
                             .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
                     ))
