@@ -19,6 +19,7 @@
 //! are copied from a 1 x 1 GeoTIFF GDAL writes on the same grid, so the CRS
 //! is encoded exactly as GDAL encodes it.
 
+use super::direct_file::DirectFile;
 use super::raster::{average_pyramid, nearest_pyramid, overview_factors, Level, COG_BLOCK};
 use super::tile_encode::{fp_predict_row, horizontal_predict_row, Encoder};
 use crate::error::{gdal_msg, Error, Result};
@@ -26,7 +27,7 @@ use crate::read::tiff_tiles::Ifd;
 use gdal::raster::GdalType;
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -388,11 +389,9 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
 
     // Pass 2: the tiles, smallest overview first, each row's tiles encoded
     // in parallel and written in order.
-    let mut file = File::create(dst).map_err(oerr)?;
-    file.seek(SeekFrom::Start(data_start)).map_err(oerr)?;
-    // Small: the leaders and trailers are buffered, the tiles (hundreds of
-    // kB) go to the file as they are, without a copy through the buffer.
-    let mut out = BufWriter::with_capacity(64 << 10, file);
+    // Past the page cache: the tiles are the bulk of the file, written once
+    // and not read back here (see `direct_file`).
+    let mut out = DirectFile::create(dst, data_start).map_err(oerr)?;
     let mut pos = data_start;
     let mut tiles: Vec<(Vec<u64>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); nlev + 1];
     for k in (0..=nlev).rev() {
@@ -451,7 +450,8 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
             "the compressed tiles outgrew a classic TIFF",
         ));
     }
-    let file = out.into_inner().map_err(|e| oerr(e.into_error()))?;
+    debug_assert_eq!(out.position(), pos);
+    let file = out.finish().map_err(oerr)?;
 
     let mut head = Vec::with_capacity(data_start as usize);
     if big {

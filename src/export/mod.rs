@@ -2,6 +2,7 @@
 //! outputs appear only when complete.
 
 pub mod cog;
+pub mod direct_file;
 pub mod raster;
 pub mod staging;
 pub mod tile_encode;
