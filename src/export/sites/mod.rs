@@ -16,23 +16,25 @@ pub mod report;
 use super::run_info::RunInfo;
 use super::{SceneSummary, Site, SitesOptions};
 use crate::error::{Error, Result};
+use crate::export::direct_file::DirectFile;
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// A buffered output file to `write!` text into; keeps the first I/O error
-/// and reports it from [`Sink::finish`], naming the file.
+/// and reports it from [`Sink::finish`], naming the file. Written past the
+/// page cache (hundreds of MB of text for tens of thousands of sites; see
+/// [`DirectFile`]).
 pub struct Sink {
-    w: std::io::BufWriter<std::fs::File>,
+    w: DirectFile,
     err: Option<std::io::Error>,
     path: PathBuf,
 }
 
 impl Sink {
     pub fn create(path: &Path) -> Result<Sink> {
-        let f = std::fs::File::create(path).map_err(|e| Error::output(path, e))?;
+        let w = DirectFile::create(path, 0).map_err(|e| Error::output(path, e))?;
         Ok(Sink {
-            w: std::io::BufWriter::new(f),
+            w,
             err: None,
             path: path.to_path_buf(),
         })
@@ -72,7 +74,10 @@ impl Sink {
         if let Some(e) = self.err.take() {
             return Err(Error::output(&self.path, e));
         }
-        self.w.flush().map_err(|e| Error::output(&self.path, e))
+        self.w
+            .finish()
+            .map(drop)
+            .map_err(|e| Error::output(&self.path, e))
     }
 }
 
