@@ -12,8 +12,9 @@
 //! costs one add, and tiles go straight from the decoder to the window.
 //!
 //! Only the plain layout is handled: a little-endian (Big)TIFF whose first
-//! image is tiled or stripped, one 16-bit unsigned sample per pixel, DEFLATE or no
-//! compression, predictor none or horizontal. Anything else (other codecs or types, JPEG2000, VRTs, `/vsizip/` paths) returns `None`
+//! image is tiled or stripped, one 16-bit unsigned sample per pixel, DEFLATE,
+//! ZSTD (dunewatch's decoded JPEG2000 copies) or no compression, predictor
+//! none or horizontal. Anything else (other codecs or types, JPEG2000, VRTs, `/vsizip/` paths) returns `None`
 //! from [`TiffTiles::open`] and is read through GDAL as before. The numbers
 //! are GDAL's to the bit: the same integers, converted to f32.
 
@@ -33,7 +34,7 @@ pub struct TiffTiles {
     stripped: bool,
     offsets: Vec<u64>,
     counts: Vec<u64>,
-    deflate: bool,
+    codec: Codec,
     predictor: bool,
     /// What a tile the file does not hold (offset 0: GDAL's sparse files)
     /// reads as: the band's nodata, else 0, as GDAL fills it.
@@ -111,7 +112,7 @@ impl TiffTiles {
             && one(SAMPLES_PER_PIXEL).unwrap_or(1) == 1
             && one(PLANAR_CONFIG).unwrap_or(1) == 1
             && one(SAMPLE_FORMAT).unwrap_or(1) == 1
-            && matches!(compression, 1 | 8 | 32946)
+            && matches!(compression, 1 | 8 | 32946 | 50000)
             && matches!(predictor, 1 | 2)
             && tile_w > 0
             && tile_h > 0
@@ -149,7 +150,11 @@ impl TiffTiles {
             stripped,
             offsets,
             counts,
-            deflate: compression != 1,
+            codec: match compression {
+                1 => Codec::None,
+                50000 => Codec::Zstd(Unzstd::new()?),
+                _ => Codec::Deflate,
+            },
             predictor: predictor == 2,
             fill,
             cache: Vec::new(),
@@ -330,7 +335,19 @@ impl TiffTiles {
         let bytes: &mut [u8] = bytemuck_u16(samples);
         let corrupt =
             |what: &str| format!("tile {i} of the TIFF is {what} (truncated or corrupt file?)");
-        if self.deflate {
+        if let Codec::Zstd(z) = &mut self.codec {
+            // Whole: a ZSTD tile decodes fast enough that stopping early
+            // is not worth a streaming decoder.
+            self.compressed.resize(count, 0);
+            self.file
+                .read_exact_at(&mut self.compressed, offset)
+                .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
+            match z.decompress(&self.compressed, bytes) {
+                Some(got) if got == bytes.len() => want = rows,
+                Some(_) => return Err(corrupt("short")),
+                None => return Err(corrupt("not valid ZSTD data")),
+            }
+        } else if matches!(self.codec, Codec::Deflate) {
             self.compressed.resize(count, 0);
             self.file
                 .read_exact_at(&mut self.compressed, offset)
@@ -391,6 +408,70 @@ enum Inflated {
     /// Not a valid stream.
     Bad,
 }
+
+/// How the file's tiles are compressed.
+enum Codec {
+    None,
+    Deflate,
+    /// dunewatch's own decoded JPEG2000 copies (`align::transcode`).
+    Zstd(Unzstd),
+}
+
+/// The system's libzstd decompression context (the library the COG writer
+/// and GDAL's libtiff use).
+struct Unzstd(std::ptr::NonNull<std::ffi::c_void>);
+
+#[link(name = "zstd")]
+extern "C" {
+    fn ZSTD_createDCtx() -> *mut std::ffi::c_void;
+    fn ZSTD_freeDCtx(d: *mut std::ffi::c_void) -> usize;
+    fn ZSTD_decompressDCtx(
+        d: *mut std::ffi::c_void,
+        dst: *mut std::ffi::c_void,
+        dst_capacity: usize,
+        src: *const std::ffi::c_void,
+        src_size: usize,
+    ) -> usize;
+    fn ZSTD_isError(code: usize) -> std::ffi::c_uint;
+}
+
+impl Unzstd {
+    fn new() -> Option<Unzstd> {
+        // SAFETY: allocates a context, or returns null.
+        std::ptr::NonNull::new(unsafe { ZSTD_createDCtx() }).map(Unzstd)
+    }
+
+    /// Decompresses the frames of `input` into `out`; the bytes written,
+    /// or None when the data is not valid or does not fit.
+    fn decompress(&mut self, input: &[u8], out: &mut [u8]) -> Option<usize> {
+        // SAFETY: both buffers are valid for the lengths passed; the
+        // context is ours alone (&mut self).
+        let r = unsafe {
+            ZSTD_decompressDCtx(
+                self.0.as_ptr(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                input.as_ptr().cast(),
+                input.len(),
+            )
+        };
+        // SAFETY: a pure function of the code.
+        (unsafe { ZSTD_isError(r) } == 0).then_some(r)
+    }
+}
+
+impl Drop for Unzstd {
+    fn drop(&mut self) {
+        // SAFETY: created by ZSTD_createDCtx, freed once.
+        unsafe {
+            ZSTD_freeDCtx(self.0.as_ptr());
+        }
+    }
+}
+
+// SAFETY: a context holds no thread-affine state; one thread at a time
+// uses it (&mut self).
+unsafe impl Send for Unzstd {}
 
 /// libdeflate's zlib decompressor: the system's libdeflate (Debian
 /// libdeflate-dev, which libgdal-dev depends on), the one GDAL's libtiff
@@ -758,6 +839,19 @@ mod tests {
                 &["COMPRESS=DEFLATE", "PREDICTOR=2", "BLOCKYSIZE=7"][..],
             ),
             ("one_strip.tif", &["BLOCKYSIZE=170"][..]),
+            // As the decoded JPEG2000 copies are written.
+            (
+                "zstd_pred.tif",
+                &[
+                    "TILED=YES",
+                    "BLOCKXSIZE=64",
+                    "BLOCKYSIZE=32",
+                    "COMPRESS=ZSTD",
+                    "ZSTD_LEVEL=1",
+                    "PREDICTOR=2",
+                ][..],
+            ),
+            ("zstd_strips.tif", &["COMPRESS=ZSTD", "BLOCKYSIZE=7"][..]),
         ] {
             let p = dir.path().join(name);
             write(&p, w, h, opts);
@@ -828,32 +922,30 @@ mod tests {
     #[test]
     fn a_corrupt_tile_is_an_error_not_garbage() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.tif");
-        write(
-            &p,
-            64,
-            64,
-            &[
-                "TILED=YES",
-                "BLOCKXSIZE=32",
-                "BLOCKYSIZE=32",
-                "COMPRESS=DEFLATE",
-            ],
-        );
-        let mut t = TiffTiles::open(&p, (64, 64), None).unwrap();
-        // Overwrite the first tile's data with zeros.
-        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.write_all_at(&vec![0u8; t.counts[0] as usize], t.offsets[0])
-            .unwrap();
-        let e = t
-            .read(Window {
-                x: 0,
-                y: 0,
-                w: 4,
-                h: 4,
-            })
-            .unwrap_err();
-        assert!(e.contains("tile 0"), "{e}");
+        for codec in ["DEFLATE", "ZSTD"] {
+            let p = dir.path().join(format!("{codec}.tif"));
+            let compress = format!("COMPRESS={codec}");
+            write(
+                &p,
+                64,
+                64,
+                &["TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32", &compress],
+            );
+            let mut t = TiffTiles::open(&p, (64, 64), None).unwrap();
+            // Overwrite the first tile's data with zeros.
+            let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.write_all_at(&vec![0u8; t.counts[0] as usize], t.offsets[0])
+                .unwrap();
+            let e = t
+                .read(Window {
+                    x: 0,
+                    y: 0,
+                    w: 4,
+                    h: 4,
+                })
+                .unwrap_err();
+            assert!(e.contains("tile 0") && e.contains(codec), "{e}");
+        }
     }
 
     #[test]
