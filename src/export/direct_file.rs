@@ -9,9 +9,13 @@
 //! refuses `O_DIRECT` (at the open, or with EINVAL at the first write) the
 //! file is written the plain way, with the same bytes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+#[cfg(target_os = "linux")]
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
+#[cfg(target_os = "linux")]
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// File offsets and lengths of direct writes are multiples of this (the
@@ -43,11 +47,14 @@ impl DirectFile {
     /// file [`DirectFile::finish`] returns).
     pub fn create(path: &Path, from: u64) -> io::Result<DirectFile> {
         let plain = File::create(path)?;
+        #[cfg(target_os = "linux")]
         let direct = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)
             .ok();
+        #[cfg(not(target_os = "linux"))]
+        let direct: Option<File> = None;
         let mut mem = vec![0u8; CHUNK + ALIGN];
         let start = mem.as_ptr().align_offset(ALIGN);
         // A direct chunk starts on an aligned offset: the bytes from there
