@@ -280,6 +280,10 @@ pub struct WorkingRun<'a> {
     /// The reflectance the score pass kept for the sites, when asked for
     /// and the threshold was known before scoring.
     pub kept: Option<std::sync::Arc<detect::kept_pixels::KeptPixels>>,
+    /// The run's worker threads, which encode the COGs' tiles meanwhile:
+    /// work run on them shares the cores with the COGs instead of
+    /// competing with them from more threads.
+    pub pool: &'a rayon::ThreadPool,
 }
 
 /// Runs a detect job and, while the COGs are written, `meanwhile` on the
@@ -375,6 +379,7 @@ pub fn run_detect_with<T>(
         record: &record,
         decoded: &decoded,
         kept,
+        pool: &pool,
     };
     if threads == 1 {
         // One core: one thing at a time.

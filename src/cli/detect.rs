@@ -165,7 +165,9 @@ pub fn detect_pair(
             return Ok(None);
         }
         let run = working_run(w.dir, w.mask, w.score, w.record)?;
-        stage_sites(&run, sites_opts, w.decoded, w.kept.clone(), &bar).map(Some)
+        // On the run's threads, beside the COGs' tiles.
+        let pool = Some(w.pool);
+        stage_sites(&run, sites_opts, w.decoded, w.kept.clone(), pool, &bar).map(Some)
     });
     bar.finish();
     let (rec, staged) = res?;
