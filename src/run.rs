@@ -280,9 +280,9 @@ pub struct WorkingRun<'a> {
     /// The reflectance the score pass kept for the sites, when asked for
     /// and the threshold was known before scoring.
     pub kept: Option<std::sync::Arc<detect::kept_pixels::KeptPixels>>,
-    /// The run's worker threads, which encode the COGs' tiles meanwhile:
-    /// work run on them shares the cores with the COGs instead of
-    /// competing with them from more threads.
+    /// The worker threads that encode the COGs' tiles meanwhile: work run
+    /// on them shares the cores with the COGs instead of competing with
+    /// them from more threads.
     pub pool: &'a rayon::ThreadPool,
 }
 
@@ -368,6 +368,23 @@ pub fn run_detect_with<T>(
     };
     drop(pair);
 
+    // The COGs and the sites share one pool, with a worker more than
+    // `threads`: the sites step's own coordination occupies a worker that
+    // spends much of its time waiting for its reader threads, and with
+    // `threads` workers the COGs' encoding starved meanwhile (about 1.2
+    // cores busy while the sites were labelled). Mirrored full pair,
+    // alternating: 15.77, 14.95, 14.58 -> 14.29, 14.03, 13.76 s, the same
+    // CPU time. One thread: one thing at a time, on the run's pool.
+    let shared;
+    let pool = if threads > 1 {
+        shared = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads + 1)
+            .build()
+            .map_err(|e| Error::invalid(format!("cannot start worker threads: {e}")))?;
+        &shared
+    } else {
+        &pool
+    };
     let t = Instant::now();
     progress.start("write COGs", 2);
     // The two conversions are independent; the score's is the long one.
@@ -379,7 +396,7 @@ pub fn run_detect_with<T>(
         record: &record,
         decoded: &decoded,
         kept,
-        pool: &pool,
+        pool,
     };
     if threads == 1 {
         // One core: one thing at a time.
