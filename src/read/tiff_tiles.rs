@@ -335,48 +335,48 @@ impl TiffTiles {
         let bytes: &mut [u8] = bytemuck_u16(samples);
         let corrupt =
             |what: &str| format!("tile {i} of the TIFF is {what} (truncated or corrupt file?)");
-        if let Codec::Zstd(z) = &mut self.codec {
-            // Whole: a ZSTD tile decodes fast enough that stopping early
-            // is not worth a streaming decoder.
+        if !matches!(self.codec, Codec::None) {
             self.compressed.resize(count, 0);
             self.file
                 .read_exact_at(&mut self.compressed, offset)
                 .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
-            match z.decompress(&self.compressed, bytes) {
+        }
+        match &mut self.codec {
+            // Whole: a ZSTD tile decodes fast enough that stopping early
+            // is not worth a streaming decoder.
+            Codec::Zstd(z) => match z.decompress(&self.compressed, bytes) {
                 Some(got) if got == bytes.len() => want = rows,
                 Some(_) => return Err(corrupt("short")),
                 None => return Err(corrupt("not valid ZSTD data")),
-            }
-        } else if matches!(self.codec, Codec::Deflate) {
-            self.compressed.resize(count, 0);
-            self.file
-                .read_exact_at(&mut self.compressed, offset)
-                .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
-            let cap = want * row_bytes + PREFIX_SLACK;
-            if cap < bytes.len() {
-                // The rows wanted and the slack, and no further.
-                match self.inflater.zlib(&self.compressed, &mut bytes[..cap]) {
-                    Inflated::Whole(_) => return Err(corrupt("short")),
-                    Inflated::Full => {}
-                    Inflated::Bad => return Err(corrupt("not valid DEFLATE data")),
-                }
-            } else {
-                match self.inflater.zlib(&self.compressed, bytes) {
-                    Inflated::Whole(got) if got == bytes.len() => want = rows,
-                    Inflated::Whole(_) => return Err(corrupt("short")),
-                    Inflated::Full | Inflated::Bad => {
-                        return Err(corrupt("not valid DEFLATE data"))
+            },
+            Codec::Deflate => {
+                let cap = want * row_bytes + PREFIX_SLACK;
+                if cap < bytes.len() {
+                    // The rows wanted and the slack, and no further.
+                    match self.inflater.zlib(&self.compressed, &mut bytes[..cap]) {
+                        Inflated::Whole(_) => return Err(corrupt("short")),
+                        Inflated::Full => {}
+                        Inflated::Bad => return Err(corrupt("not valid DEFLATE data")),
+                    }
+                } else {
+                    match self.inflater.zlib(&self.compressed, bytes) {
+                        Inflated::Whole(got) if got == bytes.len() => want = rows,
+                        Inflated::Whole(_) => return Err(corrupt("short")),
+                        Inflated::Full | Inflated::Bad => {
+                            return Err(corrupt("not valid DEFLATE data"))
+                        }
                     }
                 }
             }
-        } else {
-            let take = want * row_bytes;
-            if count < take {
-                return Err(corrupt("short"));
+            Codec::None => {
+                let take = want * row_bytes;
+                if count < take {
+                    return Err(corrupt("short"));
+                }
+                self.file
+                    .read_exact_at(&mut bytes[..take], offset)
+                    .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
             }
-            self.file
-                .read_exact_at(&mut bytes[..take], offset)
-                .map_err(|e| corrupt(&format!("unreadable: {e}")))?;
         }
         if self.predictor {
             for row in samples.chunks_exact_mut(self.tile_w).take(want) {
