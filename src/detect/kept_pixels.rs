@@ -23,14 +23,19 @@
 //! together (before's, then after's), f32 in native byte order, so a site's
 //! window is one read per block it overlaps; the index (a bitmap of kept
 //! pixels and the count before each row) stays in memory.
+//!
+//! The file is written and read past the page cache
+//! ([`crate::export::direct_file`]): on the bench VM, putting its 1.3 GB
+//! through the cache cost about 1.5 CPU s of system time while both cores
+//! were busy, where direct I/O costs next to none. The sites step reads it
+//! in pieces of a strip's rows ([`KeptPixels::load`]) ahead of use, so the
+//! device's latency is not waited on per site.
 
 use super::pixels::Pixels;
 use super::{mask_value, MASK_CHANGE, STAT_BANDS};
 use crate::align::Window;
 use crate::error::{Error, Result};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use crate::export::direct_file::{DirectFile, DirectReader};
 use std::path::{Path, PathBuf};
 
 /// Planes kept per pixel: the statistics bands before, then after.
@@ -179,23 +184,17 @@ impl KeptBlock {
 /// pass's writer).
 pub struct KeptWriter {
     path: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: Option<DirectFile>,
     offset: u64,
     index: Vec<(BlockIndex, u64)>,
 }
 
 impl KeptWriter {
     pub fn create(path: &Path) -> Result<KeptWriter> {
-        let f = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| Error::output(path, e))?;
+        let f = DirectFile::create(path, 0).map_err(|e| Error::output(path, e))?;
         Ok(KeptWriter {
             path: path.to_path_buf(),
-            out: Some(BufWriter::with_capacity(1 << 20, f)),
+            out: Some(f),
             offset: 0,
             index: Vec::new(),
         })
@@ -216,10 +215,12 @@ impl KeptWriter {
             .out
             .take()
             .expect("finished once")
-            .into_inner()
-            .map_err(|e| Error::output(&self.path, e.error()))?;
+            .finish()
+            .map_err(|e| Error::output(&self.path, e))?;
+        drop(file);
         let mut index = std::mem::take(&mut self.index);
         index.sort_by_key(|(b, _)| (b.win.y, b.win.x));
+        let file = DirectReader::open(&self.path).map_err(|e| Error::output(&self.path, e))?;
         Ok(KeptPixels {
             path: std::mem::take(&mut self.path),
             file,
@@ -241,10 +242,40 @@ impl Drop for KeptWriter {
 /// at once); the staging file goes when this does.
 pub struct KeptPixels {
     path: PathBuf,
-    file: File,
+    file: DirectReader,
     bytes: u64,
     /// Blocks by (row, column), with their offsets in the file.
     index: Vec<(BlockIndex, u64)>,
+}
+
+/// The kept values of a window's rows, as read from the file: for each
+/// block the window overlaps, those rows' kept pixels (over all the
+/// block's columns). Windows of it are cut with [`KeptPiece::fill`].
+pub struct KeptPiece {
+    win: Window,
+    parts: Vec<Part>,
+}
+
+/// One block's rows of a [`KeptPiece`].
+struct Part {
+    /// The block's place in [`KeptPixels::index`].
+    block: usize,
+    rows: std::ops::Range<usize>,
+    /// The rows' values are `buf[at]` as f32s (see [`Part::values`]).
+    buf: Vec<u8>,
+    at: std::ops::Range<usize>,
+}
+
+impl Part {
+    fn values(&self) -> &[f32] {
+        // SAFETY: every bit pattern is an f32, and the file holds them in
+        // native byte order. `align_to` puts nothing in the prefix here: the
+        // values start at a multiple of 4 bytes in the file, so at an
+        // aligned address (see `DirectReader::read_at`); checked below.
+        let (head, vals, _) = unsafe { self.buf[self.at.clone()].align_to::<f32>() };
+        assert!(head.is_empty(), "kept values aligned");
+        vals
+    }
 }
 
 impl KeptPixels {
@@ -253,18 +284,17 @@ impl KeptPixels {
         self.bytes
     }
 
-    /// Every plane (see [`PLANES`]) over a window of the run grid at full
-    /// resolution, row-major: the kept values, NaN where not kept or not
-    /// finite (as the scenes read for the sites are).
-    pub fn read(&self, win: Window) -> Result<Vec<Vec<f32>>> {
-        let mut out = vec![vec![f32::NAN; win.len()]; PLANES];
+    /// Reads the kept pixels of `win`'s rows in the blocks `win` overlaps:
+    /// one read per block, straight from the device (the file was written
+    /// past the page cache).
+    pub fn load(&self, win: Window) -> Result<KeptPiece> {
         let (wy1, wx1) = (win.y + win.h, win.x + win.w);
         // Blocks of a strip share their rows; the strips are in order.
         let first = self
             .index
             .partition_point(|(b, _)| b.win.y + b.win.h <= win.y);
-        let mut vals = Vec::new();
-        for (b, offset) in &self.index[first..] {
+        let mut parts = Vec::new();
+        for (k, (b, offset)) in self.index.iter().enumerate().skip(first) {
             if b.win.y >= wy1 {
                 break;
             }
@@ -278,24 +308,31 @@ impl KeptPixels {
             if a == z {
                 continue;
             }
-            // The rows' kept pixels in one read, then the window's columns.
-            vals.clear();
-            vals.resize((z - a) * PLANES, 0f32);
-            self.file
-                .read_exact_at(as_bytes_mut(&mut vals), offset + (a * PLANES * 4) as u64)
+            let mut buf = Vec::new();
+            let at = self
+                .file
+                .read_at(
+                    offset + (a * PLANES * 4) as u64,
+                    (z - a) * PLANES * 4,
+                    &mut buf,
+                )
                 .map_err(|e| Error::output(&self.path, e))?;
-            let (c0, c1) = (x0 - b.win.x, x1 - b.win.x);
-            for r in r0..r1 {
-                let first = b.row_start[r] as usize - a + b.before_col(r, c0);
-                let dst = (b.win.y + r - win.y) * win.w + x0 - win.x;
-                b.for_kept(r, c0..c1, |c, k| {
-                    let px = &vals[(first + k) * PLANES..(first + k + 1) * PLANES];
-                    for (plane, &v) in out.iter_mut().zip(px) {
-                        plane[dst + c] = if v.is_finite() { v } else { f32::NAN };
-                    }
-                });
-            }
+            parts.push(Part {
+                block: k,
+                rows: r0..r1,
+                buf,
+                at,
+            });
         }
+        Ok(KeptPiece { win, parts })
+    }
+
+    /// Every plane (see [`PLANES`]) over a window of the run grid at full
+    /// resolution, row-major: the kept values, NaN where not kept or not
+    /// finite (as the scenes read for the sites are).
+    pub fn read(&self, win: Window) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![vec![f32::NAN; win.len()]; PLANES];
+        self.load(win)?.fill(self, win, &mut out);
         Ok(out)
     }
 
@@ -307,16 +344,49 @@ impl KeptPixels {
     }
 }
 
+impl KeptPiece {
+    /// The window it was read over.
+    pub fn window(&self) -> Window {
+        self.win
+    }
+
+    /// Writes the kept values of the part of `win` this piece holds into
+    /// `out` (`PLANES` planes over `win`, row-major); NaN for kept values
+    /// that are not finite. Pixels not kept are left as they are.
+    pub fn fill(&self, kept: &KeptPixels, win: Window, out: &mut [Vec<f32>]) {
+        let (wy1, wx1) = (win.y + win.h, win.x + win.w);
+        for part in &self.parts {
+            let b = &kept.index[part.block].0;
+            let vals = part.values();
+            let (x0, x1) = (
+                win.x.max(b.win.x).max(self.win.x),
+                wx1.min(b.win.x + b.win.w).min(self.win.x + self.win.w),
+            );
+            let (y0, y1) = (
+                win.y.max(b.win.y + part.rows.start),
+                wy1.min(b.win.y + part.rows.end),
+            );
+            if x0 >= x1 || y0 >= y1 {
+                continue;
+            }
+            let a = b.row_start[part.rows.start] as usize;
+            let (c0, c1) = (x0 - b.win.x, x1 - b.win.x);
+            for r in y0 - b.win.y..y1 - b.win.y {
+                let first = b.row_start[r] as usize - a + b.before_col(r, c0);
+                let dst = (b.win.y + r - win.y) * win.w + x0 - win.x;
+                b.for_kept(r, c0..c1, |c, k| {
+                    let px = &vals[(first + k) * PLANES..(first + k + 1) * PLANES];
+                    for (plane, &v) in out.iter_mut().zip(px) {
+                        plane[dst + c] = if v.is_finite() { v } else { f32::NAN };
+                    }
+                });
+            }
+        }
+    }
+}
+
 /// The statistics bands' planes before and after, one `Vec` per band.
 pub type DatePlanes = (Vec<Vec<f32>>, Vec<Vec<f32>>);
-
-/// `v`'s bytes, for reading f32s straight from the file (every bit
-/// pattern is some f32, and the file holds them in native byte order).
-fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
-    // SAFETY: u8 has no alignment or validity requirements, the length is
-    // the same memory, and any bytes written make valid f32s.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
 
 impl Drop for KeptPixels {
     fn drop(&mut self) {
@@ -481,6 +551,38 @@ mod tests {
         );
         assert_eq!(before[1][0], value(1, 2, 3));
         assert_eq!(after[0][0], value(STAT_BANDS.len(), 2, 3));
+    }
+
+    #[test]
+    fn a_window_filled_from_pieces_of_rows_equals_the_window_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = kept(dir.path(), &|x, y| {
+            [(10, 8), (25, 14), (12, 15)].contains(&(x, y))
+        });
+        let piece = |y, h| Window { x: 5, y, w: 30, h };
+        // Two pieces of rows, as the sites step holds them; the window
+        // crosses both and the blocks' edges (x 20, y 12).
+        let pieces = [
+            k.load(piece(0, 10)).unwrap(),
+            k.load(piece(10, 14)).unwrap(),
+        ];
+        assert_eq!(pieces[1].window(), piece(10, 14));
+        let win = Window {
+            x: 8,
+            y: 6,
+            w: 22,
+            h: 12,
+        };
+        let mut got = vec![vec![f32::NAN; win.len()]; PLANES];
+        for p in &pieces {
+            p.fill(&k, win, &mut got);
+        }
+        let want = k.read(win).unwrap();
+        assert!(want[2].iter().any(|v| v.is_finite()) && want[2].iter().any(|v| v.is_nan()));
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.len(), w.len());
+            assert!(g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Large outputs written past the page cache (`O_DIRECT`), in aligned
-//! chunks from an aligned buffer.
+//! Large files written and read past the page cache (`O_DIRECT`), in
+//! aligned chunks from aligned buffers.
 //!
 //! Why: a buffered write copies every byte into the page cache on the
 //! writing thread. On the bench VM that copy runs at about 440 MB/s (`dd
@@ -8,6 +8,11 @@
 //! 1.1 CPU s in the copy, while both cores were busy. Where a file system
 //! refuses `O_DIRECT` (at the open, or with EINVAL at the first write) the
 //! file is written the plain way, with the same bytes.
+//!
+//! A file written so is not in the page cache: a buffered read of it would
+//! fill the cache page by page, which costs about as much as the buffered
+//! write did (0.8 CPU s per 512 MB read after a direct write, against 0.02
+//! s read directly). [`DirectReader`] reads it directly too.
 
 use std::fs::File;
 #[cfg(target_os = "linux")]
@@ -17,6 +22,8 @@ use std::os::unix::fs::FileExt;
 #[cfg(target_os = "linux")]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+#[cfg(target_os = "linux")]
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// File offsets and lengths of direct writes are multiples of this (the
 /// largest logical block size of common devices), and so is the buffer's
@@ -46,7 +53,12 @@ impl DirectFile {
     /// bytes before it are zeros until the caller writes them (through the
     /// file [`DirectFile::finish`] returns).
     pub fn create(path: &Path, from: u64) -> io::Result<DirectFile> {
-        let plain = File::create(path)?;
+        let plain = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         #[cfg(target_os = "linux")]
         let direct = OpenOptions::new()
             .write(true)
@@ -138,6 +150,81 @@ impl DirectFile {
     }
 }
 
+/// Reads of a file at any offsets, directly where the file system allows
+/// (several threads at once).
+pub struct DirectReader {
+    plain: File,
+    #[cfg(target_os = "linux")]
+    direct: Option<File>,
+    /// Set when a direct read was refused (EINVAL): plain reads from then on.
+    #[cfg(target_os = "linux")]
+    refused: AtomicBool,
+}
+
+impl DirectReader {
+    pub fn open(path: &Path) -> io::Result<DirectReader> {
+        Ok(DirectReader {
+            plain: File::open(path)?,
+            #[cfg(target_os = "linux")]
+            direct: OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(path)
+                .ok(),
+            #[cfg(target_os = "linux")]
+            refused: AtomicBool::new(false),
+        })
+    }
+
+    /// Reads the `len` bytes at `offset` into `buf` (resized as needed) and
+    /// returns where in `buf` they are. That range starts `offset % 4096`
+    /// bytes after an address aligned to 4096, so values of any size that
+    /// are aligned in the file are aligned in memory.
+    pub fn read_at(
+        &self,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<std::ops::Range<usize>> {
+        let head = (offset % ALIGN as u64) as usize;
+        let span = (head + len).next_multiple_of(ALIGN);
+        buf.resize(span + ALIGN, 0);
+        let start = buf.as_ptr().align_offset(ALIGN);
+        let at = offset - head as u64;
+        #[cfg(target_os = "linux")]
+        if let Some(d) = self
+            .direct
+            .as_ref()
+            .filter(|_| !self.refused.load(Ordering::Relaxed))
+        {
+            // The aligned span may end past the end of the file: short reads
+            // are fine once the wanted bytes are in.
+            let mut got = 0;
+            let result = loop {
+                if got >= head + len {
+                    break Ok(());
+                }
+                match d.read_at(&mut buf[start + got..start + span], at + got as u64) {
+                    Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            match result {
+                Ok(()) => return Ok(start + head..start + head + len),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.refused.store(true, Ordering::Relaxed)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.plain
+            .read_exact_at(&mut buf[start + head..start + head + len], offset)?;
+        Ok(start + head..start + head + len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +260,44 @@ mod tests {
         // Rewritten shorter: truncated, not left with the old tail.
         let got = write(&p, 10, &[1; 10], &parts[..2]);
         assert_eq!(got.len(), 10 + 3 + 5000);
+    }
+
+    #[test]
+    fn reads_at_any_offset_and_length_give_the_file_bytes_aligned_as_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.bin");
+        let bytes: Vec<u8> = (0..3 * ALIGN + 1000)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let r = DirectReader::open(&p).unwrap();
+        let mut buf = Vec::new();
+        let n = bytes.len();
+        for (off, len) in [
+            (0, n),
+            (1, 1),
+            (4095, 2),
+            (4096, 4096),
+            (5000, n - 5000),
+            (n - 1, 1),
+            (7, 0),
+        ] {
+            let got = r.read_at(off as u64, len, &mut buf).unwrap();
+            assert_eq!(&buf[got.clone()], &bytes[off..off + len], "{off} + {len}");
+            assert_eq!(buf[got].as_ptr() as usize % ALIGN, off % ALIGN);
+        }
+        assert!(
+            r.read_at(n as u64 - 2, 3, &mut buf).is_err(),
+            "past the end"
+        );
+        // Refused direct reads (as by file systems without O_DIRECT) fall
+        // back to plain ones.
+        #[cfg(target_os = "linux")]
+        {
+            r.refused.store(true, Ordering::Relaxed);
+            let got = r.read_at(10, 5000, &mut buf).unwrap();
+            assert_eq!(&buf[got], &bytes[10..5010]);
+        }
     }
 
     #[test]

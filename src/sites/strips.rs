@@ -35,7 +35,7 @@ use super::{
 use crate::align::read_ahead::read_ahead;
 use crate::align::reader::Date;
 use crate::align::{SceneReader, Window};
-use crate::detect::kept_pixels::KeptPixels;
+use crate::detect::kept_pixels::{KeptPiece, KeptPixels, PLANES};
 use crate::detect::STAT_BANDS;
 use crate::error::{gdal_msg, Error, Result};
 use crate::progress::Progress;
@@ -78,18 +78,24 @@ struct Piece {
     labels: Vec<u32>,
     /// Empty when the run has no score raster.
     score: Vec<f32>,
-    /// Statistics bands, before then after.
+    /// Statistics bands, before then after (empty with kept pixels).
     bands: Vec<Vec<f32>>,
+    /// The kept pixels of the piece's rows, when the run has them.
+    kept: Option<KeptPiece>,
 }
 
 /// One raster of a chunk, as read.
 enum Item {
     Labels(Vec<u32>),
     Float(Vec<f32>),
+    Kept(KeptPiece),
 }
 
-/// Item order: labels, score, then the statistics bands before and after.
+/// Item order: labels, score, then the statistics bands before and after,
+/// or the kept pixels.
 const N_ITEMS: usize = 2 + 2 * STAT_BANDS.len();
+/// Items with kept pixels.
+const N_ITEMS_KEPT: usize = 3;
 
 /// A reader thread's handles.
 struct Handles<'a> {
@@ -130,6 +136,7 @@ fn read_item(
             }
             _ => Item::Float(Vec::new()),
         },
+        2 if scenes.kept.is_some() => Item::Kept(scenes.kept.as_ref().expect("checked").load(win)?),
         i => {
             let k = (i - 2) % STAT_BANDS.len();
             let date = if i - 2 < STAT_BANDS.len() {
@@ -157,10 +164,15 @@ impl Piece {
             Some(Item::Labels(v)) => v,
             _ => unreachable!("item 0 is the labels"),
         };
-        let mut floats = it.map(|item| match item {
-            Item::Float(v) => v,
-            Item::Labels(_) => unreachable!("only item 0 is the labels"),
-        });
+        let (mut floats, mut kept) = (Vec::new(), None);
+        for item in it {
+            match item {
+                Item::Float(v) => floats.push(v),
+                Item::Kept(k) => kept = Some(k),
+                Item::Labels(_) => unreachable!("only item 0 is the labels"),
+            }
+        }
+        let mut floats = floats.into_iter();
         let score = floats.next().unwrap_or_default();
         Piece {
             key: 0,
@@ -169,6 +181,7 @@ impl Piece {
             labels,
             score,
             bands: floats.collect(),
+            kept,
         }
     }
 }
@@ -198,7 +211,21 @@ fn cut(
 ) -> Result<SiteWindow> {
     let has_score = held.front().is_some_and(|c| !c.score.is_empty());
     let (before, after) = match kept {
-        Some(k) => k.read_dates(win)?,
+        Some(k) => {
+            // Each row of the window lies in one held piece.
+            let mut planes = vec![vec![f32::NAN; win.len()]; PLANES];
+            let overlaps = |p: &&Piece| {
+                p.rows.start < win.y + win.h
+                    && win.y < p.rows.end
+                    && p.cols.start < win.x + win.w
+                    && win.x < p.cols.end
+            };
+            for piece in held.iter().filter(overlaps).filter_map(|p| p.kept.as_ref()) {
+                piece.fill(k, win, &mut planes);
+            }
+            let after = planes.split_off(STAT_BANDS.len());
+            (planes, after)
+        }
         None => {
             let mut b: Vec<Vec<f32>> = (0..2 * STAT_BANDS.len())
                 .map(|k| take(held, win, |c| &c.bands[k]))
@@ -327,7 +354,11 @@ pub(super) fn describe_all(
     // Kept pixels hold the bands near every site: the strips then read only
     // labels and score, and each site its own window of the kept pixels.
     let kept = scenes.kept.as_deref();
-    let n_items = if kept.is_some() { 2 } else { N_ITEMS };
+    let n_items = if kept.is_some() {
+        N_ITEMS_KEPT
+    } else {
+        N_ITEMS
+    };
     read_ahead(
         &pieces,
         n_items,
