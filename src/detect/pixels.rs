@@ -1,7 +1,7 @@
 //! One window of both dates on the output grid: reflectance of the
 //! statistics bands, pixel-major, and the mask reason of every pixel.
 
-use super::masks::{looks_cloudy_row, scl_reason, MaskReason};
+use super::masks::{looks_cloudy_row, MaskReason, REASONS};
 use super::STAT_BANDS;
 use crate::align::reader::Date;
 use crate::align::{AlignedPair, SceneReader, Window};
@@ -105,6 +105,35 @@ pub fn read_pixels(
     Ok(assemble(&items, data, shape))
 }
 
+/// [`super::masks::scl_reason`]'s code, without branches.
+#[inline]
+fn scl_code(class: f32) -> u8 {
+    let c = class as i32;
+    (c == 0) as u8
+        | ((c == 1) as u8) << 1
+        | 3 * ((8..=10).contains(&c) as u8)
+        | ((c == 3) as u8) << 2
+}
+
+/// Merges a date's reasons into the mask's codes: `bad` bit 0 no data, bit
+/// 1 saturated, else `base` (cloud, shadow or valid). Only compared, cloud
+/// and shadow pixels take a reason, and a reason replaces a higher code.
+#[inline]
+fn merge_reasons(codes: &mut [u8], bad: &[u8], base: &[u8]) {
+    for ((m, &b), &c) in codes.iter_mut().zip(bad).zip(base) {
+        let r = if b & 1 != 0 {
+            1
+        } else if b != 0 {
+            2
+        } else {
+            c
+        };
+        let open = (*m == 0) | (*m == 3) | (*m == 4);
+        let take = open & (r != 0) & ((*m == 0) | (r < *m));
+        *m = if take { r } else { *m };
+    }
+}
+
 /// Pixels from the items' rasters (`data[i]` is `items[i]` over the window).
 pub fn assemble(items: &[Item], data: Vec<Vec<f32>>, shape: (usize, usize)) -> Pixels {
     assemble_cols(items, &data, shape.0, 0..shape.0)
@@ -132,7 +161,8 @@ pub fn assemble_cols(
     };
     let mut before: [Vec<f32>; P] = std::array::from_fn(|_| Vec::new());
     let mut after: [Vec<f32>; P] = std::array::from_fn(|_| Vec::new());
-    let mut mask = vec![MaskReason::Valid; n];
+    // Mask reasons as their codes (the `MaskReason` discriminants).
+    let mut codes = vec![MaskReason::Valid as u8; n];
     let (mut cirrus, mut scl) = ([None, None], [None, None]);
     let slot = |d: Date| (d == Date::After) as usize;
     for (item, v) in items.iter().zip(data) {
@@ -153,9 +183,9 @@ pub fn assemble_cols(
             Item::Scl(d) => scl[slot(d)] = Some(window(v)),
             Item::Aoi => {
                 let values = v.chunks_exact(width).flat_map(|row| &row[cols.clone()]);
-                for (m, &a) in mask.iter_mut().zip(values) {
+                for (m, &a) in codes.iter_mut().zip(values) {
                     if a != 1.0 {
-                        *m = MaskReason::OutsideAoi;
+                        *m = MaskReason::OutsideAoi as u8;
                     }
                 }
             }
@@ -166,6 +196,7 @@ pub fn assemble_cols(
     // reason is kept where it outranks this one.
     let mut cloudy = vec![false; n];
     let mut bad = vec![0u8; n];
+    let mut base = vec![0u8; n];
     for (s, refl) in [(0, &before), (1, &after)] {
         let (cirrus, scl) = (&cirrus[s], &scl[s]);
         bad.fill(0);
@@ -178,31 +209,23 @@ pub fn assemble_cols(
             let bands = std::array::from_fn(|k| &refl[k][..]);
             looks_cloudy_row(bands, cirrus.as_deref(), &mut cloudy);
         }
-        for i in 0..n {
-            if mask[i] != MaskReason::Valid
-                && mask[i] != MaskReason::Cloud
-                && mask[i] != MaskReason::CloudShadow
-            {
-                continue;
+        // This date's own reason (bar no data and saturation), then the
+        // merge, without branches so that both vectorise.
+        match scl {
+            Some(s) => {
+                for (o, &c) in base.iter_mut().zip(s) {
+                    *o = scl_code(c);
+                }
             }
-            let reason = if bad[i] & 1 != 0 {
-                MaskReason::NoData
-            } else if bad[i] != 0 {
-                MaskReason::Saturated
-            } else if let Some(s) = scl {
-                scl_reason(s[i])
-            } else if cloudy[i] {
-                MaskReason::Cloud
-            } else {
-                MaskReason::Valid
-            };
-            if reason != MaskReason::Valid
-                && (mask[i] == MaskReason::Valid || (reason as u8) < (mask[i] as u8))
-            {
-                mask[i] = reason;
+            None => {
+                for (o, &c) in base.iter_mut().zip(&cloudy) {
+                    *o = 3 * c as u8;
+                }
             }
         }
+        merge_reasons(&mut codes, &bad, &base);
     }
+    let mask = codes.iter().map(|&c| REASONS[c as usize]).collect();
     Pixels {
         shape,
         before,
@@ -214,7 +237,48 @@ pub fn assemble_cols(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::masks::looks_cloudy;
+
+    #[test]
+    fn scl_codes_are_the_scl_reasons() {
+        for v in (0..=12).flat_map(|c| [c as f32, c as f32 + 0.5]).chain([
+            f32::NAN,
+            -1.0,
+            255.0,
+            f32::INFINITY,
+        ]) {
+            assert_eq!(scl_code(v), scl_reason(v) as u8, "class {v}");
+        }
+    }
+
+    #[test]
+    fn merged_reasons_follow_the_rules_for_every_combination() {
+        // Every mask code, bad bits and base reason, against the rules
+        // written out with branches.
+        for m in 0..=5u8 {
+            for b in 0..=3u8 {
+                for c in [0u8, 3, 4] {
+                    let mut codes = [m];
+                    merge_reasons(&mut codes, &[b], &[c]);
+                    let r = if b & 1 != 0 {
+                        1
+                    } else if b != 0 {
+                        2
+                    } else {
+                        c
+                    };
+                    let want = if ![0, 3, 4].contains(&m) || r == 0 {
+                        m
+                    } else if m == 0 || r < m {
+                        r
+                    } else {
+                        m
+                    };
+                    assert_eq!(codes[0], want, "mask {m}, bad {b}, base {c}");
+                }
+            }
+        }
+    }
+    use crate::detect::masks::{looks_cloudy, scl_reason};
 
     /// The mask by its definition, pixel by pixel: the area of interest,
     /// then each date's reason where the pixel is compared, cloud or shadow,
