@@ -110,9 +110,9 @@ pub fn read_pixels(
 fn scl_code(class: f32) -> u8 {
     let c = class as i32;
     (c == 0) as u8
-        | ((c == 1) as u8) << 1
-        | 3 * ((8..=10).contains(&c) as u8)
-        | ((c == 3) as u8) << 2
+        | (((c == 1) as u8) << 1)
+        | (3 * ((8..=10).contains(&c) as u8))
+        | (((c == 3) as u8) << 2)
 }
 
 /// Merges a date's reasons into the mask's codes: `bad` bit 0 no data, bit
