@@ -19,8 +19,8 @@
 //! under a seam is decoded for both panels when sites cross it.
 //!
 //! Inside `detect`, the bands come from the pixels the score pass kept
-//! ([`crate::detect::kept_pixels`]), each site's window read on its own:
-//! the strips then hold only labels and score. (Cutting the bands from
+//! ([`crate::detect::kept_pixels`]): the strips hold labels, score and the
+//! kept pixels of their rows, and each site's window is cut from those. (Cutting the bands from
 //! strips too touched the whole grid on a full tile with 77 000 sites,
 //! where the sites' windows cover a sixth of it.)
 
@@ -200,8 +200,8 @@ fn take<T: Copy>(held: &VecDeque<Piece>, win: Window, pick: impl Fn(&Piece) -> &
     out
 }
 
-/// The bands come from `kept` when given (the pieces then hold only labels
-/// and score).
+/// The bands come from the pieces' kept pixels when `kept` is given (the
+/// pieces then hold no bands).
 fn cut(
     held: &VecDeque<Piece>,
     kept: Option<&KeptPixels>,
@@ -351,8 +351,8 @@ pub(super) fn describe_all(
     let mut held: VecDeque<Piece> = VecDeque::new();
     // The first strip of `strips` not described yet.
     let mut next = 0;
-    // Kept pixels hold the bands near every site: the strips then read only
-    // labels and score, and each site its own window of the kept pixels.
+    // Kept pixels hold the bands near every site: the strips then read
+    // labels, score and the kept pixels of their rows.
     let kept = scenes.kept.as_deref();
     let n_items = if kept.is_some() {
         N_ITEMS_KEPT
