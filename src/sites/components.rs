@@ -12,10 +12,11 @@
 //! touched is complete: it is kept when it reaches the minimum mapping unit
 //! and dropped otherwise, so memory follows the number of sites, not pixels.
 //!
-//! Every row's provisional labels are handed back to the caller (who writes
-//! them to a label raster); [`Labeller::finish`] returns the sites and the
+//! Every row's provisional labels are handed back to the caller, as runs
+//! ([`LabelRuns`]) or a row of pixels; [`Labeller::finish`] returns the sites and the
 //! table that maps each provisional label to its site (0 = none).
 
+use super::label_runs::LabelRuns;
 use std::collections::HashMap;
 
 /// What is accumulated per component while labelling.
@@ -120,6 +121,24 @@ impl Labeller {
     /// Labels the next row. `pixel_area_m2` is the ground area of one pixel
     /// of this row. Returns the provisional label of every pixel (0 = none).
     pub fn push_row(&mut self, row: &[bool], pixel_area_m2: f64) -> Vec<u32> {
+        self.advance(row, pixel_area_m2);
+        let mut out = vec![0u32; self.width];
+        for run in &self.prev {
+            out[run.start..run.end].fill(run.label);
+        }
+        out
+    }
+
+    /// As [`Labeller::push_row`], with the row's provisional labels appended
+    /// to `out` as runs.
+    pub fn push_row_into(&mut self, row: &[bool], pixel_area_m2: f64, out: &mut LabelRuns) {
+        self.advance(row, pixel_area_m2);
+        out.push_row(self.prev.iter().map(|r| (r.start, r.end, r.label)));
+    }
+
+    /// Labels the next row; its runs, with their provisional labels, are
+    /// left in `self.prev`.
+    fn advance(&mut self, row: &[bool], pixel_area_m2: f64) {
         assert_eq!(row.len(), self.width, "row width");
         let r = self.row;
         let mut runs = Vec::new();
@@ -165,8 +184,7 @@ impl Labeller {
             run.label = label;
         }
 
-        // Accumulate, and write the provisional labels.
-        let mut out = vec![0u32; self.width];
+        // Accumulate.
         for run in &runs {
             let root = self.find(run.label);
             let n = run.end - run.start;
@@ -184,7 +202,6 @@ impl Labeller {
                     self.open.insert(root, part);
                 }
             }
-            out[run.start..run.end].fill(run.label);
         }
 
         // Components no run of this row touched are complete.
@@ -207,7 +224,6 @@ impl Labeller {
         }
         self.prev = runs;
         self.row += 1;
-        out
     }
 
     fn close(&mut self, root: u32) {

@@ -5,10 +5,10 @@
 //!    rows through a 3x3 opening and closing ([`morphology`]) into an
 //!    8-connected labeller (union-find over runs). Components under the
 //!    minimum mapping unit are dropped as they complete; provisional labels
-//!    go to a compressed label raster in the staging folder.
+//!    are held as runs ([`label_runs`]).
 //! 2. **describe** (in parallel, one GDAL handle set per worker): for each
-//!    site, its bounding-box window (decimated when huge) of the label
-//!    raster, the score raster and both scenes' reflectance gives the
+//!    site, its bounding-box window (decimated when huge) of the labels,
+//!    the score raster and both scenes' reflectance gives the
 //!    outline ([`outline`]), shape ([`shape`]), scores and spectral/texture
 //!    change ([`spectral`]) relative to the scene background.
 //! 3. **classify** ([`classify`]): kind, reasons and structure score; rank;
@@ -25,6 +25,7 @@
 
 pub mod classify;
 pub mod components;
+pub mod label_runs;
 pub mod morphology;
 pub mod outline;
 pub mod run_info;
@@ -48,8 +49,8 @@ use crate::export::Staging;
 use crate::progress::Progress;
 use classify::{Evidence, Kind, KINDS};
 use components::{Component, Labeller};
-use gdal::raster::RasterCreationOptions;
 use gdal::spatial_ref::CoordTransform;
+use label_runs::LabelRuns;
 use morphology::Morphology;
 use outline::Polygon;
 use run_info::RunInfo;
@@ -253,76 +254,28 @@ impl PixelMetres {
     }
 }
 
-/// Pass 1: clean, label and measure components; writes provisional labels.
+/// Pass 1: clean, label and measure components; returns them with the
+/// provisional labels as runs.
 fn label_pass(
     run: &RunInfo,
     opts: &SitesOptions,
-    labels: &Path,
     progress: &dyn Progress,
-) -> Result<components::Labelled> {
+) -> Result<(components::Labelled, LabelRuns)> {
     let g = &run.grid;
     let ds =
         run_info::open_run_raster(&run.mask).map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
     let band = ds
         .rasterband(1)
         .map_err(|e| Error::input(&run.mask, gdal_msg(&e)))?;
-    const TILE: usize = 256;
-    let out = {
-        let err = |e: gdal::errors::GdalError| Error::output(labels, gdal_msg(&e));
-        let drv = gdal::DriverManager::get_driver_by_name("GTiff").map_err(err)?;
-        let co = RasterCreationOptions::from_iter([
-            "TILED=YES",
-            "BLOCKXSIZE=256",
-            "BLOCKYSIZE=256",
-            // Read back once by the describe strips: the fastest codec.
-            "COMPRESS=ZSTD",
-            "ZSTD_LEVEL=1",
-            "BIGTIFF=IF_SAFER",
-        ]);
-        let mut ds = drv
-            .create_with_band_type_with_options::<u32, _>(labels, g.width, g.height, 1, &co)
-            .map_err(err)?;
-        ds.set_geo_transform(&g.geotransform).map_err(err)?;
-        ds.set_projection(&g.wkt).map_err(err)?;
-        ds
-    };
-    let mut out_band = out
-        .rasterband(1)
-        .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
     let area_of_row = row_areas(g);
     let mut morph = Morphology::new(opts.opening, opts.closing);
     let mut lab = Labeller::new(g.width, opts.min_area_m2);
-    let mut pending: Vec<u32> = Vec::with_capacity(g.width * TILE);
-    let mut row_out = 0usize; // next cleaned row
-    let mut written = 0usize; // rows written to the label raster
-    let flush = |pending: &mut Vec<u32>,
-                 written: &mut usize,
-                 band: &mut gdal::raster::RasterBand|
-     -> Result<()> {
-        let rows = pending.len() / g.width;
-        if rows == 0 {
-            return Ok(());
-        }
-        let mut buf = gdal::raster::Buffer::new((g.width, rows), std::mem::take(pending));
-        band.write((0, *written as isize), (g.width, rows), &mut buf)
-            .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
-        *written += rows;
-        Ok(())
-    };
-    let mut take = |rows: Vec<Vec<bool>>,
-                    pending: &mut Vec<u32>,
-                    written: &mut usize,
-                    band: &mut gdal::raster::RasterBand|
-     -> Result<()> {
+    let mut runs = LabelRuns::new(g.width);
+    let mut take = |rows: Vec<Vec<bool>>, runs: &mut LabelRuns| {
         for r in rows {
-            let l = lab.push_row(&r, area_of_row(row_out));
-            row_out += 1;
-            pending.extend_from_slice(&l);
-            if pending.len() == g.width * TILE {
-                flush(pending, written, band)?;
-            }
+            let y = runs.height();
+            lab.push_row_into(&r, area_of_row(y), runs);
         }
-        Ok(())
     };
     let strip = opts.strip_rows.max(1);
     progress.start("label sites", g.height as u64);
@@ -337,19 +290,14 @@ fn label_pass(
         let data = buf.data();
         for r in 0..h {
             let row = &data[r * g.width..(r + 1) * g.width];
-            let ready = morph.push(row);
-            take(ready, &mut pending, &mut written, &mut out_band)?;
+            take(morph.push(row), &mut runs);
         }
         y += h;
         progress.advance(h as u64);
     }
-    let rest = morph.finish();
-    take(rest, &mut pending, &mut written, &mut out_band)?;
-    flush(&mut pending, &mut written, &mut out_band)?;
-    debug_assert_eq!(written, g.height);
-    out.close()
-        .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
-    Ok(lab.finish())
+    take(morph.finish(), &mut runs);
+    debug_assert_eq!(runs.height(), g.height);
+    Ok((lab.finish(), runs))
 }
 
 /// The scene's typical change: unchanged pixels on a lattice of at most
@@ -404,8 +352,6 @@ struct Worker<'a> {
     reader: SceneReader<'a>,
     /// Full-resolution reads (decoded JPEG2000 copies during `detect`).
     full_res: SceneReader<'a>,
-    labels: gdal::Dataset,
-    labels_path: PathBuf,
     score: Option<gdal::Dataset>,
     to_lonlat: OwnedTransform,
 }
@@ -418,12 +364,10 @@ struct OwnedTransform(CoordTransform);
 // SAFETY: see above; the transform is only ever used from one thread at a time.
 unsafe impl Send for OwnedTransform {}
 
-fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo, labels: &Path) -> Result<Worker<'a>> {
+fn open_worker<'a>(scenes: &'a Scenes, run: &RunInfo) -> Result<Worker<'a>> {
     Ok(Worker {
         reader: SceneReader::new(&scenes.pair),
         full_res: SceneReader::new(scenes.full_res()),
-        labels: gdal::Dataset::open(labels).map_err(|e| Error::output(labels, gdal_msg(&e)))?,
-        labels_path: labels.to_path_buf(),
         score: match &run.score {
             Some(p) => {
                 Some(run_info::open_run_raster(p).map_err(|e| Error::input(p, gdal_msg(&e)))?)
@@ -486,16 +430,11 @@ fn read_site_window(
     scenes: &Scenes,
     run: &RunInfo,
     opts: &SitesOptions,
+    labels: &LabelRuns,
     c: &Component,
 ) -> Result<SiteWindow> {
     let (win, shape, d) = site_window(c, &run.grid, opts.max_window_px);
-    let labels_path = w.labels_path.clone();
-    let lb = w
-        .labels
-        .rasterband(1)
-        .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
-    let labels = window_read::read_band::<u32>(&lb, win, shape)
-        .map_err(|e| Error::output(&labels_path, gdal_msg(&e)))?;
+    let labels = labels.read(win, shape);
     let score = match (&w.score, &run.score) {
         (Some(ds), Some(path)) => {
             let sb = ds
@@ -661,21 +600,20 @@ fn describe(
     })
 }
 
-/// Finds, describes, classifies and ranks the sites of a run (no files written
-/// except the label raster at `labels`).
+/// Finds, describes, classifies and ranks the sites of a run (no files
+/// written).
 pub fn find_sites(
     run: &RunInfo,
     scenes: &Scenes,
     opts: &SitesOptions,
-    labels: &Path,
     watch: &[WatchPoint],
     timings: &mut BTreeMap<&'static str, f64>,
     progress: &dyn Progress,
 ) -> Result<(Vec<Site>, Background)> {
     let t = Instant::now();
-    // Labelling reads the mask and writes the labels once, block by block.
+    // Labelling reads the mask once, strip by strip.
     crate::run::shrink_block_cache();
-    let labelled = label_pass(run, opts, labels, progress)?;
+    let (labelled, labels) = label_pass(run, opts, progress)?;
     crate::run::release_free_memory();
     timings.insert("label", t.elapsed().as_secs_f64());
 
@@ -684,12 +622,13 @@ pub fn find_sites(
     timings.insert("background", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    // The descriptions read panels of the scene in strips, with the labels
-    // (u32, 256 px tiles) and the score (f32, 512 px).
+    // The descriptions read panels of the scene in strips, with the score
+    // (f32, 512 px tiles).
     let cols = opts.panel_cols.clamp(1, run.grid.width.max(1));
-    crate::run::size_block_cache(scenes.full_res(), cols, 2 * cols as u64 * (256 + 512) * 4);
-    let described = strips::describe_all(scenes, run, opts, labels, &labelled, &bg, progress)?;
+    crate::run::size_block_cache(scenes.full_res(), cols, 2 * cols as u64 * 512 * 4);
+    let described = strips::describe_all(scenes, run, opts, &labels, &labelled, &bg, progress)?;
     drop(labelled);
+    drop(labels);
     // The pieces and GDAL blocks of the descriptions are freed now; the
     // writers and chips that follow need a fraction of them.
     crate::run::release_free_memory();
@@ -892,10 +831,8 @@ pub fn stage_sites(
     };
     crate::run::limit_gdal_threads(pool.current_num_threads());
     let staging = Staging::new(&run.dir, &[])?;
-    let labels = staging.path("labels.work.tif");
     let (sites, bg) =
-        pool.install(|| find_sites(run, &scenes, opts, &labels, &watch, &mut timings, progress))?;
-    let _ = std::fs::remove_file(&labels);
+        pool.install(|| find_sites(run, &scenes, opts, &watch, &mut timings, progress))?;
 
     let t = Instant::now();
     let scene = scene_summary(run, opts)?;

@@ -2,8 +2,9 @@
 //! use.
 //!
 //! Sites are taken panel by panel (columns, as the score pass reads the
-//! scene), each strip by strip from the top. The rasters a description
-//! needs (labels, score, the statistics bands of both dates) are read in
+//! scene), each strip by strip from the top. What a description needs
+//! (labels, cut from [`LabelRuns`]; score and the statistics bands of both
+//! dates, read from their rasters) is taken in
 //! chunks of [`STRIP_ROWS`] rows by [`read_ahead`], each chunk over the runs
 //! of columns its sites span: the next chunk is read while the sites of the
 //! held ones are described. Every site whose window starts in a strip and
@@ -25,6 +26,7 @@
 //! where the sites' windows cover a sixth of it.)
 
 use super::components::Labelled;
+use super::label_runs::LabelRuns;
 use super::run_info::RunInfo;
 use super::scenes::{self, Scenes};
 use super::spectral::Background;
@@ -42,7 +44,6 @@ use crate::progress::Progress;
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::path::Path;
 
 /// Rows of the run grid in one chunk (and one strip of sites).
 pub(super) const STRIP_ROWS: usize = 128;
@@ -100,7 +101,6 @@ const N_ITEMS_KEPT: usize = 3;
 /// A reader thread's handles.
 struct Handles<'a> {
     full_res: SceneReader<'a>,
-    labels: gdal::Dataset,
     score: Option<gdal::Dataset>,
 }
 
@@ -108,22 +108,13 @@ fn read_item(
     h: &mut Handles,
     scenes: &Scenes,
     run: &RunInfo,
-    labels: &Path,
+    labels: &LabelRuns,
     item: usize,
     win: Window,
 ) -> Result<Item> {
     let shape = (win.w, win.h);
     Ok(match item {
-        0 => {
-            let band = h
-                .labels
-                .rasterband(1)
-                .map_err(|e| Error::output(labels, gdal_msg(&e)))?;
-            Item::Labels(
-                window_read::read_band::<u32>(&band, win, shape)
-                    .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
-            )
-        }
+        0 => Item::Labels(labels.window(win)),
         1 => match (&h.score, &run.score) {
             (Some(ds), Some(path)) => {
                 let band = ds
@@ -250,7 +241,7 @@ pub(super) fn describe_all(
     scenes: &Scenes,
     run: &RunInfo,
     opts: &SitesOptions,
-    labels: &Path,
+    labels: &LabelRuns,
     labelled: &Labelled,
     bg: &Background,
     progress: &dyn Progress,
@@ -323,7 +314,7 @@ pub(super) fn describe_all(
         ids.par_iter()
             .map(|&i| {
                 workers.with(
-                    || open_worker(scenes, run, labels),
+                    || open_worker(scenes, run),
                     |w| {
                         let sw = window(w, i)?;
                         let c = &comps[i];
@@ -366,8 +357,6 @@ pub(super) fn describe_all(
         || {
             Ok(Handles {
                 full_res: SceneReader::new(scenes.full_res()),
-                labels: gdal::Dataset::open(labels)
-                    .map_err(|e| Error::output(labels, gdal_msg(&e)))?,
                 score: match &run.score {
                     Some(p) => Some(
                         super::run_info::open_run_raster(p)
@@ -418,7 +407,7 @@ pub(super) fn describe_all(
     )?;
     drop(held);
     let sites = describe_ids(&alone, &|w, i| {
-        read_site_window(w, scenes, run, opts, &comps[i])
+        read_site_window(w, scenes, run, opts, labels, &comps[i])
     })?;
     progress.advance(alone.len() as u64);
     for (&i, s) in alone.iter().zip(sites) {
