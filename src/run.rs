@@ -278,8 +278,9 @@ pub struct WorkingRun<'a> {
     /// JPEG2000 files decoded for the run (alive until it is published).
     pub decoded: &'a align::transcode::Decoded,
     /// The reflectance the score pass kept for the sites, when asked for
-    /// and the threshold was known before scoring.
-    pub kept: Option<std::sync::Arc<detect::kept_pixels::KeptPixels>>,
+    /// and the threshold was known before scoring; taken by the sites step,
+    /// which lets it go as soon as it is read.
+    pub kept: std::sync::Mutex<Option<std::sync::Arc<detect::kept_pixels::KeptPixels>>>,
     /// The worker threads that encode the COGs' tiles meanwhile: work run
     /// on them shares the cores with the COGs instead of competing with
     /// them from more threads.
@@ -395,7 +396,7 @@ pub fn run_detect_with<T>(
         score: &work_score,
         record: &record,
         decoded: &decoded,
-        kept,
+        kept: std::sync::Mutex::new(kept),
         pool,
     };
     if threads == 1 {

@@ -167,7 +167,8 @@ pub fn detect_pair(
         let run = working_run(w.dir, w.mask, w.score, w.record)?;
         // On the run's threads, beside the COGs' tiles.
         let pool = Some(w.pool);
-        stage_sites(&run, sites_opts, w.decoded, w.kept.clone(), pool, &bar).map(Some)
+        let kept = w.kept.lock().ok().and_then(|mut k| k.take());
+        stage_sites(&run, sites_opts, w.decoded, kept, pool, &bar).map(Some)
     });
     bar.finish();
     let (rec, staged) = res?;

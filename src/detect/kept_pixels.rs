@@ -279,6 +279,14 @@ impl Part {
 }
 
 impl KeptPixels {
+    /// Removes the file now; the last holder lets it go on a thread of its
+    /// own: closing it frees its blocks, which took 0.2 s of the end of a
+    /// full tile's run (1.3 GB) with every other step done.
+    pub fn discard(this: std::sync::Arc<KeptPixels>) {
+        let _ = std::fs::remove_file(&this.path);
+        std::thread::spawn(move || drop(this));
+    }
+
     /// Size of the staging file.
     pub fn bytes(&self) -> u64 {
         self.bytes
