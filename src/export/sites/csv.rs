@@ -3,6 +3,7 @@
 //! the sites directly, then the same fields as the GeoJSON properties
 //! (reasons joined with "; ") and every feature as its own column.
 
+use super::decimal::Decimal;
 use super::{feature_pairs, nearest_watch, round, Context, Sink};
 use crate::error::Result;
 use std::fmt::Write as _;
@@ -58,10 +59,10 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             s.id,
             s.rank,
             s.kind.name(),
-            round(s.score, 4),
-            round(s.lon, 7),
-            round(s.lat, 7),
-            round(s.area_m2, 1),
+            Decimal(round(s.score, 4)),
+            Decimal(round(s.lon, 7)),
+            Decimal(round(s.lat, 7)),
+            Decimal(round(s.area_m2, 1)),
         );
         if let Some((n, d)) = nearest_watch(s) {
             let _ = write!(out, "{},{d}", field(n));
@@ -79,7 +80,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         for n in &feat_names {
             out.push(',');
             if let Some((_, v)) = have.next_if(|(k, _)| k == n) {
-                let _ = write!(out, "{v}");
+                let _ = write!(out, "{}", Decimal(v));
             }
         }
         debug_assert!(have.next().is_none(), "features out of the header's order");

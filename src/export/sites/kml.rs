@@ -4,6 +4,7 @@
 //! description, the fields as ExtendedData, and the outline as Polygon(s)
 //! in lon/lat.
 
+use super::decimal::Decimal;
 use super::{nearest_watch, round, Context, Sink};
 use crate::error::Result;
 use crate::sites::classify::KINDS;
@@ -26,7 +27,12 @@ fn kml_colour(rgb: [u8; 3], alpha: u8) -> String {
 fn coords(o: &mut String, r: &[[f64; 2]]) {
     for (k, p) in r.iter().enumerate() {
         let sep = if k > 0 { " " } else { "" };
-        let _ = write!(o, "{sep}{},{}", round(p[0], 7), round(p[1], 7));
+        let _ = write!(
+            o,
+            "{sep}{},{}",
+            Decimal(round(p[0], 7)),
+            Decimal(round(p[1], 7))
+        );
     }
 }
 
@@ -70,10 +76,10 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             ("id", s.id.to_string()),
             ("rank", s.rank.to_string()),
             ("kind", s.kind.name().to_string()),
-            ("score", round(s.score, 4).to_string()),
-            ("area_m2", round(s.area_m2, 1).to_string()),
-            ("centroid_lon", round(s.lon, 7).to_string()),
-            ("centroid_lat", round(s.lat, 7).to_string()),
+            ("score", Decimal(round(s.score, 4)).to_string()),
+            ("area_m2", Decimal(round(s.area_m2, 1)).to_string()),
+            ("centroid_lon", Decimal(round(s.lon, 7)).to_string()),
+            ("centroid_lat", Decimal(round(s.lat, 7)).to_string()),
             (
                 "before_date",
                 ctx.scene.before_date.clone().unwrap_or_default(),

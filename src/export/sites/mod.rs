@@ -8,6 +8,7 @@
 
 pub mod chips;
 pub mod csv;
+pub mod decimal;
 pub mod geojson;
 pub mod image;
 pub mod kml;
