@@ -610,16 +610,25 @@ pub fn find_sites(
     timings: &mut BTreeMap<&'static str, f64>,
     progress: &dyn Progress,
 ) -> Result<(Vec<Site>, Background)> {
-    let t = Instant::now();
-    // Labelling reads the mask once, strip by strip.
+    // Labelling reads the mask once, strip by strip, on one thread; the
+    // background sample (the mask and the scenes, decimated) is independent
+    // of it and taken meanwhile.
     crate::run::shrink_block_cache();
-    let (labelled, labels) = label_pass(run, opts, progress)?;
+    let (labelled, bg) = rayon::join(
+        || {
+            let t = Instant::now();
+            label_pass(run, opts, progress).map(|v| (v, t.elapsed().as_secs_f64()))
+        },
+        || {
+            let t = Instant::now();
+            background(scenes, run).map(|v| (v, t.elapsed().as_secs_f64()))
+        },
+    );
+    let ((labelled, labels), t_label) = labelled?;
+    let (bg, t_bg) = bg?;
     crate::run::release_free_memory();
-    timings.insert("label", t.elapsed().as_secs_f64());
-
-    let t = Instant::now();
-    let bg = background(scenes, run)?;
-    timings.insert("background", t.elapsed().as_secs_f64());
+    timings.insert("label", t_label);
+    timings.insert("background", t_bg);
 
     let t = Instant::now();
     // The descriptions read panels of the scene in strips, with the score
