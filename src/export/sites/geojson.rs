@@ -16,18 +16,14 @@ use std::path::Path;
 // Features are written straight into the output text, not built as
 // serde_json values first: with tens of thousands of sites the values'
 // allocations were most of the sites step's writing time. Keys come in
-// sorted order and numbers and strings are formatted by serde_json, so the
+// sorted order and numbers and strings are formatted as serde_json formats
+// them (numbers by `decimal::json`, tested against serde_json), so the
 // bytes are those serde_json gives for the same values.
 
 /// A number as serde_json writes an f64 (shortest round trip; `null` when
 /// not finite).
 fn num(out: &mut String, v: f64) {
-    match serde_json::Number::from_f64(v) {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
-        None => out.push_str("null"),
-    }
+    super::decimal::json(out, v);
 }
 
 /// A JSON string, escaped as serde_json escapes it.
