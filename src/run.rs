@@ -188,7 +188,7 @@ const DEFAULT_CACHE_MB: u64 = 384;
 
 /// Sets GDAL's block cache to what a strip pass over `pair` needs (see
 /// [`block_cache_need`]: the files dunewatch decodes itself need none of
-/// it), never below [`STREAM_CACHE_MB`], unless the user
+/// it), never below `STREAM_CACHE_MB`, unless the user
 /// set GDAL_CACHEMAX. Why: on a full JPEG2000 tile (1024 px blocks) the
 /// default held only about one row of blocks of every band, so each strip
 /// crossing a block row decoded the row above again: tiles were decoded
@@ -200,7 +200,7 @@ pub fn size_block_cache(pair: &AlignedPair, cols: usize, extra: u64) {
     set_block_cache(need.max(STREAM_CACHE_MB << 20));
 }
 
-/// Shrinks GDAL's block cache to [`STREAM_CACHE_MB`] for stages that read
+/// Shrinks GDAL's block cache to `STREAM_CACHE_MB` for stages that read
 /// and write each block once (COG copies, labelling), dropping the blocks
 /// over it: what a finished pass cached is not read again, and left there,
 /// with the blocks such stages stream through, it would fill the cache's

@@ -70,7 +70,7 @@ pub struct Coregistration {
 /// large scenes first every other one of the statistics sample's along each
 /// axis (see [`crate::detect::sample::windows`]; 3 x 3 on a full tile), then
 /// the rest of them, read only when the first round had fewer than
-/// [`MIN_WINDOWS`] clear of no data (a tile at the edge of the swath); on
+/// `MIN_WINDOWS` clear of no data (a tile at the edge of the swath); on
 /// small ones 256 px windows tiling the scene; a scene smaller than a window
 /// is one window.
 pub fn windows(width: usize, height: usize) -> Vec<Vec<Window>> {

@@ -208,7 +208,7 @@ impl CloudStats {
     /// column `x0` and row `y`) and their candidates into `cells`.
     ///
     /// The row is classified in two passes: the shadow test and whether the
-    /// colour needs a look ([`Self::shadow_bits`]) for every pixel, in a
+    /// colour needs a look (`shadow_bits`) for every pixel, in a
     /// branch-free loop that vectorises, then the colour test for the few
     /// pixels whose blue changed. Then a cell's run of pixels at a time.
     pub fn count_row(
@@ -317,7 +317,7 @@ impl CloudStats {
         k
     }
 
-    /// [`Self::colour_bits`] of every pixel of a row (`xb`, `yb`: the bands'
+    /// `colour_bits` of every pixel of a row (`xb`, `yb`: the bands'
     /// rows before and after), branch-free so that it vectorises: on a
     /// scene with much change the blue moves at most pixels, and the test
     /// pixel by pixel was the largest part of the cloud counts. Each pixel
@@ -344,7 +344,7 @@ impl CloudStats {
     }
 }
 
-/// Per cell: compared pixels, then candidates of each kind in [`KINDS`]
+/// Per cell: compared pixels, then candidates of each kind in `KINDS`
 /// order. A cell holds at most 64 pixels, so bytes suffice.
 pub type Counts = [u8; 7];
 

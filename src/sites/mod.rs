@@ -14,7 +14,7 @@
 //! 3. **classify** ([`classify`]): kind, reasons and structure score; rank;
 //!    tag sites near watchlist points ([`watchlist`]).
 //! 4. **export** ([`export`]): sites.geojson, sites.csv, sites.kml,
-//!    chips/<id>.png and report.html, staged and renamed into the run folder
+//!    `chips/<id>.png` and report.html, staged and renamed into the run folder
 //!    only when all are written.
 //!
 //! Default minimum mapping unit: 800 m^2. The smallest structure to keep is a

@@ -1,4 +1,4 @@
-//! chips/<id>.png for the top sites: before | after | change, side by side.
+//! `chips/<id>.png` for the top sites: before | after | change, side by side.
 //!
 //! Each panel shows the same window around the site (its bounding box grown
 //! by 60% plus 8 pixels a side, at least 48 pixels), enlarged by a whole

@@ -1,6 +1,6 @@
 //! sites.kml: KML 2.2 for Google Earth and GIS viewers. One Style per kind
 //! (outline and translucent fill in the kind's colour), one Placemark per
-//! site in rank order named "#<rank> <kind>", with the reasons as its
+//! site in rank order named `"#<rank> <kind>"`, with the reasons as its
 //! description, the fields as ExtendedData, and the outline as Polygon(s)
 //! in lon/lat.
 

@@ -121,7 +121,7 @@ ul.reasons{margin:0;padding-left:16px}td.num{text-align:right;font-variant-numer
 
 /// Writes the report; `chips` are embedded for the sites that have one.
 /// The report's overview image: PNG bytes and the scale bar's length in
-/// metres. Apart from [`write`], so it can be drawn while the chips and
+/// metres. Apart from [`write()`], so it can be drawn while the chips and
 /// the text files are written.
 pub fn overview_png(ctx: &Context, scenes: &Scenes) -> Result<(Vec<u8>, f64)> {
     let (ov, ov_bar) = overview(ctx, scenes)?;
