@@ -225,12 +225,14 @@ mod tests {
                 let p = 10f64.powi(d);
                 let rv = (v * p).round() / p;
                 same(rv);
-                fast += 1;
+                fast += short(rv).is_some() as usize;
             }
             if i % 1000 == 0 {
                 same(f64::from_bits(next()));
             }
         }
-        assert!(fast > 1_000_000);
+        // The rounded numbers take the fast way (1 174 315 of the 1.2 M),
+        // but those of more than 15 digits (about 1e9 with 8 places).
+        assert!(fast > 1_100_000, "{fast} of 1 200 000 took the fast way");
     }
 }
