@@ -13,7 +13,7 @@
 //! The overviews are [`average_pyramid`] (scores) or [`nearest_pyramid`]
 //! (masks) of each 512 px tile, as [`super::raster::add_overviews`] makes
 //! them. They go through anonymous temporary files, one per level, so that
-//! memory stays a row of tiles whatever the raster's size.
+//! memory stays a few rows of tiles whatever the raster's size.
 //!
 //! The GeoTIFF tags (CRS keys, tie point, pixel scale) and GDAL's nodata tag
 //! are copied from a 1 x 1 GeoTIFF GDAL writes on the same grid, so the CRS
@@ -30,6 +30,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// GDAL's structural metadata for a COG (GDAL 3.1 and later), byte for byte.
 const GHOST: &[u8] = b"GDAL_STRUCTURAL_METADATA_SIZE=000140 bytes\n\
@@ -312,21 +313,27 @@ fn ifd_bytes(entries: &[Entry], at: u64, next: u64, big: bool) -> Vec<u8> {
 /// COG at `dst`: AVERAGE overviews and ZSTD for Float32, NEAREST and
 /// DEFLATE for bytes. Returns false, writing nothing, when `src` is not of
 /// the form this writer handles (then GDAL's COG driver does it).
-pub fn write_cog(src: &Path, dst: &Path) -> Result<bool> {
+pub fn write_cog(src: &Path, dst: &Path, workers: Option<Workers>) -> Result<bool> {
     let ds = gdal::Dataset::open(src).map_err(|e| Error::output(src, gdal_msg(&e)))?;
     let band = ds
         .rasterband(1)
         .map_err(|e| Error::output(src, gdal_msg(&e)))?;
     match band.band_type() {
-        gdal::raster::GdalDataType::Float32 => write::<f32>(src, dst, &ds, false),
-        gdal::raster::GdalDataType::UInt8 => write::<u8>(src, dst, &ds, false),
+        gdal::raster::GdalDataType::Float32 => write::<f32>(src, dst, &ds, false, workers),
+        gdal::raster::GdalDataType::UInt8 => write::<u8>(src, dst, &ds, false, workers),
         _ => Ok(false),
     }
 }
 
 /// [`write_cog`] for samples of type `T`; `bigtiff` forces BigTIFF (which
 /// otherwise only rasters of gigabytes get).
-fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -> Result<bool> {
+fn write<T: Sample>(
+    src: &Path,
+    dst: &Path,
+    ds: &gdal::Dataset,
+    bigtiff: bool,
+    workers: Option<Workers>,
+) -> Result<bool> {
     let oerr = |e: std::io::Error| Error::output(dst, e);
     let nodata = match ds.rasterband(1).ok().and_then(|b| b.no_data_value()) {
         Some(v) => v,
@@ -355,7 +362,7 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
     let ntiles = |(w, h): (usize, usize)| w.div_ceil(COG_BLOCK) * h.div_ceil(COG_BLOCK);
 
     // Pass 1: the overviews, into temporary files.
-    let mut raws = overview_files(&work, &sizes, nd, (src, dst))?;
+    let mut raws = overview_files(&work, &sizes, nd, workers, (src, dst))?;
 
     // Where everything goes: the directories' sizes do not depend on the
     // offsets they hold, so they are laid out with zeros first.
@@ -387,8 +394,8 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
         .collect();
     let data_start = (ifd_at[nlev] + lens[nlev]).next_multiple_of(8);
 
-    // Pass 2: the tiles, smallest overview first, each row's tiles encoded
-    // in parallel and written in order.
+    // Pass 2: the tiles, smallest overview first, a few rows of tiles at a
+    // time encoded in parallel and written in order.
     // Past the page cache: the tiles are the bulk of the file, written once
     // and not read back here (see `direct_file`).
     let mut out = DirectFile::create(dst, data_start).map_err(oerr)?;
@@ -400,38 +407,50 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
         if k > 0 {
             raws[k - 1].seek(SeekFrom::Start(0)).map_err(oerr)?;
         }
-        for ty in 0..down {
-            let rows = COG_BLOCK.min(lh - ty * COG_BLOCK);
-            let strip: Vec<T> = if k > 0 {
-                let mut s = vec![nd; lw * rows];
-                raws[k - 1].read_exact(bytes_of_mut(&mut s)).map_err(oerr)?;
-                s
-            } else {
-                Vec::new()
-            };
-            let encoded = (0..across)
-                .into_par_iter()
-                .map_init(
-                    || (T::encoder(), Vec::new(), Vec::new()),
-                    |(enc, scratch, pred), tx| -> Result<Vec<u8>> {
-                        let tile = if k == 0 {
-                            work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?
-                        } else {
-                            let mut t = vec![T::from_f64(0.0); COG_BLOCK * COG_BLOCK];
-                            let (x0, w) = (tx * COG_BLOCK, COG_BLOCK.min(lw - tx * COG_BLOCK));
-                            for r in 0..rows {
-                                t[r * COG_BLOCK..r * COG_BLOCK + w]
-                                    .copy_from_slice(&strip[r * lw + x0..r * lw + x0 + w]);
-                            }
-                            t
-                        };
-                        T::predict(&tile, COG_BLOCK, scratch, pred);
-                        enc.as_mut()
-                            .and_then(|e| e.compress(pred))
-                            .ok_or_else(|| Error::output(dst, "a tile could not be compressed"))
-                    },
-                )
-                .collect::<Result<Vec<_>>>()?;
+        for batch in batches(across, down) {
+            // The overview's rows under these tiles (none at full resolution:
+            // its tiles are read from the working raster).
+            let strips: Vec<Vec<T>> = batch
+                .clone()
+                .map(|ty| {
+                    if k == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let mut s = vec![nd; lw * COG_BLOCK.min(lh - ty * COG_BLOCK)];
+                    raws[k - 1].read_exact(bytes_of_mut(&mut s)).map_err(oerr)?;
+                    Ok(s)
+                })
+                .collect::<Result<_>>()?;
+            let y0 = batch.start;
+            let (strips, work) = (&strips, &work);
+            let encoded = on(workers, || {
+                (batch.start * across..batch.end * across)
+                    .into_par_iter()
+                    .map_init(
+                        || (T::encoder(), Vec::new(), Vec::new()),
+                        |(enc, scratch, pred), i| -> Result<Vec<u8>> {
+                            let (tx, ty) = (i % across, i / across);
+                            let tile = if k == 0 {
+                                work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?
+                            } else {
+                                let strip = &strips[ty - y0];
+                                let rows = COG_BLOCK.min(lh - ty * COG_BLOCK);
+                                let mut t = vec![T::from_f64(0.0); COG_BLOCK * COG_BLOCK];
+                                let (x0, w) = (tx * COG_BLOCK, COG_BLOCK.min(lw - tx * COG_BLOCK));
+                                for r in 0..rows {
+                                    t[r * COG_BLOCK..r * COG_BLOCK + w]
+                                        .copy_from_slice(&strip[r * lw + x0..r * lw + x0 + w]);
+                                }
+                                t
+                            };
+                            T::predict(&tile, COG_BLOCK, scratch, pred);
+                            enc.as_mut()
+                                .and_then(|e| e.compress(pred))
+                                .ok_or_else(|| Error::output(dst, "a tile could not be compressed"))
+                        },
+                    )
+                    .collect::<Result<Vec<_>>>()
+            })?;
             for data in encoded {
                 // GDAL's leader (the size) and trailer (the last 4 bytes).
                 let n = data.len();
@@ -479,13 +498,52 @@ fn write<T: Sample>(src: &Path, dst: &Path, ds: &gdal::Dataset, bigtiff: bool) -
     Ok(true)
 }
 
-/// The overviews of `work` (read from `src`; levels `sizes[1..]`), a row of
-/// tiles at a time, each level into a temporary file beside `dst` as
+/// Where a COG's tiles are encoded: on `first` until `switch` is set, then
+/// on `then` (checked before each batch of tiles).
+///
+/// Why: the score's COG is written while the sites are found. On workers
+/// of their own in Linux's idle scheduling class, its tiles use the CPU time
+/// the sites step leaves (it waits on its readers), instead of queueing
+/// behind the sites' tasks on a shared pool; once the sites are done, the
+/// rest goes to the run's ordinary workers, so that nothing stays in the
+/// idle class (an unprivileged thread cannot leave it) where other
+/// programs' work could starve it.
+#[derive(Clone, Copy)]
+pub struct Workers<'a> {
+    pub first: &'a rayon::ThreadPool,
+    pub then: &'a rayon::ThreadPool,
+    pub switch: &'a AtomicBool,
+}
+
+/// Runs `f` on the pool `workers` say, or on the current one.
+fn on<R: Send>(workers: Option<Workers>, f: impl FnOnce() -> R + Send) -> R {
+    match workers {
+        Some(w) if !w.switch.load(Ordering::Relaxed) => w.first.install(f),
+        Some(w) => w.then.install(f),
+        None => f(),
+    }
+}
+
+/// Tiles encoded in parallel between two writes: with a row at a time, the
+/// workers idled at the end of every row (a full tile's row is 22 tiles;
+/// the COG step ran on 1.4 of 2 cores once alone).
+const BATCH_TILES: usize = 64;
+
+/// The rows of a level `across` x `down` tiles in groups of about
+/// [`BATCH_TILES`] tiles (whole rows, at least one).
+fn batches(across: usize, down: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let n = (BATCH_TILES / across.max(1)).max(1);
+    (0..down).step_by(n).map(move |y| y..(y + n).min(down))
+}
+
+/// The overviews of `work` (read from `src`; levels `sizes[1..]`), a few
+/// rows of tiles at a time ([`batches`]), each level into a temporary file beside `dst` as
 /// row-major samples.
 fn overview_files<T: Sample>(
     work: &Working,
     sizes: &[(usize, usize)],
     nd: T,
+    workers: Option<Workers>,
     (src, dst): (&Path, &Path),
 ) -> Result<Vec<File>> {
     let nlev = sizes.len() - 1;
@@ -497,37 +555,44 @@ fn overview_files<T: Sample>(
     if nlev == 0 {
         return Ok(raws);
     }
-    for ty in 0..work.height.div_ceil(COG_BLOCK) {
-        let pyramids = (0..work.across)
-            .into_par_iter()
-            .map(|tx| {
-                let tile = work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?;
-                let (bw, bh) = work.valid(tx, ty);
-                let block: Vec<T> = if bw == COG_BLOCK {
-                    tile[..bh * COG_BLOCK].to_vec()
-                } else {
-                    tile.chunks_exact(COG_BLOCK)
-                        .take(bh)
-                        .flat_map(|r| r[..bw].iter().copied())
-                        .collect()
-                };
-                Ok(T::pyramid(&block, bw, bh, nd, nlev))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (k, raw) in raws.iter_mut().enumerate() {
-            let f = 2usize << k;
-            let lw = sizes[k + 1].0;
-            let rows = pyramids[0][k].1;
-            let mut strip = vec![nd; lw * rows];
-            for (tx, p) in pyramids.iter().enumerate() {
-                let (pw, ph, v) = &p[k];
-                let x0 = tx * COG_BLOCK / f;
-                for r in 0..*ph {
-                    strip[r * lw + x0..r * lw + x0 + pw].copy_from_slice(&v[r * pw..(r + 1) * pw]);
+    for batch in batches(work.across, work.height.div_ceil(COG_BLOCK)) {
+        let across = work.across;
+        let pyramids = on(workers, || {
+            (batch.start * across..batch.end * across)
+                .into_par_iter()
+                .map(|i| {
+                    let (tx, ty) = (i % across, i / across);
+                    let tile = work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?;
+                    let (bw, bh) = work.valid(tx, ty);
+                    let block: Vec<T> = if bw == COG_BLOCK {
+                        tile[..bh * COG_BLOCK].to_vec()
+                    } else {
+                        tile.chunks_exact(COG_BLOCK)
+                            .take(bh)
+                            .flat_map(|r| r[..bw].iter().copied())
+                            .collect()
+                    };
+                    Ok(T::pyramid(&block, bw, bh, nd, nlev))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for row in pyramids.chunks(across) {
+            for (k, raw) in raws.iter_mut().enumerate() {
+                let f = 2usize << k;
+                let lw = sizes[k + 1].0;
+                let rows = row[0][k].1;
+                let mut strip = vec![nd; lw * rows];
+                for (tx, p) in row.iter().enumerate() {
+                    let (pw, ph, v) = &p[k];
+                    let x0 = tx * COG_BLOCK / f;
+                    for r in 0..*ph {
+                        strip[r * lw + x0..r * lw + x0 + pw]
+                            .copy_from_slice(&v[r * pw..(r + 1) * pw]);
+                    }
                 }
+                raw.write_all(bytes_of(&strip))
+                    .map_err(|e| Error::output(dst, e))?;
             }
-            raw.write_all(bytes_of(&strip))
-                .map_err(|e| Error::output(dst, e))?;
         }
     }
     Ok(raws)
@@ -635,7 +700,7 @@ mod tests {
         // Two blocks never written: sparse tiles read as nodata.
         working::<T>(&src, &g, nodata, value, |bx, by| bx == 600 && by <= 300);
         let ours = dir.path().join("ours.tif");
-        assert!(write_cog(&src, &ours).unwrap());
+        assert!(write_cog(&src, &ours, None).unwrap());
         // GDAL's COG driver on the same working raster, with the same
         // overviews (add_overviews writes them into a copy).
         let src2 = dir.path().join("work2.tif");
@@ -688,7 +753,7 @@ mod tests {
         // to_cog takes this path and leaves nothing beside its output.
         let via = dir.path().join("out").join("via.tif");
         std::fs::create_dir(via.parent().unwrap()).unwrap();
-        to_cog(&src, &via, resampling, 1).unwrap();
+        to_cog(&src, &via, resampling, 1, None).unwrap();
         assert_eq!(std::fs::read(&via).unwrap(), std::fs::read(&ours).unwrap());
         assert_eq!(std::fs::read_dir(via.parent().unwrap()).unwrap().count(), 1);
     }
@@ -725,8 +790,8 @@ mod tests {
         );
         let ds = gdal::Dataset::open(&src).unwrap();
         let (classic, big) = (dir.path().join("classic.tif"), dir.path().join("big.tif"));
-        assert!(write::<f32>(&src, &classic, &ds, false).unwrap());
-        assert!(write::<f32>(&src, &big, &ds, true).unwrap());
+        assert!(write::<f32>(&src, &classic, &ds, false, None).unwrap());
+        assert!(write::<f32>(&src, &big, &ds, true, None).unwrap());
         // BigTIFF's magic number, 43.
         assert_eq!(&std::fs::read(&big).unwrap()[..4], b"II+\0");
         let (a, b) = (
@@ -753,7 +818,7 @@ mod tests {
         let src = dir.path().join("i16.tif");
         let ds = create_working::<i16>(&src, &g, 0.0).unwrap();
         ds.close().unwrap();
-        assert!(!write_cog(&src, &dir.path().join("x.tif")).unwrap());
+        assert!(!write_cog(&src, &dir.path().join("x.tif"), None).unwrap());
         assert!(!dir.path().join("x.tif").exists());
     }
 }

@@ -67,7 +67,13 @@ pub fn open_for_update(path: &Path) -> Result<gdal::Dataset> {
 /// overviews computed here ([`add_overviews`]) and copied: GDAL 3.6 computes
 /// them on one thread, which took 4.5 of the 7.5 s a full tile's float score
 /// needed to become a COG.
-pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Result<()> {
+pub fn to_cog(
+    src: &Path,
+    dst: &Path,
+    resampling: &str,
+    threads: usize,
+    workers: Option<super::cog::Workers>,
+) -> Result<()> {
     let err = |e: gdal::errors::GdalError| Error::output(dst, gdal_msg(&e));
     let ds = gdal::Dataset::open(src).map_err(|e| Error::output(src, gdal_msg(&e)))?;
     let float = ds
@@ -77,7 +83,7 @@ pub fn to_cog(src: &Path, dst: &Path, resampling: &str, threads: usize) -> Resul
     // The run's own rasters: written by `cog`, on the current rayon pool.
     if matches!((resampling, float), ("AVERAGE", true) | ("NEAREST", false)) {
         drop(ds);
-        if super::cog::write_cog(src, dst)? {
+        if super::cog::write_cog(src, dst, workers)? {
             return Ok(());
         }
     }
