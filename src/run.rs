@@ -449,13 +449,15 @@ pub fn run_detect_with<T>(
         // The bar shows `meanwhile`'s stages (the sites); the COGs' stage
         // comes back when it is done, for what is left of them.
         // The COGs' tiles are encoded by `workers` (in the idle class, then
-        // on the sites' pool); the rest of their work on these threads.
+        // on the sites' pool); the rest of their work runs on these threads,
+        // not on a pool's worker: there it waited for one of the sites'
+        // tasks to end before each batch.
         let mask = s.spawn(|| -> Result<Instant> {
-            pool.install(|| to_cog(&work_mask, &mask_cog, "NEAREST", 1, workers))?;
+            to_cog(&work_mask, &mask_cog, "NEAREST", 1, workers)?;
             Ok(Instant::now())
         });
         let score = s.spawn(|| -> Result<Instant> {
-            pool.install(|| to_cog(&work_score, &score_cog, "AVERAGE", threads, workers))?;
+            to_cog(&work_score, &score_cog, "AVERAGE", threads, workers)?;
             Ok(Instant::now())
         });
         let during = meanwhile(&working);

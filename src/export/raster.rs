@@ -62,8 +62,8 @@ pub fn open_for_update(path: &Path) -> Result<gdal::Dataset> {
 /// 2.3 and later (QGIS, rasterio, OTB).
 ///
 /// The run's own rasters (Float32 with AVERAGE, bytes with NEAREST) are
-/// written by [`super::cog`] on the current rayon pool, with the same layout,
-/// encoding and pixels. Anything else goes through GDAL's COG driver, with
+/// written by [`super::cog`] (on the pools `workers` name, else on the
+/// current rayon pool), with the same layout, encoding and pixels. Anything else goes through GDAL's COG driver, with
 /// overviews computed here ([`add_overviews`]) and copied: GDAL 3.6 computes
 /// them on one thread, which took 4.5 of the 7.5 s a full tile's float score
 /// needed to become a COG.
@@ -80,7 +80,7 @@ pub fn to_cog(
         .rasterband(1)
         .map(|b| b.band_type() == gdal::raster::GdalDataType::Float32)
         .unwrap_or(false);
-    // The run's own rasters: written by `cog`, on the current rayon pool.
+    // The run's own rasters: written by `cog`.
     if matches!((resampling, float), ("AVERAGE", true) | ("NEAREST", false)) {
         drop(ds);
         if super::cog::write_cog(src, dst, workers)? {
