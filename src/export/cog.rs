@@ -398,71 +398,86 @@ fn write<T: Sample>(
     // time encoded in parallel and written in order.
     // Past the page cache: the tiles are the bulk of the file, written once
     // and not read back here (see `direct_file`).
-    let mut out = DirectFile::create(dst, data_start).map_err(oerr)?;
-    let mut pos = data_start;
-    let mut tiles: Vec<(Vec<u64>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); nlev + 1];
-    for k in (0..=nlev).rev() {
+    // A batch is written on a thread of its own while the next is encoded.
+    let out = DirectFile::create(dst, data_start).map_err(oerr)?;
+    let tiles: Vec<(Vec<u64>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); nlev + 1];
+    let jobs = (0..=nlev).rev().flat_map(|k| {
         let (lw, lh) = sizes[k];
-        let (across, down) = (lw.div_ceil(COG_BLOCK), lh.div_ceil(COG_BLOCK));
-        if k > 0 {
-            raws[k - 1].seek(SeekFrom::Start(0)).map_err(oerr)?;
-        }
-        for batch in batches(across, down) {
-            // The overview's rows under these tiles (none at full resolution:
-            // its tiles are read from the working raster).
-            let strips: Vec<Vec<T>> = batch
-                .clone()
-                .map(|ty| {
-                    if k == 0 {
-                        return Ok(Vec::new());
-                    }
-                    let mut s = vec![nd; lw * COG_BLOCK.min(lh - ty * COG_BLOCK)];
-                    raws[k - 1].read_exact(bytes_of_mut(&mut s)).map_err(oerr)?;
-                    Ok(s)
-                })
-                .collect::<Result<_>>()?;
-            let y0 = batch.start;
-            let (strips, work) = (&strips, &work);
-            let encoded = on(workers, || {
-                (batch.start * across..batch.end * across)
-                    .into_par_iter()
-                    .map_init(
-                        || (T::encoder(), Vec::new(), Vec::new()),
-                        |(enc, scratch, pred), i| -> Result<Vec<u8>> {
-                            let (tx, ty) = (i % across, i / across);
-                            let tile = if k == 0 {
-                                work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?
-                            } else {
-                                let strip = &strips[ty - y0];
-                                let rows = COG_BLOCK.min(lh - ty * COG_BLOCK);
-                                let mut t = vec![T::from_f64(0.0); COG_BLOCK * COG_BLOCK];
-                                let (x0, w) = (tx * COG_BLOCK, COG_BLOCK.min(lw - tx * COG_BLOCK));
-                                for r in 0..rows {
-                                    t[r * COG_BLOCK..r * COG_BLOCK + w]
-                                        .copy_from_slice(&strip[r * lw + x0..r * lw + x0 + w]);
-                                }
-                                t
-                            };
-                            T::predict(&tile, COG_BLOCK, scratch, pred);
-                            enc.as_mut()
-                                .and_then(|e| e.compress(pred))
-                                .ok_or_else(|| Error::output(dst, "a tile could not be compressed"))
-                        },
-                    )
-                    .collect::<Result<Vec<_>>>()
-            })?;
+        batches(lw.div_ceil(COG_BLOCK), lh.div_ceil(COG_BLOCK)).map(move |b| (k, b))
+    });
+    let written = (out, data_start, tiles);
+    let (out, pos, tiles) = pipeline(
+        dst,
+        jobs,
+        written,
+        |(k, batch)| {
+            let (lw, lh) = sizes[k];
+            let across = lw.div_ceil(COG_BLOCK);
+            if k > 0 && batch.start == 0 {
+                raws[k - 1].seek(SeekFrom::Start(0)).map_err(oerr)?;
+            }
+            {
+                // The overview's rows under these tiles (none at full resolution:
+                // its tiles are read from the working raster).
+                let strips: Vec<Vec<T>> = batch
+                    .clone()
+                    .map(|ty| {
+                        if k == 0 {
+                            return Ok(Vec::new());
+                        }
+                        let mut s = vec![nd; lw * COG_BLOCK.min(lh - ty * COG_BLOCK)];
+                        raws[k - 1].read_exact(bytes_of_mut(&mut s)).map_err(oerr)?;
+                        Ok(s)
+                    })
+                    .collect::<Result<_>>()?;
+                let y0 = batch.start;
+                let (strips, work) = (&strips, &work);
+                let encoded = on(workers, || {
+                    (batch.start * across..batch.end * across)
+                        .into_par_iter()
+                        .map_init(
+                            || (T::encoder(), Vec::new(), Vec::new()),
+                            |(enc, scratch, pred), i| -> Result<Vec<u8>> {
+                                let (tx, ty) = (i % across, i / across);
+                                let tile = if k == 0 {
+                                    work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?
+                                } else {
+                                    let strip = &strips[ty - y0];
+                                    let rows = COG_BLOCK.min(lh - ty * COG_BLOCK);
+                                    let mut t = vec![T::from_f64(0.0); COG_BLOCK * COG_BLOCK];
+                                    let (x0, w) =
+                                        (tx * COG_BLOCK, COG_BLOCK.min(lw - tx * COG_BLOCK));
+                                    for r in 0..rows {
+                                        t[r * COG_BLOCK..r * COG_BLOCK + w]
+                                            .copy_from_slice(&strip[r * lw + x0..r * lw + x0 + w]);
+                                    }
+                                    t
+                                };
+                                T::predict(&tile, COG_BLOCK, scratch, pred);
+                                enc.as_mut().and_then(|e| e.compress(pred)).ok_or_else(|| {
+                                    Error::output(dst, "a tile could not be compressed")
+                                })
+                            },
+                        )
+                        .collect::<Result<Vec<_>>>()
+                })?;
+                Ok((k, encoded))
+            }
+        },
+        |(out, pos, tiles), (k, encoded)| {
             for data in encoded {
                 // GDAL's leader (the size) and trailer (the last 4 bytes).
                 let n = data.len();
                 out.write_all(&(n as u32).to_le_bytes()).map_err(oerr)?;
                 out.write_all(&data).map_err(oerr)?;
                 out.write_all(&data[n.saturating_sub(4)..]).map_err(oerr)?;
-                tiles[k].0.push(pos + 4);
+                tiles[k].0.push(*pos + 4);
                 tiles[k].1.push(n as u64);
-                pos += 4 + n as u64 + n.min(4) as u64;
+                *pos += 4 + n as u64 + n.min(4) as u64;
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     if !big && pos > u32::MAX as u64 {
         return Err(Error::output(
             dst,
@@ -548,54 +563,117 @@ fn overview_files<T: Sample>(
 ) -> Result<Vec<File>> {
     let nlev = sizes.len() - 1;
     let dir = dst.parent().unwrap_or(Path::new("."));
-    let mut raws: Vec<File> = (0..nlev)
+    let raws: Vec<File> = (0..nlev)
         .map(|_| tempfile::tempfile_in(dir))
         .collect::<std::io::Result<_>>()
         .map_err(|e| Error::output(dst, e))?;
     if nlev == 0 {
         return Ok(raws);
     }
-    for batch in batches(work.across, work.height.div_ceil(COG_BLOCK)) {
-        let across = work.across;
-        let pyramids = on(workers, || {
-            (batch.start * across..batch.end * across)
-                .into_par_iter()
-                .map(|i| {
-                    let (tx, ty) = (i % across, i / across);
-                    let tile = work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?;
-                    let (bw, bh) = work.valid(tx, ty);
-                    let block: Vec<T> = if bw == COG_BLOCK {
-                        tile[..bh * COG_BLOCK].to_vec()
-                    } else {
-                        tile.chunks_exact(COG_BLOCK)
-                            .take(bh)
-                            .flat_map(|r| r[..bw].iter().copied())
-                            .collect()
-                    };
-                    Ok(T::pyramid(&block, bw, bh, nd, nlev))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        for row in pyramids.chunks(across) {
-            for (k, raw) in raws.iter_mut().enumerate() {
-                let f = 2usize << k;
-                let lw = sizes[k + 1].0;
-                let rows = row[0][k].1;
-                let mut strip = vec![nd; lw * rows];
-                for (tx, p) in row.iter().enumerate() {
-                    let (pw, ph, v) = &p[k];
-                    let x0 = tx * COG_BLOCK / f;
-                    for r in 0..*ph {
-                        strip[r * lw + x0..r * lw + x0 + pw]
-                            .copy_from_slice(&v[r * pw..(r + 1) * pw]);
+    // A batch's levels are written on a thread of their own while the next
+    // batch's pyramids are computed.
+    let across = work.across;
+    let jobs = batches(across, work.height.div_ceil(COG_BLOCK));
+    pipeline(
+        dst,
+        jobs,
+        raws,
+        |batch| {
+            on(workers, || {
+                (batch.start * across..batch.end * across)
+                    .into_par_iter()
+                    .map(|i| {
+                        let (tx, ty) = (i % across, i / across);
+                        let tile = work.tile(tx, ty, nd).map_err(|e| Error::output(src, e))?;
+                        let (bw, bh) = work.valid(tx, ty);
+                        let block: Vec<T> = if bw == COG_BLOCK {
+                            tile[..bh * COG_BLOCK].to_vec()
+                        } else {
+                            tile.chunks_exact(COG_BLOCK)
+                                .take(bh)
+                                .flat_map(|r| r[..bw].iter().copied())
+                                .collect()
+                        };
+                        Ok(T::pyramid(&block, bw, bh, nd, nlev))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+        },
+        |raws, pyramids| {
+            for row in pyramids.chunks(across) {
+                for (k, raw) in raws.iter_mut().enumerate() {
+                    let f = 2usize << k;
+                    let lw = sizes[k + 1].0;
+                    let rows = row[0][k].1;
+                    let mut strip = vec![nd; lw * rows];
+                    for (tx, p) in row.iter().enumerate() {
+                        let (pw, ph, v) = &p[k];
+                        let x0 = tx * COG_BLOCK / f;
+                        for r in 0..*ph {
+                            strip[r * lw + x0..r * lw + x0 + pw]
+                                .copy_from_slice(&v[r * pw..(r + 1) * pw]);
+                        }
+                    }
+                    raw.write_all(bytes_of(&strip))
+                        .map_err(|e| Error::output(dst, e))?;
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// `produce` over `jobs` on this thread, `consume` of each result in order
+/// on a thread of its own that owns `state`, one result ahead: the workers
+/// encode the next batch while the last is written (written in turn, the
+/// workers idled meanwhile). Returns the state, or the first error. On a
+/// one-thread pool, one after the other on this thread (`--threads 1` keeps
+/// the run on one core).
+fn pipeline<J, R: Send, S: Send>(
+    dst: &Path,
+    jobs: impl IntoIterator<Item = J>,
+    mut state: S,
+    mut produce: impl FnMut(J) -> Result<R>,
+    consume: impl Fn(&mut S, R) -> Result<()> + Send,
+) -> Result<S> {
+    if rayon::current_num_threads() == 1 {
+        for job in jobs {
+            consume(&mut state, produce(job)?)?;
+        }
+        return Ok(state);
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<R>(1);
+        let writer = scope.spawn(move || -> Result<S> {
+            for r in rx {
+                consume(&mut state, r)?;
+            }
+            Ok(state)
+        });
+        let mut failed = None;
+        for job in jobs {
+            match produce(job) {
+                // A closed channel: the writer failed, and says why below.
+                Ok(r) => {
+                    if tx.send(r).is_err() {
+                        break;
                     }
                 }
-                raw.write_all(bytes_of(&strip))
-                    .map_err(|e| Error::output(dst, e))?;
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
-    }
-    Ok(raws)
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| Error::output(dst, "the COG writer panicked"))?;
+        match failed {
+            Some(e) => Err(e),
+            None => written,
+        }
+    })
 }
 
 /// The GeoTIFF and nodata tags GDAL writes for `ds`'s grid, read back from
@@ -808,6 +886,56 @@ mod tests {
             let (x, y) = (read_level::<f32>(&a, level), read_level::<f32>(&b, level));
             assert_eq!((x.0, x.1), (y.0, y.1));
             assert_eq!(bytes_of(&x.2), bytes_of(&y.2), "level {level:?}");
+        }
+    }
+
+    #[test]
+    fn the_pipeline_consumes_in_order_and_reports_the_first_error() {
+        let dst = Path::new("x.tif");
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let got = pipeline(
+                    dst,
+                    0..100,
+                    Vec::new(),
+                    |j| Ok(j * 2),
+                    |v, r| {
+                        v.push(r);
+                        Ok(())
+                    },
+                );
+                assert_eq!(got.unwrap(), (0..100).map(|j| j * 2).collect::<Vec<_>>());
+                let failed = pipeline(
+                    dst,
+                    0..100,
+                    Vec::new(),
+                    |j| {
+                        if j == 7 {
+                            Err(Error::invalid("job 7"))
+                        } else {
+                            Ok(j)
+                        }
+                    },
+                    |v, r| {
+                        v.push(r);
+                        Ok(())
+                    },
+                );
+                assert!(failed.unwrap_err().to_string().contains("job 7"));
+                let refused = pipeline(dst, 0..100, 0, Ok, |n, r| {
+                    *n += 1;
+                    if r == 3 {
+                        Err(Error::invalid("write 3"))
+                    } else {
+                        Ok(())
+                    }
+                });
+                assert!(refused.unwrap_err().to_string().contains("write 3"));
+            });
         }
     }
 
