@@ -522,7 +522,9 @@ fn write<T: Sample>(
 /// behind the sites' tasks on a shared pool; once the sites are done, the
 /// rest goes to the run's ordinary workers, so that nothing stays in the
 /// idle class (an unprivileged thread cannot leave it) where other
-/// programs' work could starve it.
+/// programs' work could starve it. On a machine busy with other programs,
+/// what the idle workers have begun (one batch, about 64 tiles) waits for
+/// idle CPU; the CPU is busy meanwhile.
 #[derive(Clone, Copy)]
 pub struct Workers<'a> {
     pub first: &'a rayon::ThreadPool,
