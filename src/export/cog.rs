@@ -892,6 +892,28 @@ mod tests {
     }
 
     #[test]
+    fn workers_run_on_the_first_pool_until_switched() {
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let (first, then) = (pool(1), pool(3));
+        let switch = AtomicBool::new(false);
+        let w = Workers {
+            first: &first,
+            then: &then,
+            switch: &switch,
+        };
+        assert_eq!(on(Some(w), rayon::current_num_threads), 1);
+        switch.store(true, Ordering::Relaxed);
+        assert_eq!(on(Some(w), rayon::current_num_threads), 3);
+        let current = then.install(|| on(None, rayon::current_num_threads));
+        assert_eq!(current, 3);
+    }
+
+    #[test]
     fn the_pipeline_consumes_in_order_and_reports_the_first_error() {
         let dst = Path::new("x.tif");
         for threads in [1, 2] {
