@@ -179,11 +179,11 @@ mod tests {
         assert_eq!(escape("plain, 1.5"), "plain, 1.5");
         let mut o = String::from("<x>");
         data(&mut o, "reasons", |o| o.push_str("NDVI < 0.2 & \"bright\""));
-        data(&mut o, "n", |o| o.push_str("7"));
+        data(&mut o, "n", |o| o.push_str("17"));
         assert_eq!(
             o,
             "<x><Data name=\"reasons\"><value>NDVI &lt; 0.2 &amp; &quot;bright&quot;</value></Data>\n\
-             <Data name=\"n\"><value>7</value></Data>\n"
+             <Data name=\"n\"><value>17</value></Data>\n"
         );
     }
 }
