@@ -98,11 +98,6 @@ pub fn tune_allocator() {
     }
 }
 
-/// Hands freed heap pages back to the system (glibc only). Why: between
-/// stages (COG conversion, site descriptions) the heap holds hundreds of MB
-/// of freed GDAL blocks and strip buffers between live allocations, which
-/// glibc only returns from the top of a heap; a full tile pair run with one
-/// thread peaked at 1.7 GB RSS for under 1 GB of live heap.
 /// Puts the calling thread in Linux's idle scheduling class: it runs when a
 /// core would otherwise be idle.
 fn idle_priority() {
@@ -115,6 +110,11 @@ fn idle_priority() {
     }
 }
 
+/// Hands freed heap pages back to the system (glibc only). Why: between
+/// stages (COG conversion, site descriptions) the heap holds hundreds of MB
+/// of freed GDAL blocks and strip buffers between live allocations, which
+/// glibc only returns from the top of a heap; a full tile pair run with one
+/// thread peaked at 1.7 GB RSS for under 1 GB of live heap.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; it is thread-safe.
