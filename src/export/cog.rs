@@ -8,7 +8,9 @@
 //! overviews and through its block cache and libtiff's byte-at-a-time
 //! floating-point predictor for the tiles, about 3 CPU s on a full tile.
 //! Here tiles are read straight from the uncompressed working raster and
-//! encoded on every worker of the current rayon pool.
+//! encoded in batches on every worker of a rayon pool (the current one, or
+//! those [`Workers`] name), each batch written on a thread of its own while
+//! the next is encoded ([`pipeline`]).
 //!
 //! The overviews are [`average_pyramid`] (scores) or [`nearest_pyramid`]
 //! (masks) of each 512 px tile, as [`super::raster::add_overviews`] makes
