@@ -10,7 +10,7 @@
 //! Here tiles are read straight from the uncompressed working raster and
 //! encoded in batches on every worker of a rayon pool (the current one, or
 //! those [`Workers`] name), each batch written on a thread of its own while
-//! the next is encoded ([`pipeline`]).
+//! the next is encoded (`pipeline`).
 //!
 //! The overviews are [`average_pyramid`] (scores) or [`nearest_pyramid`]
 //! (masks) of each 512 px tile, as [`super::raster::add_overviews`] makes
