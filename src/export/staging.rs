@@ -10,6 +10,9 @@ pub struct Staging {
     out: PathBuf,
     dir: PathBuf,
     committed: bool,
+    /// Whether `out` was made here: a failed run then removes it too, when
+    /// empty (a mistyped input left an empty output folder behind).
+    created: bool,
 }
 
 impl Staging {
@@ -19,6 +22,7 @@ impl Staging {
         if out.exists() && !out.is_dir() {
             return Err(Error::output(out, "exists and is not a folder"));
         }
+        let created = !out.exists();
         std::fs::create_dir_all(out)
             .map_err(|e| Error::output(out, format!("cannot create output folder: {e}")))?;
         let out_c = out.canonicalize().map_err(|e| Error::output(out, e))?;
@@ -38,12 +42,20 @@ impl Staging {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = out.join(format!(".dunewatch-partial-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir)
-            .map_err(|e| Error::output(out, format!("cannot write to output folder: {e}")))?;
+        if let Err(e) = std::fs::create_dir(&dir) {
+            if created {
+                let _ = std::fs::remove_dir(out);
+            }
+            return Err(Error::output(
+                out,
+                format!("cannot write to output folder: {e}"),
+            ));
+        }
         Ok(Staging {
             out: out.to_path_buf(),
             dir,
             committed: false,
+            created,
         })
     }
 
@@ -78,6 +90,27 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.dir);
+            if self.created {
+                // Only when empty: nothing the run did not make goes.
+                let _ = std::fs::remove_dir(&self.out);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_removes_the_output_folder_it_made_but_not_one_it_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let made = tmp.path().join("new/out");
+        drop(Staging::new(&made, &[]).unwrap());
+        assert!(!made.exists());
+        let found = tmp.path().join("found");
+        std::fs::create_dir(&found).unwrap();
+        drop(Staging::new(&found, &[]).unwrap());
+        assert!(found.is_dir());
     }
 }
