@@ -64,8 +64,9 @@ pub struct DetectFlags {
     /// scene is shifted onto the before scene; run.json records both).
     #[arg(long)]
     pub no_coregister: bool,
-    /// Block side in pixels for the parallel score pass.
-    #[arg(long, default_value_t = 512)]
+    /// Width in pixels of the parallel score pass's column blocks (each 128
+    /// rows tall); the scores do not depend on it.
+    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS)]
     pub block_size: usize,
     /// Worker threads (0 = one per core); the run keeps to about this many cores.
     #[arg(long, default_value_t = 0)]
