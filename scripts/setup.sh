@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libgdal-dev libdeflate-dev libzstd-dev gdal-bin pkg-config chromium; do
+for pkg in libgdal-dev libdeflate-dev libzstd-dev gdal-bin pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

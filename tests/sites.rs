@@ -754,7 +754,7 @@ fn chromium() -> PathBuf {
             }
         }
     }
-    panic!("chromium is not installed: run scripts/setup.sh (it installs the Debian package `chromium`) to test report.html");
+    panic!("chromium is not installed: run scripts/setup-tests.sh (it installs the Debian package `chromium`) to test report.html");
 }
 
 fn headless(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> std::process::Output {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what only the tests need (a headless browser, the servers the
+# integration tests start on 127.0.0.1), on top of scripts/setup.sh.
+# Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# Debian packages, one a line.
+apt_pkgs=(
+  chromium
+)
+need=()
+for pkg in "${apt_pkgs[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup-tests.sh: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+echo "setup-tests.sh: test dependencies ready"
