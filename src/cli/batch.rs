@@ -146,13 +146,18 @@ pub fn run(a: &BatchArgs) -> Result<()> {
     }
     let s = index::write_index(&a.out, &pairs)?;
     say(format!(
-        "{}: {}: {} done, {} failed, {} pending; {} sites -> {}, {}, {}, {}",
+        "{}: {}: {} done, {} failed, {} pending; {} sites{} -> {}, {}, {}, {}",
         a.out.display(),
         pairs_n(pairs.len()),
         s.done,
         s.failed,
         s.pending,
-        s.sites,
+        s.sites - s.merged,
+        if s.merged > 0 {
+            format!(" ({} observations by a second pair merged)", s.merged)
+        } else {
+            String::new()
+        },
         index::INDEX_CSV,
         index::SITES_GEOJSON,
         index::SITES_CSV,
