@@ -29,7 +29,7 @@ use super::direct_file::DirectFile;
 use super::pyramid::{overview_factors, COG_BLOCK};
 use super::tiff_layout::{entries, geo_entries, ifd_bytes, GHOST};
 use crate::error::{gdal_msg, Error, Result};
-use crate::read::tiff_tiles::Ifd;
+use crate::read::tiff_ifd::Ifd;
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -6,7 +6,7 @@
 use super::cog_sample::Sample;
 use super::pyramid::COG_BLOCK;
 use crate::error::{gdal_msg, Error, Result};
-use crate::read::tiff_tiles::Ifd;
+use crate::read::tiff_ifd::Ifd;
 use std::fs::File;
 use std::path::Path;
 
