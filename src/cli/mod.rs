@@ -6,4 +6,5 @@ pub mod detect;
 pub mod eval;
 pub mod progress;
 pub mod sites;
+pub mod tiles;
 pub mod train;
