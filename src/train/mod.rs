@@ -24,7 +24,8 @@
 //! is one pair only).
 
 use crate::align::{self, AlignOptions, AlignedPair, SceneReader};
-use crate::detect::clouds::{self, CellCounts, CellMask};
+use crate::detect::cloud_cells::{self, CellMask};
+use crate::detect::clouds::CellCounts;
 use crate::detect::learned::{self, sigmoid, LearnedModel, Provenance, FEATURES, NF};
 use crate::detect::masks::MaskReason;
 use crate::detect::{collect_sample, expand, pixels, Method, Model, OPTIONAL_BANDS, STAT_BANDS};
@@ -210,7 +211,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
     for (_, _, c) in &parts {
         counts.merge(c);
     }
-    let clouds = clouds::decide(&counts, &clouds::Geometry::of(&pair));
+    let clouds = cloud_cells::decide(&counts, &cloud_cells::Geometry::of(&pair));
     let mut d = PairData {
         name: p.name.clone(),
         ..Default::default()
