@@ -150,7 +150,7 @@ pub fn detect_keeping(
     progress: &dyn Progress,
 ) -> Result<(DetectSummary, Option<KeptPixels>)> {
     if opts.block_size < 16 {
-        return Err(Error::invalid("--block-size must be at least 16"));
+        return Err(Error::usage("--block-size must be at least 16"));
     }
     let mut timings = BTreeMap::new();
     let t = Instant::now();

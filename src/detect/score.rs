@@ -50,7 +50,7 @@ impl FromStr for Method {
             "irmad" | "ir-mad" => Ok(Method::Irmad),
             "indices" => Ok(Method::Indices),
             "learned" => Ok(Method::Learned),
-            _ => Err(Error::invalid(format!(
+            _ => Err(Error::usage(format!(
                 "unknown method '{s}' (combined, cva, irmad, indices, learned)"
             ))),
         }
