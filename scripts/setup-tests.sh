@@ -13,6 +13,7 @@ apt_pkgs=(
   chromium
   slurm-wlm
   munge
+  man-db
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do

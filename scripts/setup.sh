@@ -18,5 +18,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup.sh: cargo not found: install Rust (https://rustup.rs) and run again" >&2
   exit 1
 fi
-cargo build --release --locked 2>/dev/null || cargo build --release
+# The build prints its progress and any error. The lock file pins every
+# dependency; only when it is out of date with Cargo.toml is it updated.
+echo "setup.sh: building dunewatch (the first build takes several minutes)"
+if cargo metadata --locked --format-version 1 >/dev/null 2>&1; then
+  cargo build --release --locked
+else
+  echo "setup.sh: Cargo.lock is out of date with Cargo.toml: building without --locked" >&2
+  cargo build --release
+fi
 echo "setup.sh: built target/release/dunewatch"

@@ -41,6 +41,10 @@ enum Command {
     Tiles(cli::tiles::TilesArgs),
     #[command(about = "List the preset regions and named places")]
     Places(cli::tiles::PlacesArgs),
+    #[command(about = "Print a shell completion script (bash, zsh, fish, elvish, powershell)")]
+    Completions(cli::completions::CompletionsArgs),
+    #[command(about = "Print the man page (roff): dunewatch man > dunewatch.1")]
+    Man(cli::completions::ManArgs),
 }
 
 fn main() {
@@ -83,5 +87,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Batch(a) => cli::batch::run(&a),
         Command::Tiles(a) => cli::tiles::run(&a),
         Command::Places(a) => cli::tiles::run_places(&a),
+        Command::Completions(a) => cli::completions::run_completions(&a),
+        Command::Man(a) => cli::completions::run_man(&a),
     }
 }

@@ -2,6 +2,7 @@
 //! that calls the library and prints.
 
 pub mod batch;
+pub mod completions;
 pub mod detect;
 pub mod eval;
 pub mod limits;
