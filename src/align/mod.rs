@@ -469,7 +469,7 @@ fn upsampling_onto(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize, usiz
 
 /// Reads polygons from a vector file and returns them in the grid CRS, with
 /// their bounds.
-fn read_aoi(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+pub fn read_aoi(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
     use gdal::vector::LayerAccess;
     let ds = gdal::Dataset::open(path).map_err(|e| {
         Error::input(
