@@ -37,6 +37,10 @@ enum Command {
         about = "Train the learned method on labelled pairs; writes a model JSON with provenance"
     )]
     Train(cli::train::TrainArgs),
+    #[command(about = "List the Sentinel-2 tiles covering a place, region, point or AOI file")]
+    Tiles(cli::tiles::TilesArgs),
+    #[command(about = "List the preset regions and named places")]
+    Places(cli::tiles::PlacesArgs),
 }
 
 fn main() {
@@ -77,5 +81,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sites(a) => cli::sites::run(&a),
         Command::Train(a) => cli::train::run(&a),
         Command::Batch(a) => cli::batch::run(&a),
+        Command::Tiles(a) => cli::tiles::run(&a),
+        Command::Places(a) => cli::tiles::run_places(&a),
     }
 }

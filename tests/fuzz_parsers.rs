@@ -192,7 +192,7 @@ fn aoi_geojson() {
         .run(&mutated(corpus("aoi"), 10), |json| {
             let p = dir.path().join("aoi.geojson");
             std::fs::write(&p, &json).unwrap();
-            if let Err(e) = dunewatch::align::read_aoi(&p, &grid) {
+            if let Err(e) = dunewatch::align::read_aoi_file(&p, &grid) {
                 clean(&e)?;
             }
             Ok(())

@@ -97,6 +97,37 @@ pub struct AlignedPair {
     _tmp: tempfile::TempDir,
 }
 
+/// An area of interest: a vector file read as it is (any CRS), or an area
+/// resolved from a place, a region or a point (lon/lat polygons in memory).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aoi {
+    File(PathBuf),
+    Area(crate::scenes::area::Area),
+}
+
+impl Aoi {
+    /// What the user typed: an existing file stays a file (read in its own
+    /// CRS); anything else resolves as in [`crate::scenes::area::Area::resolve`]
+    /// (`LAT,LON`, a preset place with a box of half-side `buffer_km`, a region).
+    pub fn resolve(spec: &str, buffer_km: f64) -> Result<Aoi> {
+        let p = Path::new(spec);
+        if p.is_file() {
+            return Ok(Aoi::File(p.to_path_buf()));
+        }
+        Ok(Aoi::Area(crate::scenes::area::Area::resolve(
+            spec, buffer_km,
+        )?))
+    }
+
+    /// The file, or a description of the area (for messages and run.json).
+    pub fn label(&self) -> PathBuf {
+        match self {
+            Aoi::File(p) => p.clone(),
+            Aoi::Area(a) => PathBuf::from(a.describe()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AlignOptions {
     /// Output pixel size in metres (default: the before scene's 10 m bands).
@@ -107,8 +138,8 @@ pub struct AlignOptions {
     /// how a run's exact grid is rebuilt (metres to degrees depends on the
     /// latitude, so metres do not round-trip).
     pub pixel_size: Option<(f64, f64)>,
-    /// Polygon(s) to clip to, any OGR-readable vector file.
-    pub aoi: Option<PathBuf>,
+    /// Polygon(s) to clip to.
+    pub aoi: Option<Aoi>,
     /// Estimate the after scene's misregistration and shift it onto the
     /// before scene (see [`coregister`]; done after [`align`], by the
     /// caller, once the pixels can be read).
@@ -220,10 +251,11 @@ pub fn align(
     grid = grid.subgrid(win);
 
     let aoi_geoms = match &opts.aoi {
-        Some(path) => {
-            let (geoms, bounds) = read_aoi(path, &grid)?;
+        Some(aoi) => {
+            let path = aoi.label();
+            let (geoms, bounds) = read_aoi(aoi, &grid)?;
             let w = grid.window_of_bounds(bounds).ok_or_else(|| {
-                Error::input(path, "the area of interest does not overlap the scenes")
+                Error::input(&path, "the area of interest does not overlap the scenes")
             })?;
             grid = grid.subgrid(w);
             Some((path, geoms))
@@ -261,7 +293,7 @@ pub fn align(
         aligned.push((bands, scl));
     }
     let aoi = match aoi_geoms {
-        Some((path, geoms)) => Some(warp::rasterize_aoi(path, &geoms, &grid, tmp.path())?),
+        Some((path, geoms)) => Some(warp::rasterize_aoi(&path, &geoms, &grid, tmp.path())?),
         None => None,
     };
     let (ab, asc) = aligned.pop().unwrap();
@@ -467,9 +499,26 @@ fn upsampling_onto(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize, usiz
     Ok(Some((k, x, y)))
 }
 
+/// The area's polygons in the grid CRS, with their bounds.
+fn read_aoi(aoi: &Aoi, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+    let path = match aoi {
+        Aoi::File(p) => p,
+        Aoi::Area(a) => {
+            let label = aoi.label();
+            let g = a
+                .to_ogr()?
+                .transform_to(&grid.srs()?)
+                .map_err(|e| Error::input(&label, format!("cannot reproject: {}", gdal_msg(&e))))?;
+            let env = g.envelope();
+            return Ok((vec![g], [env.MinX, env.MinY, env.MaxX, env.MaxY]));
+        }
+    };
+    read_aoi_file(path, grid)
+}
+
 /// Reads polygons from a vector file and returns them in the grid CRS, with
 /// their bounds.
-pub fn read_aoi(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+pub fn read_aoi_file(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
     use gdal::vector::LayerAccess;
     let ds = gdal::Dataset::open(path).map_err(|e| {
         Error::input(

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use dunewatch::align::AlignOptions;
+use dunewatch::align::{AlignOptions, Aoi};
 use dunewatch::detect::{DetectOptions, Method};
 use dunewatch::progress::Progress;
 use dunewatch::run::{run_detect_with, DetectRequest};
@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 /// Examples:
 ///   dunewatch detect --before sample_tiles/abudhabi/before --after sample_tiles/abudhabi/after --out out/abudhabi
 ///   dunewatch detect --before S2A_MSIL2A_2023...SAFE.zip --after S2B_MSIL2A_2024...SAFE.zip --out out/kufra --aoi kufra.geojson
+///   dunewatch detect --before T34RGM_2023.SAFE.zip --after T34RGM_2024.SAFE.zip --out out/kufra --aoi Kufra --buffer-km 15
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct DetectArgs {
@@ -35,9 +36,11 @@ pub struct DetectArgs {
     /// Output folder (created if missing; must not be an input folder).
     #[arg(long)]
     pub out: PathBuf,
-    /// Area of interest (GeoJSON or any OGR vector file): clip and mask to it.
-    #[arg(long)]
-    pub aoi: Option<PathBuf>,
+    /// Area of interest: clip and mask to it. A GeoJSON or any OGR vector
+    /// file, a LAT,LON point or a preset place name (a box of half-side
+    /// --buffer-km around it), or a preset region (see `dunewatch places`).
+    #[arg(long, value_name = "FILE|PLACE|REGION|LAT,LON")]
+    pub aoi: Option<String>,
     #[command(flatten)]
     pub flags: DetectFlags,
 }
@@ -61,6 +64,9 @@ pub struct DetectFlags {
     /// centre latitude. The grid may have at most 2^30 pixels.
     #[arg(long, value_parser = crate::cli::limits::resolution)]
     pub resolution: Option<f64>,
+    /// Half-side in km of the box around a place or LAT,LON given as the AOI.
+    #[arg(long, default_value_t = 10.0)]
+    pub buffer_km: f64,
     /// Do not correct the after scene's misregistration (by default it is
     /// estimated by phase correlation and, from a quarter pixel up, the after
     /// scene is shifted onto the before scene; run.json records both).
@@ -124,7 +130,7 @@ pub fn run(a: &DetectArgs) -> Result<()> {
         &a.before,
         &a.after,
         &a.out,
-        a.aoi.as_deref(),
+        a.aoi.as_deref().map(Path::new),
         &a.flags,
         &prep,
     )
@@ -147,7 +153,9 @@ pub fn detect_pair(
         align: AlignOptions {
             resolution: a.resolution,
             pixel_size: None,
-            aoi: aoi.map(Path::to_path_buf),
+            aoi: aoi
+                .map(|p| Aoi::resolve(&p.to_string_lossy(), a.buffer_km))
+                .transpose()?,
             coregister: !a.no_coregister,
         },
         detect: DetectOptions {

@@ -7,4 +7,5 @@ pub mod eval;
 pub mod limits;
 pub mod progress;
 pub mod sites;
+pub mod tiles;
 pub mod train;
