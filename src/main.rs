@@ -54,7 +54,23 @@ fn main() {
     }
     if let Err(e) = run(cli) {
         eprintln!("dunewatch: error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
+    }
+}
+
+/// 2 for a usage error (an option out of range, as clap's own parse
+/// errors), 1 for everything else (bad input, a failed write).
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let usage = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<dunewatch::error::Error>(),
+            Some(dunewatch::error::Error::Usage(_))
+        ) || c.downcast_ref::<cli::limits::Usage>().is_some()
+    });
+    if usage {
+        2
+    } else {
+        1
     }
 }
 

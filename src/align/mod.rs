@@ -131,7 +131,13 @@ impl Aoi {
 #[derive(Debug, Clone)]
 pub struct AlignOptions {
     /// Output pixel size in metres (default: the before scene's 10 m bands).
+    /// On a geographic grid it becomes degrees at the before scene's centre
+    /// latitude (see [`grid_at_resolution`]).
     pub resolution: Option<f64>,
+    /// Output pixel size in grid CRS units (x, y), overriding `resolution`:
+    /// how a run's exact grid is rebuilt (metres to degrees depends on the
+    /// latitude, so metres do not round-trip).
+    pub pixel_size: Option<(f64, f64)>,
     /// Polygon(s) to clip to.
     pub aoi: Option<Aoi>,
     /// Estimate the after scene's misregistration and shift it onto the
@@ -144,10 +150,46 @@ impl Default for AlignOptions {
     fn default() -> Self {
         AlignOptions {
             resolution: None,
+            pixel_size: None,
             aoi: None,
             coregister: true,
         }
     }
+}
+
+/// The largest output grid, in pixels: about 8 full Sentinel-2 tiles at
+/// 10 m (10980 x 10980 each). The score, mask and per-pixel statistics grow
+/// with the grid, so a finer `--resolution` or a larger scene is refused.
+pub const MAX_GRID_PIXELS: usize = 1 << 30;
+
+/// The largest band file, in pixels (2^31: 17 full Sentinel-2 tiles at
+/// 10 m). A small compressed file can declare any size; reading one larger
+/// than this (even decimated, through the warper) is refused before any read.
+pub const MAX_SOURCE_PIXELS: usize = 1 << 31;
+
+/// `grid` unless it has more than [`MAX_GRID_PIXELS`] pixels.
+fn checked_grid(grid: Grid, path: &str) -> Result<Grid> {
+    let n = grid.width as u128 * grid.height as u128;
+    if n > MAX_GRID_PIXELS as u128 {
+        return Err(Error::usage(format!(
+            "the output grid would be {} x {} pixels ({n}), over the limit of {MAX_GRID_PIXELS} pixels (defined by {path}): use a coarser --resolution or an --aoi",
+            grid.width, grid.height
+        )));
+    }
+    Ok(grid)
+}
+
+/// The before scene's grid `full` (its extent) at `metres` per pixel. On a
+/// geographic grid the metres become degrees at the grid's centre latitude,
+/// once: every later step reuses the resulting pixel size in degrees.
+pub fn grid_at_resolution(full: &Grid, metres: f64, path: &str) -> Result<Grid> {
+    if metres <= 0.0 || !metres.is_finite() {
+        return Err(Error::usage(format!(
+            "--resolution must be a positive number of metres, got {metres}"
+        )));
+    }
+    let (mx, my) = full.metres_per_unit();
+    checked_grid(full.with_pixel_size(metres / mx, metres / my), path)
 }
 
 /// Bands that define the reference grid, in order of preference.
@@ -191,17 +233,10 @@ pub fn align(
     let full = Grid::from_dataset(&open(&ref_before.path)?, &ref_before.path)?;
     let after_grid = Grid::from_dataset(&open(&ref_after.path)?, &ref_after.path)?;
 
-    let mut grid = match opts.resolution {
-        None => full.clone(),
-        Some(r) => {
-            if r <= 0.0 || !r.is_finite() {
-                return Err(Error::invalid(format!(
-                    "--resolution must be a positive number of metres, got {r}"
-                )));
-            }
-            let (mx, my) = full.metres_per_unit();
-            full.with_pixel_size(r / mx, r / my)
-        }
+    let mut grid = match (opts.pixel_size, opts.resolution) {
+        (Some((dx, dy)), _) => checked_grid(full.with_pixel_size(dx, dy), &ref_before.path)?,
+        (None, Some(r)) => grid_at_resolution(&full, r, &ref_before.path)?,
+        (None, None) => checked_grid(full.clone(), &ref_before.path)?,
     };
 
     // Keep only the overlap of the two footprints.
@@ -294,6 +329,15 @@ fn place_band(
         return Err(Error::input(
             &file.path,
             format!("has no band {}", file.index),
+        ));
+    }
+    let (w, h) = ds.raster_size();
+    if w as u128 * h as u128 > MAX_SOURCE_PIXELS as u128 {
+        return Err(Error::input(
+            &file.path,
+            format!(
+                "declares {w} x {h} pixels, over the limit of {MAX_SOURCE_PIXELS} pixels per band file"
+            ),
         ));
     }
     let band = ds

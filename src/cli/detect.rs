@@ -57,10 +57,12 @@ pub struct DetectFlags {
     pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
     /// calibrated change probability), Otsu's automatic cut for the others.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::limits::threshold)]
     pub threshold: Option<f32>,
     /// Output pixel size in metres (default: the before scene's 10 m bands).
-    #[arg(long)]
+    /// On a geographic (EPSG:4326) scene it becomes degrees at the scene's
+    /// centre latitude. The grid may have at most 2^30 pixels.
+    #[arg(long, value_parser = crate::cli::limits::resolution)]
     pub resolution: Option<f64>,
     /// Half-side in km of the box around a place or LAT,LON given as the AOI.
     #[arg(long, default_value_t = 10.0)]
@@ -71,11 +73,12 @@ pub struct DetectFlags {
     #[arg(long)]
     pub no_coregister: bool,
     /// Width in pixels of the parallel score pass's column blocks (each 128
-    /// rows tall); the scores do not depend on it.
-    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS)]
+    /// rows tall), 16 to 16384; the scores do not depend on it.
+    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS, value_parser = crate::cli::limits::block_size)]
     pub block_size: usize,
-    /// Worker threads (0 = one per core); the run keeps to about this many cores.
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0 = one per core); the run keeps to about this many
+    /// cores. At most 1024, and at most 64 per core.
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -98,15 +101,13 @@ impl DetectFlags {
     /// Checks the options and loads the model (before any pair is read).
     pub fn prepare(&self) -> Result<Prepared> {
         let method: Method = self.method.parse()?;
-        if let Some(t) = self.threshold {
-            anyhow::ensure!(
-                (0.0..=1.0).contains(&t),
-                "--threshold must be in [0, 1], got {t}"
-            );
-        }
         let model = match &self.model {
             Some(p) => {
-                anyhow::ensure!(method == Method::Learned, "--model needs --method learned");
+                if method != Method::Learned {
+                    return Err(
+                        crate::cli::limits::Usage("--model needs --method learned".into()).into(),
+                    );
+                }
                 Some(dunewatch::detect::learned::LearnedModel::load(p)?)
             }
             None => None,
@@ -151,6 +152,7 @@ pub fn detect_pair(
         out: out.to_path_buf(),
         align: AlignOptions {
             resolution: a.resolution,
+            pixel_size: None,
             aoi: aoi
                 .map(|p| Aoi::resolve(&p.to_string_lossy(), a.buffer_km))
                 .transpose()?,

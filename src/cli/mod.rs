@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod detect;
 pub mod eval;
+pub mod limits;
 pub mod progress;
 pub mod sites;
 pub mod tiles;

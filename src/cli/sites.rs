@@ -34,7 +34,7 @@ pub struct SitesArgs {
     #[arg(long)]
     pub after: Option<PathBuf>,
     /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]

@@ -792,13 +792,13 @@ impl StagedSites {
 /// Refuses options no run could use, naming the option.
 pub fn check_options(opts: &SitesOptions) -> Result<()> {
     if !(opts.min_area_m2 >= 0.0 && opts.min_area_m2.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--min-area must be a non-negative number of m2, got {}",
             opts.min_area_m2
         )));
     }
     if !(opts.watch_distance_m >= 0.0 && opts.watch_distance_m.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--watch-distance must be a non-negative number of metres, got {}",
             opts.watch_distance_m
         )));
