@@ -7,4 +7,4 @@ pub mod raster;
 pub mod staging;
 pub mod tile_encode;
 
-pub use staging::Staging;
+pub use staging::{write_file_atomic, Staging};
