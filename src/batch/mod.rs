@@ -11,6 +11,8 @@
 pub mod fingerprint;
 pub mod index;
 pub mod pairs;
+pub mod regional;
+pub mod shard;
 
 pub use pairs::{read_pairs, read_pairs_except, Pair};
 

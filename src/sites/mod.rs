@@ -74,7 +74,9 @@ pub struct SitesOptions {
     pub opening: bool,
     /// 3x3 closing (fills one-pixel holes and gaps).
     pub closing: bool,
-    /// Named points (GeoJSON, property `name`).
+    /// Named points (GeoJSON, property `name`), a preset region's name, or
+    /// "none"; without one, the places of the preset region the scene lies
+    /// in (see [`watchlist::choose`]).
     pub watchlist: Option<PathBuf>,
     /// Sites within this distance (m) of a watch point are tagged.
     pub watch_distance_m: f64,
@@ -184,6 +186,17 @@ pub struct SitesSummary {
     pub scene: SceneSummary,
     pub background: Background,
     pub timings_s: BTreeMap<&'static str, f64>,
+    /// The watch points used and where they came from.
+    pub watchlist: watchlist::Chosen,
+}
+
+/// The lon/lat of the grid's centre (None when it cannot be transformed).
+fn grid_centre_lonlat(g: &crate::align::grid::Grid) -> Option<(f64, f64)> {
+    let (x, y) = g.pixel_center(g.width as f64 / 2.0 - 0.5, g.height as f64 / 2.0 - 0.5);
+    let ct = g.to_lonlat().ok()?;
+    let (mut xs, mut ys, mut zs) = ([x], [y], [0.0]);
+    ct.transform_coords(&mut xs, &mut ys, &mut zs).ok()?;
+    Some((xs[0], ys[0]))
 }
 
 pub const GEOJSON_FILE: &str = "sites.geojson";
@@ -708,8 +721,8 @@ fn scene_summary(run: &RunInfo, opts: &SitesOptions) -> Result<SceneSummary> {
     })
 }
 
-/// Adds the sites step (count, kinds, timings per stage) to the run.json in
-/// `dir` (a staged run folder), when it has one.
+/// Adds the sites step (count, kinds, watch points, timings per stage) to
+/// the run.json in `dir` (a staged run folder), when it has one.
 pub fn record_in_run_json(dir: &Path, s: &SitesSummary) -> Result<()> {
     if !dir.join(crate::run::RUN_FILE).is_file() {
         return Ok(());
@@ -717,7 +730,12 @@ pub fn record_in_run_json(dir: &Path, s: &SitesSummary) -> Result<()> {
     crate::run::set_in_run_json(
         dir,
         "sites",
-        serde_json::json!({ "sites": s.sites, "by_kind": s.by_kind, "timings_s": s.timings_s }),
+        serde_json::json!({
+            "sites": s.sites,
+            "by_kind": s.by_kind,
+            "watchlist": s.watchlist,
+            "timings_s": s.timings_s,
+        }),
     )
 }
 
@@ -759,13 +777,13 @@ pub fn run_sites_with(
 /// Refuses options no run could use, naming the option.
 pub fn check_options(opts: &SitesOptions) -> Result<()> {
     if !(opts.min_area_m2 >= 0.0 && opts.min_area_m2.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--min-area must be a non-negative number of m2, got {}",
             opts.min_area_m2
         )));
     }
     if !(opts.watch_distance_m >= 0.0 && opts.watch_distance_m.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--watch-distance must be a non-negative number of metres, got {}",
             opts.watch_distance_m
         )));
@@ -794,10 +812,8 @@ pub fn stage_sites(
     check_options(opts)?;
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
-    let watch = match &opts.watchlist {
-        Some(p) => watchlist::read_watchlist(p)?,
-        None => Vec::new(),
-    };
+    let chosen = watchlist::choose(opts.watchlist.as_deref(), grid_centre_lonlat(&run.grid))?;
+    let watch = chosen.points.clone();
     let t = Instant::now();
     let mut scenes =
         Scenes::open_with_decoded(run, opts.before.as_deref(), opts.after.as_deref(), decoded)?;
@@ -875,6 +891,7 @@ pub fn stage_sites(
         scene,
         background: bg,
         timings_s: timings,
+        watchlist: chosen,
     };
     // Freeing tens of thousands of sites took 0.2 s on one core at the very
     // end of a run; nothing waits for it.
