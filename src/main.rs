@@ -50,6 +50,8 @@ enum Command {
 fn main() {
     dunewatch::run::tune_allocator();
     let cli = Cli::parse();
+    // SIGINT, SIGTERM and SIGHUP remove the run's partial outputs first.
+    dunewatch::cleanup::install_signal_handlers();
     // GDAL's own messages would print before ours; its errors reach us as
     // return values and are reported once, in one line, naming the file.
     // With CPL_DEBUG set (troubleshooting GDAL), its messages go to stderr.

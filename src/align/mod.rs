@@ -93,8 +93,10 @@ pub struct AlignedPair {
     pub after: AlignedScene,
     /// 1 inside the area of interest, 0 outside (a byte raster on the grid).
     pub aoi: Option<AlignedBand>,
-    /// Holds the warped VRTs; removed when the pair is dropped.
+    /// Holds the warped VRTs; removed when the pair is dropped, or on a
+    /// signal while it is registered.
     _tmp: tempfile::TempDir,
+    _tmp_live: crate::cleanup::Registered,
 }
 
 /// An area of interest: a vector file read as it is (any CRS), or an area
@@ -263,8 +265,14 @@ pub fn align(
         None => None,
     };
 
+    // Named for its owner: the next run removes it if this one is killed.
+    crate::cleanup::remove_stale(&std::env::temp_dir(), crate::cleanup::ALIGN_PREFIX);
     let tmp = tempfile::Builder::new()
-        .prefix("dunewatch-align-")
+        .prefix(crate::cleanup::ALIGN_PREFIX)
+        .suffix(&format!(
+            "-{}",
+            crate::cleanup::owner_tag(std::process::id())
+        ))
         .tempdir()
         .map_err(|e| {
             Error::output(
@@ -272,6 +280,7 @@ pub fn align(
                 format!("cannot create a temporary folder: {e}"),
             )
         })?;
+    let tmp_live = crate::cleanup::register(tmp.path());
     let mut counter = 0usize;
     let mut place = |file: &BandFile, categorical: bool| -> Result<AlignedBand> {
         counter += 1;
@@ -311,6 +320,7 @@ pub fn align(
             scl: asc,
         },
         aoi,
+        _tmp_live: tmp_live,
         _tmp: tmp,
     })
 }
