@@ -11,6 +11,7 @@ SUDO=""
 # Debian packages, one a line.
 apt_pkgs=(
   chromium
+  gdal-bin
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do

@@ -37,6 +37,10 @@ enum Command {
         about = "Train the learned method on labelled pairs; writes a model JSON with provenance"
     )]
     Train(cli::train::TrainArgs),
+    #[command(about = "The site register: add runs, report what is new and what was reviewed")]
+    Register(cli::register::RegisterArgs),
+    #[command(about = "Compare dated scenes in date order and follow each site in a register")]
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() {
@@ -61,5 +65,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sites(a) => cli::sites::run(&a),
         Command::Train(a) => cli::train::run(&a),
         Command::Batch(a) => cli::batch::run(&a),
+        Command::Register(a) => cli::register::run(&a),
+        Command::Watch(a) => cli::watch::run(&a),
     }
 }

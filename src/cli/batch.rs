@@ -81,6 +81,11 @@ pub fn run(a: &BatchArgs) -> Result<()> {
             match batch::state(&a.out, pair) {
                 Ok(PairState::Done) if !a.force => {
                     say(format!("{head}: done already, skipped"));
+                    if let Some(reg) = &a.flags.register {
+                        // A run the register holds already changes nothing.
+                        let dir = batch::run_dir(&a.out, pair);
+                        crate::cli::register::add(reg, &[dir], &prep.register, a.flags.quiet)?;
+                    }
                     continue;
                 }
                 Err(e) => {

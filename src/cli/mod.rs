@@ -5,5 +5,7 @@ pub mod batch;
 pub mod detect;
 pub mod eval;
 pub mod progress;
+pub mod register;
 pub mod sites;
 pub mod train;
+pub mod watch;
