@@ -18,6 +18,7 @@ pub mod progress;
 pub mod read;
 pub mod register;
 pub mod run;
+pub mod scenes;
 pub mod sites;
 pub mod train;
 

@@ -4,7 +4,7 @@
 use crate::align::{self, AlignOptions, AlignedPair, Grid};
 use crate::detect::{self, DetectOptions, DetectSummary, OPTIONAL_BANDS, STAT_BANDS};
 use crate::error::{Error, Result};
-use crate::export::{cog::Workers, raster::to_cog, Staging};
+use crate::export::{cog::Workers, to_cog::to_cog, Staging};
 use crate::progress::Progress;
 use crate::read::{self, Band, Scene};
 use serde::Serialize;

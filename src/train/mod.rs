@@ -3,7 +3,7 @@
 //!
 //! For every pair the scenes are read and aligned exactly as `detect` does,
 //! the pass-1 sample gives the scene statistics, and the block pass computes
-//! the features with [`crate::detect::learned::window_features`], the code
+//! the features with [`crate::detect::score::Model::learned_features`], the code
 //! `detect --method learned` uses. Kept pixels: every change pixel (on a
 //! lattice when there are very many) and the no-change pixels on a regular
 //! lattice; each kept pixel stands for the pixels its lattice cell holds.
@@ -175,7 +175,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
                 |reader| -> Result<BlockPart> {
                     let read = expand(block, model.halo(), g.width, g.height);
                     let px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
-                    let feats = learned::window_features(&model, &px, read.w, read.h);
+                    let feats = model.learned_features(&px, read.w, read.h);
                     let mut out = PairData::default();
                     let mut pos = Vec::new();
                     let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
