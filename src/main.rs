@@ -45,6 +45,10 @@ enum Command {
     Completions(cli::completions::CompletionsArgs),
     #[command(about = "Print the man page (roff): dunewatch man > dunewatch.1")]
     Man(cli::completions::ManArgs),
+    #[command(about = "The site register: add runs, report what is new and what was reviewed")]
+    Register(cli::register::RegisterArgs),
+    #[command(about = "Compare dated scenes in date order and follow each site in a register")]
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() {
@@ -91,5 +95,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Places(a) => cli::tiles::run_places(&a),
         Command::Completions(a) => cli::completions::run_completions(&a),
         Command::Man(a) => cli::completions::run_man(&a),
+        Command::Register(a) => cli::register::run(&a),
+        Command::Watch(a) => cli::watch::run(&a),
     }
 }
