@@ -45,10 +45,38 @@ enum Edit {
 /// Tokens that matter to the formats: structure, escapes, numbers at the
 /// edges of their types, path tricks.
 const TOKENS: &[&str] = &[
-    "<", ">", "</", "/>", "<IMAGE_FILE>../../x_B04</IMAGE_FILE>", "&amp;", "&#0;", "<!--",
-    "\"", ",", "\n", "\r\n", "\u{feff}", "\0", "{", "}", "[", "]", ":", "null", "NaN",
-    "-1", "1e309", "-0", "4294967295", "18446744073709551616", "..", "/", "\\", "\u{fffd}",
-    "\"type\": \"Point\"", "\"coordinates\": []",
+    "<",
+    ">",
+    "</",
+    "/>",
+    "<IMAGE_FILE>../../x_B04</IMAGE_FILE>",
+    "&amp;",
+    "&#0;",
+    "<!--",
+    "\"",
+    ",",
+    "\n",
+    "\r\n",
+    "\u{feff}",
+    "\0",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "null",
+    "NaN",
+    "-1",
+    "1e309",
+    "-0",
+    "4294967295",
+    "18446744073709551616",
+    "..",
+    "/",
+    "\\",
+    "\u{fffd}",
+    "\"type\": \"Point\"",
+    "\"coordinates\": []",
 ];
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -250,9 +278,24 @@ fn decode_all(path: &Path, size: (usize, usize)) -> std::result::Result<(), Test
     let (w, h) = size;
     for win in [
         Window { x: 0, y: 0, w, h },
-        Window { x: w / 3, y: h / 2, w: w - w / 3, h: h - h / 2 },
-        Window { x: w - 1, y: h - 1, w: 1, h: 1 },
-        Window { x: 0, y: 0, w: w + 1, h },
+        Window {
+            x: w / 3,
+            y: h / 2,
+            w: w - w / 3,
+            h: h - h / 2,
+        },
+        Window {
+            x: w - 1,
+            y: h - 1,
+            w: 1,
+            h: 1,
+        },
+        Window {
+            x: 0,
+            y: 0,
+            w: w + 1,
+            h,
+        },
     ] {
         match t.read(win) {
             Ok(v) => prop_assert_eq!(v.len(), win.w * win.h),
@@ -273,12 +316,10 @@ fn tiff_tile_decoder() {
         let mut t = dunewatch::read::tiff_tiles::TiffTiles::open(&p, *size, Some(0.0))
             .unwrap_or_else(|| panic!("seed {k} is a layout the decoder reads"));
         let (w, h) = *size;
-        t.read(dunewatch::align::Window { x: 0, y: 0, w, h }).unwrap();
+        t.read(dunewatch::align::Window { x: 0, y: 0, w, h })
+            .unwrap();
     }
-    let strategy = (
-        0..seeds.len(),
-        prop::collection::vec(edit(), 1..8),
-    );
+    let strategy = (0..seeds.len(), prop::collection::vec(edit(), 1..8));
     runner(192)
         .run(&strategy, |(k, edits)| {
             let (bytes, size) = &seeds[k];

@@ -3,7 +3,6 @@
 //! no panic, no hang, no unbounded memory.
 
 #[path = "common/safe_fixture.rs"]
-#[allow(dead_code)]
 mod safe_fixture;
 #[path = "common/scenes.rs"]
 mod scenes;
