@@ -37,6 +37,12 @@ enum Command {
         about = "Train the learned method on labelled pairs; writes a model JSON with provenance"
     )]
     Train(cli::train::TrainArgs),
+    #[command(
+        about = "Search a STAC API for Sentinel-2 scenes over an area; suggest a before/after pair"
+    )]
+    Scenes(cli::scenes::ScenesArgs),
+    #[command(about = "Save an area's crops of STAC items (COGs and item JSON) for offline runs")]
+    Fetch(cli::fetch::FetchArgs),
 }
 
 fn main() {
@@ -61,5 +67,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sites(a) => cli::sites::run(&a),
         Command::Train(a) => cli::train::run(&a),
         Command::Batch(a) => cli::batch::run(&a),
+        Command::Scenes(a) => cli::scenes::run(&a),
+        Command::Fetch(a) => cli::fetch::run(&a),
     }
 }

@@ -10,6 +10,7 @@ pub mod coregister;
 pub mod grid;
 pub mod read_ahead;
 pub mod reader;
+pub mod remote_copy;
 pub mod transcode;
 pub mod upsample;
 mod warp;
@@ -138,8 +139,10 @@ fn reference_band(scene: &Scene) -> Result<&BandFile> {
 }
 
 fn open(path: &str) -> Result<gdal::Dataset> {
-    gdal::Dataset::open(path)
-        .map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))
+    gdal::Dataset::open(path).map_err(|e| {
+        let why = crate::read::http::open_failure(path, &gdal_msg(&e));
+        Error::input(path, format!("cannot open raster: {why}"))
+    })
 }
 
 /// Puts `needed` bands (and optional ones, when present) of both scenes on one grid.

@@ -4,6 +4,8 @@
 pub mod batch;
 pub mod detect;
 pub mod eval;
+pub mod fetch;
 pub mod progress;
+pub mod scenes;
 pub mod sites;
 pub mod train;
