@@ -5,6 +5,7 @@
 # A benchmark, not a test; not run by CI.
 #
 #   bash scripts/bench_remote.sh [bench_data dir] [area km]
+#   DUNEWATCH_BIN=target/debug/dunewatch bash scripts/bench_remote.sh ...   (another build)
 #
 # Uses (and makes, when missing, with `make_bench_scene.sh --no-jp2`) the
 # full COG pair <bench_data>/full/cog/{before,after} (10980 x 10980 px at
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DATA=${1:-bench_data}
 KM=${2:-20}
-BIN=$ROOT/target/release/dunewatch
+BIN=${DUNEWATCH_BIN:-$ROOT/target/release/dunewatch}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 COG=$DATA/full/cog
 if [ ! -f "$COG/before/B04.tif" ]; then

@@ -11,6 +11,10 @@ SUDO=""
 # Debian packages, one a line.
 apt_pkgs=(
   chromium
+  slurm-wlm
+  munge
+  man-db
+  gdal-bin
   nginx
   curl
   python3-pip

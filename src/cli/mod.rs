@@ -2,10 +2,15 @@
 //! that calls the library and prints.
 
 pub mod batch;
+pub mod completions;
 pub mod detect;
 pub mod eval;
 pub mod fetch;
+pub mod limits;
 pub mod progress;
+pub mod register;
 pub mod scenes;
 pub mod sites;
+pub mod tiles;
 pub mod train;
+pub mod watch;

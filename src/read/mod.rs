@@ -2,15 +2,21 @@
 //! rasters, a SAFE product as folder or zip, a multi-band GeoTIFF) becomes a
 //! [`Scene`]: a list of band files with the numbers that turn their digital
 //! numbers into reflectance.
+//!
+//! The usual Sentinel-2 GeoTIFFs are decoded here rather than by GDAL
+//! ([`tiff_tiles`], with [`tiff_ifd`], [`tile_codecs`] and [`predictor`]).
 
 pub mod band;
 pub mod band_folder;
 pub mod dates;
 pub mod http;
 pub mod multiband;
+pub mod predictor;
 pub mod safe;
 pub mod stac_item;
+pub mod tiff_ifd;
 pub mod tiff_tiles;
+pub mod tile_codecs;
 
 pub use band::Band;
 

@@ -87,7 +87,13 @@ pub fn fetch_item(item: &StacItem, area: &LonLatArea, out: &Path) -> Result<Path
     }
     drop(opened);
 
-    let staging = Staging::new(out, &[])?;
+    let name = format!("{id}.json");
+    // Items fetched before into the same folder stay.
+    let staging = if out.is_dir() {
+        Staging::update(out, &[&id, &name])?
+    } else {
+        Staging::new(out, &[])?
+    };
     let dir = staging.path(&id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
     crops
@@ -109,10 +115,9 @@ pub fn fetch_item(item: &StacItem, area: &LonLatArea, out: &Path) -> Result<Path
     let links = json!([{"rel": "derived_from", "href": source, "type": "application/geo+json",
                         "title": "the item these crops were cut from"}]);
     json["links"] = links;
-    let name = format!("{id}.json");
     let text = serde_json::to_string_pretty(&json).map_err(|e| Error::output(out, e))?;
     std::fs::write(staging.path(&name), text).map_err(|e| Error::output(out.join(&name), e))?;
-    staging.commit(&[&id, &name])?;
+    staging.commit()?;
     Ok(out.join(name))
 }
 
