@@ -15,6 +15,9 @@ apt_pkgs=(
   munge
   man-db
   gdal-bin
+  nginx
+  curl
+  python3-pip
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do
@@ -24,5 +27,19 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup-tests.sh: installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+
+# PyPI packages, one a line, installed for the system python (the tests
+# run their binaries, e.g. `rustac serve`, from /usr/local/bin).
+pip_pkgs=(
+  rustac
+)
+need=()
+for pkg in "${pip_pkgs[@]}"; do
+  /usr/bin/python3 -m pip show -q "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup-tests.sh: pip installing ${need[*]}"
+  $SUDO /usr/bin/python3 -m pip install -q --break-system-packages "${need[@]}"
 fi
 echo "setup-tests.sh: test dependencies ready"

@@ -49,6 +49,12 @@ enum Command {
     Register(cli::register::RegisterArgs),
     #[command(about = "Compare dated scenes in date order and follow each site in a register")]
     Watch(cli::watch::WatchArgs),
+    #[command(
+        about = "Search a STAC API for Sentinel-2 scenes over an area; suggest a before/after pair"
+    )]
+    Scenes(cli::scenes::ScenesArgs),
+    #[command(about = "Save an area's crops of STAC items (COGs and item JSON) for offline runs")]
+    Fetch(cli::fetch::FetchArgs),
 }
 
 fn main() {
@@ -97,5 +103,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Man(a) => cli::completions::run_man(&a),
         Command::Register(a) => cli::register::run(&a),
         Command::Watch(a) => cli::watch::run(&a),
+        Command::Scenes(a) => cli::scenes::run(&a),
+        Command::Fetch(a) => cli::fetch::run(&a),
     }
 }

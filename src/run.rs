@@ -408,12 +408,23 @@ pub fn run_detect_with<T>(
     limit_gdal_threads(threads);
 
     let t = Instant::now();
-    let decoded = pool
+    let mut decoded = pool
         .install(|| align::transcode::decode_jp2_once(&pair, &staging.path("decoded"), progress))?;
     decoded.apply(&mut pair);
     if !decoded.is_empty() {
         timings.insert("decode_jp2", t.elapsed().as_secs_f64());
     }
+    // Remote bands: the grid's window fetched once, then read locally.
+    let t = Instant::now();
+    let remote = pool.install(|| {
+        align::remote_copy::copy_remote_windows(&pair, &staging.path("remote"), progress)
+    })?;
+    remote.apply(&mut pair)?;
+    if !remote.is_empty() {
+        timings.insert("fetch_remote", t.elapsed().as_secs_f64());
+    }
+    let jp2_decoded = decoded.len();
+    decoded.extend(remote.decoded);
     let t = Instant::now();
     let coregistration = coregister(&mut pair, &req.align, &pool, progress)?;
     timings.insert("coregister", t.elapsed().as_secs_f64());
@@ -457,7 +468,7 @@ pub fn run_detect_with<T>(
             .copied()
             .collect(),
         threads,
-        jp2_decoded_once: decoded.len(),
+        jp2_decoded_once: jp2_decoded,
         coregistration,
         detect: summary,
         outputs: vec![SCORE_FILE, MASK_FILE, RUN_FILE],

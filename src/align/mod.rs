@@ -10,6 +10,7 @@ pub mod coregister;
 pub mod grid;
 pub mod read_ahead;
 pub mod reader;
+pub mod remote_copy;
 pub mod transcode;
 pub mod upsample;
 mod warp;
@@ -213,7 +214,15 @@ fn reference_band(scene: &Scene) -> Result<&BandFile> {
 }
 
 fn open(path: &str) -> Result<gdal::Dataset> {
-    crate::error::open_raster(path)
+    crate::error::open_raster(path).map_err(|e| match e {
+        // GDAL says nothing useful of a remote file it cannot open (a 404):
+        // ask the server.
+        Error::Input { path: p, .. } if path.starts_with("/vsicurl/") => {
+            let why = crate::read::http::open_failure(path, "");
+            Error::input(p, format!("cannot open raster: {why}"))
+        }
+        e => e,
+    })
 }
 
 /// Puts `needed` bands (and optional ones, when present) of both scenes on one grid.

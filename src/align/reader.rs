@@ -218,13 +218,12 @@ impl<'a> SceneReader<'a> {
         let buf = band
             .read_as::<f32>((x as isize, y as isize), (win.w, win.h), shape, None)
             .map_err(|e| {
-                Error::input(
-                    &ab.file.path,
-                    format!(
-                        "cannot read pixels (truncated or corrupt file?): {}",
-                        gdal_msg(&e)
-                    ),
-                )
+                let why = if crate::read::is_remote(std::path::Path::new(path)) {
+                    "cannot read pixels (server gone or file changed?)"
+                } else {
+                    "cannot read pixels (truncated or corrupt file?)"
+                };
+                Error::input(&ab.file.path, format!("{why}: {}", gdal_msg(&e)))
             })?;
         Ok(buf.into_shape_and_vec().1)
     }

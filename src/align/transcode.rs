@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Which aligned band: date (0 before, 1 after) and band (None: the SCL).
-type Slot = (usize, Option<Band>);
+pub(super) type Slot = (usize, Option<Band>);
 
 /// Decoded copies, by the band they stand for. Keyed by band rather than
 /// path: `detect` and its sites step open the same scene under different
@@ -39,6 +39,16 @@ impl Decoded {
         self.files.is_empty()
     }
 
+    /// Copies made elsewhere (see [`super::remote_copy`]), by slot.
+    pub(super) fn from_files(files: BTreeMap<Slot, String>) -> Self {
+        Decoded { files }
+    }
+
+    /// Adds the copies of `other` (its slots win).
+    pub fn extend(&mut self, other: Decoded) {
+        self.files.extend(other.files);
+    }
+
     /// Points the full-resolution sources of `pair` at the decoded copies.
     pub fn apply(&self, pair: &mut AlignedPair) {
         for (slot, ab) in slots_mut(pair) {
@@ -56,7 +66,7 @@ impl Decoded {
     }
 }
 
-fn slots(pair: &AlignedPair) -> Vec<(Slot, &AlignedBand)> {
+pub(super) fn slots(pair: &AlignedPair) -> Vec<(Slot, &AlignedBand)> {
     let mut v = Vec::new();
     for (d, s) in [&pair.before, &pair.after].into_iter().enumerate() {
         v.extend(s.bands.iter().map(|(b, ab)| ((d, Some(*b)), ab)));
@@ -65,7 +75,7 @@ fn slots(pair: &AlignedPair) -> Vec<(Slot, &AlignedBand)> {
     v
 }
 
-fn slots_mut(pair: &mut AlignedPair) -> Vec<(Slot, &mut AlignedBand)> {
+pub(super) fn slots_mut(pair: &mut AlignedPair) -> Vec<(Slot, &mut AlignedBand)> {
     let mut v = Vec::new();
     for (d, s) in [&mut pair.before, &mut pair.after].into_iter().enumerate() {
         v.extend(s.bands.iter_mut().map(|(b, ab)| ((d, Some(*b)), ab)));

@@ -114,7 +114,8 @@ fn from_csv(text: &str, base: &Path) -> std::result::Result<Vec<Pair>, String> {
     let caoi = col("aoi");
     let resolve = |p: &str| {
         let p = PathBuf::from(p.trim());
-        if p.is_absolute() {
+        // URLs (STAC items) and GDAL virtual paths are taken as they are.
+        if p.is_absolute() || crate::read::is_remote(&p) {
             p
         } else {
             base.join(p)

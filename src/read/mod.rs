@@ -9,9 +9,11 @@
 pub mod band;
 pub mod band_folder;
 pub mod dates;
+pub mod http;
 pub mod multiband;
 pub mod predictor;
 pub mod safe;
+pub mod stac_item;
 pub mod tiff_ifd;
 pub mod tiff_tiles;
 pub mod tile_codecs;
@@ -55,6 +57,8 @@ pub enum SceneForm {
     SafeFolder,
     SafeZip,
     MultiBandTiff,
+    /// A STAC item (file or URL) whose assets are band COGs.
+    StacItem,
 }
 
 /// One acquisition, ready for the aligner.
@@ -98,8 +102,25 @@ impl Scene {
     }
 }
 
+/// Whether `path` is read over the network or through a GDAL virtual file
+/// system (an http(s) URL or a `/vsi...` path), not from the local disk.
+pub fn is_remote(path: &Path) -> bool {
+    let s = path.to_string_lossy();
+    http::is_url(&s) || s.starts_with("/vsi")
+}
+
 /// Opens a scene in any supported form, telling the form from what is on disk.
+///
+/// A STAC item (an http(s) URL or a `.json` file) reads its band assets in
+/// place; a `/vsicurl/` (or other `/vsi`) path is a raster GDAL opens.
 pub fn open_scene(path: &Path) -> Result<Scene> {
+    if stac_item::is_item_location(path) {
+        return stac_item::open_stac_item(path);
+    }
+    if is_remote(path) {
+        http::configure_remote_reads();
+        return multiband::open_multiband(path);
+    }
     let meta =
         std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let name = path

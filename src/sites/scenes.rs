@@ -73,7 +73,7 @@ impl Scenes {
             |o: Option<&Path>, p: &PathBuf| o.map(Path::to_path_buf).unwrap_or_else(|| p.clone());
         let (bp, ap) = (pick(before, &run.before), pick(after, &run.after));
         for p in [&bp, &ap] {
-            if !p.exists() {
+            if !p.exists() && !read::is_remote(p) {
                 return Err(Error::input(
                     p,
                     "scene named in run.json not found (paths are relative to where `detect` ran; pass --before/--after)",

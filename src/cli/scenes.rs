@@ -1,0 +1,244 @@
+//! `dunewatch scenes`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use dunewatch::scenes::aoi_cloud::aoi_cloud;
+use dunewatch::scenes::lonlat_area::LonLatArea;
+use dunewatch::scenes::search::{suggest_pair, Candidate};
+use dunewatch::scenes::stac::{self, SearchRequest};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The area a command is about: one of --bbox, --point or --aoi.
+#[derive(Args, Debug, Clone)]
+pub struct AreaArgs {
+    /// Area as a box in degrees: W,S,E,N (e.g. 23.25,24.12,23.38,24.24).
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// Area as a point in degrees, latitude first, with --buffer-km around it.
+    #[arg(long, value_name = "LAT,LON", allow_hyphen_values = true)]
+    pub point: Option<String>,
+    /// Area as a vector file (GeoJSON or any OGR format).
+    #[arg(long)]
+    pub aoi: Option<PathBuf>,
+    /// Half the side of the square around --point, in km.
+    #[arg(long, default_value_t = 10.0)]
+    pub buffer_km: f64,
+}
+
+impl AreaArgs {
+    pub fn area(&self) -> Result<LonLatArea> {
+        let given = [self.bbox.is_some(), self.point.is_some(), self.aoi.is_some()]
+            .iter()
+            .filter(|g| **g)
+            .count();
+        anyhow::ensure!(
+            given == 1,
+            "give the area with exactly one of --bbox W,S,E,N, --point LAT,LON or --aoi FILE"
+        );
+        Ok(if let Some(b) = &self.bbox {
+            LonLatArea::from_bbox(b)?
+        } else if let Some(p) = &self.point {
+            LonLatArea::from_point(p, self.buffer_km)?
+        } else {
+            LonLatArea::from_file(self.aoi.as_ref().unwrap())?
+        })
+    }
+}
+
+/// Search a STAC API for Sentinel-2 items over an area and a date range,
+/// list them (id, date, tile, scene cloud cover, share of the area covered,
+/// and with --aoi-cloud the cloud over the area itself from the SCL band,
+/// read over the area's window only), and suggest the clearest before/after
+/// pair near the --from and --to dates. --pairs writes that pair as the CSV
+/// `dunewatch batch` reads (items by URL; the area as aoi).
+///
+/// The default catalogue is Earth Search (Sentinel-2 L2A COGs on AWS); any
+/// STAC API with item search works (--stac, --collection).
+///
+/// Examples:
+///   dunewatch scenes --point 24.178,23.314 --from 2024-03-01 --to 2024-09-30 --max-cloud 20
+///   dunewatch scenes --aoi kufra.geojson --from 2024-03-01 --to 2024-09-30 --aoi-cloud --pairs kufra.csv
+///   dunewatch batch kufra.csv --out out/kufra
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ScenesArgs {
+    #[command(flatten)]
+    pub area: AreaArgs,
+    /// First acquisition date, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last acquisition date, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Largest scene cloud cover, in percent.
+    #[arg(long)]
+    pub max_cloud: Option<f64>,
+    /// STAC API root URL.
+    #[arg(long, default_value = stac::EARTH_SEARCH)]
+    pub stac: String,
+    /// Collection to search.
+    #[arg(long, default_value = stac::DEFAULT_COLLECTION)]
+    pub collection: String,
+    /// Most items listed.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Also measure the cloud over the area itself from each item's SCL
+    /// band (reads the area's window of every item; L2A only).
+    #[arg(long)]
+    pub aoi_cloud: bool,
+    /// Write the suggested pair as a batch CSV (name,before,after,aoi).
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+}
+
+fn check_date(flag: &str, d: &Option<String>) -> Result<()> {
+    if let Some(d) = d {
+        anyhow::ensure!(
+            dunewatch::scenes::search::day_number(d).is_some() && d.len() == 10,
+            "{flag} {d:?}: expected a date as YYYY-MM-DD"
+        );
+    }
+    Ok(())
+}
+
+pub fn run(a: &ScenesArgs) -> Result<()> {
+    check_date("--from", &a.from)?;
+    check_date("--to", &a.to)?;
+    if let (Some(f), Some(t)) = (&a.from, &a.to) {
+        anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
+    }
+    let area = a.area.area()?;
+    let req = SearchRequest {
+        collections: vec![a.collection.clone()],
+        intersects: area.geojson.clone(),
+        from: a.from.clone(),
+        to: a.to.clone(),
+        max_cloud: a.max_cloud,
+        page_size: a.limit.clamp(1, 100),
+        max_items: a.limit,
+    };
+    let items = stac::search(&a.stac, &req)?;
+    let geom = area.geometry()?;
+    let mut cands = items
+        .into_iter()
+        .map(|it| Candidate::new(it, &geom))
+        .collect::<dunewatch::Result<Vec<_>>>()?;
+    cands.sort_by(|x, y| x.date.cmp(&y.date).then_with(|| x.item.id().cmp(y.item.id())));
+    if a.aoi_cloud {
+        for c in &mut cands {
+            c.aoi_cloud = aoi_cloud(&c.item, area.bbox)?;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    if a.aoi_cloud {
+        writeln!(out, "{:<40} {:<10} {:<6} {:>7} {:>8} {:>9}", "id", "date", "tile", "cloud%", "covers%", "aoicloud%")?;
+    } else {
+        writeln!(out, "{:<40} {:<10} {:<6} {:>7} {:>8}", "id", "date", "tile", "cloud%", "covers%")?;
+    }
+    for c in &cands {
+        write!(
+            out,
+            "{:<40} {:<10} {:<6} {:>7} {:>8.1}",
+            c.item.id(),
+            c.date,
+            c.tile,
+            pct(c.cloud),
+            100.0 * c.coverage
+        )?;
+        if a.aoi_cloud {
+            write!(out, " {:>9}", pct(c.aoi_cloud))?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "{} item(s) from {}", cands.len(), a.stac)?;
+    let pair = suggest_pair(&cands, a.from.as_deref(), a.to.as_deref());
+    match pair {
+        Some((b, f)) => {
+            let (b, f) = (&cands[b], &cands[f]);
+            writeln!(
+                out,
+                "suggested pair: before {} ({}, cloud {}%), after {} ({}, cloud {}%)",
+                b.item.id(),
+                b.date,
+                pct(b.aoi_cloud.or(b.cloud)),
+                f.item.id(),
+                f.date,
+                pct(f.aoi_cloud.or(f.cloud))
+            )?;
+            if let Some(p) = &a.pairs {
+                write_pairs(p, b, f, &area)?;
+                writeln!(out, "wrote {}", p.display())?;
+            }
+        }
+        None => {
+            writeln!(out, "no before/after pair: fewer than two dates found")?;
+            anyhow::ensure!(
+                a.pairs.is_none(),
+                "--pairs: no before/after pair to write (fewer than two dates found)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Where a batch finds an item: its URL, else a copy of its JSON saved
+/// beside the CSV.
+fn item_ref(c: &Candidate, dir: &Path, stem: &str) -> Result<String> {
+    if let Some(u) = c.item.self_href() {
+        return Ok(u);
+    }
+    let name = format!("{stem}-{}.json", c.item.id().replace(['/', '\\'], "_"));
+    let p = dir.join(&name);
+    std::fs::write(&p, serde_json::to_vec_pretty(&c.item.json)?)
+        .with_context(|| format!("{}: cannot write", p.display()))?;
+    Ok(name)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes the pair CSV (and the area as GeoJSON beside it when it was not
+/// a file), each through a temporary name.
+fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &LonLatArea) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("pairs".into());
+    let aoi = match &area.file {
+        Some(f) => std::fs::canonicalize(f)
+            .unwrap_or_else(|_| f.clone())
+            .to_string_lossy()
+            .into_owned(),
+        None => {
+            let name = format!("{stem}-aoi.geojson");
+            let p = dir.join(&name);
+            std::fs::write(&p, area.feature_collection().to_string())
+                .with_context(|| format!("{}: cannot write", p.display()))?;
+            name
+        }
+    };
+    let name = format!("{}_{}_{}", b.tile, b.date, f.date)
+        .trim_start_matches('_')
+        .to_string();
+    let row = [
+        name,
+        item_ref(b, dir, &stem)?,
+        item_ref(f, dir, &stem)?,
+        aoi,
+    ]
+    .iter()
+    .map(|s| csv_field(s))
+    .collect::<Vec<_>>()
+    .join(",");
+    let text = format!("name,before,after,aoi\n{row}\n");
+    let tmp = dir.join(format!(".{stem}.csv.partial"));
+    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
