@@ -40,15 +40,35 @@ fn detect_on_remote_items_matches_the_same_files_read_locally() {
 
     let www = t.path().join("www");
     let local = t.path().join("local");
-    let o = scenes::detect(&www.join("before"), &www.join("after"), &local, &["--aoi", aoi]);
+    let o = scenes::detect(
+        &www.join("before"),
+        &www.join("after"),
+        &local,
+        &["--aoi", aoi],
+    );
     assert_ok(&o);
 
-    let url = |p: &Path| format!("{}/{}", servers.www(), p.file_name().unwrap().to_str().unwrap());
+    let url = |p: &Path| {
+        format!(
+            "{}/{}",
+            servers.www(),
+            p.file_name().unwrap().to_str().unwrap()
+        )
+    };
     let (bu, au) = (url(&before), url(&after));
     let remote = t.path().join("remote");
     let o = dunewatch(&[
-        "detect", "--quiet", "--no-sites", "--before", &bu, "--after", &au, "--out",
-        remote.to_str().unwrap(), "--aoi", aoi,
+        "detect",
+        "--quiet",
+        "--no-sites",
+        "--before",
+        &bu,
+        "--after",
+        &au,
+        "--out",
+        remote.to_str().unwrap(),
+        "--aoi",
+        aoi,
     ]);
     assert_ok(&o);
     let reqs = servers.requests();
@@ -82,13 +102,25 @@ fn detect_on_remote_items_matches_the_same_files_read_locally() {
     let n = ranges.len();
     ranges.sort();
     ranges.dedup();
-    assert!(ranges.len() * 10 >= n * 9, "tiles fetched again: {n} requests, {} distinct", ranges.len());
+    assert!(
+        ranges.len() * 10 >= n * 9,
+        "tiles fetched again: {n} requests, {} distinct",
+        ranges.len()
+    );
 
     // With its sites: the sites step finds the remote scenes again from run.json.
     let with_sites = t.path().join("remote-sites");
     let o = dunewatch(&[
-        "detect", "--quiet", "--before", &bu, "--after", &au, "--out",
-        with_sites.to_str().unwrap(), "--aoi", aoi,
+        "detect",
+        "--quiet",
+        "--before",
+        &bu,
+        "--after",
+        &au,
+        "--out",
+        with_sites.to_str().unwrap(),
+        "--aoi",
+        aoi,
     ]);
     assert_ok(&o);
     assert!(with_sites.join("sites.geojson").is_file());
@@ -103,10 +135,22 @@ fn a_missing_asset_is_a_one_line_error_naming_its_url() {
     // The red band's file is gone from the server.
     std::fs::remove_file(t.path().join("www/after/B04.tif")).unwrap();
     let servers = Servers::start(t.path(), port, free_port());
-    let url = |p: &Path| format!("{}/{}", servers.www(), p.file_name().unwrap().to_str().unwrap());
+    let url = |p: &Path| {
+        format!(
+            "{}/{}",
+            servers.www(),
+            p.file_name().unwrap().to_str().unwrap()
+        )
+    };
     let out = t.path().join("out");
     let o = dunewatch(&[
-        "detect", "--quiet", "--before", &url(&before), "--after", &url(&after), "--out",
+        "detect",
+        "--quiet",
+        "--before",
+        &url(&before),
+        "--after",
+        &url(&after),
+        "--out",
         out.to_str().unwrap(),
     ]);
     let err = one_line_error(&o);
@@ -117,8 +161,14 @@ fn a_missing_asset_is_a_one_line_error_naming_its_url() {
 
     // An item URL that is not there.
     let o = dunewatch(&[
-        "detect", "--quiet", "--before", &format!("{}/nope.json", servers.www()), "--after",
-        &url(&after), "--out", out.to_str().unwrap(),
+        "detect",
+        "--quiet",
+        "--before",
+        &format!("{}/nope.json", servers.www()),
+        "--after",
+        &url(&after),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let err = one_line_error(&o);
     assert!(err.contains("/nope.json"), "{err}");
@@ -132,10 +182,23 @@ fn a_server_stopped_mid_run_is_a_clean_error() {
     // Items whose assets come through nginx's throttled /slow/ location.
     let (before, after) = abudhabi_site(t.path(), port, "slow/");
     let servers = Servers::start(t.path(), port, free_port());
-    let url = |p: &Path| format!("{}/{}", servers.www(), p.file_name().unwrap().to_str().unwrap());
+    let url = |p: &Path| {
+        format!(
+            "{}/{}",
+            servers.www(),
+            p.file_name().unwrap().to_str().unwrap()
+        )
+    };
     let out = t.path().join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dunewatch"))
-        .args(["detect", "--quiet", "--before", &url(&before), "--after", &url(&after)])
+        .args([
+            "detect",
+            "--quiet",
+            "--before",
+            &url(&before),
+            "--after",
+            &url(&after),
+        ])
         .arg("--out")
         .arg(&out)
         .env("GDAL_HTTP_MAX_RETRY", "1")
@@ -146,8 +209,14 @@ fn a_server_stopped_mid_run_is_a_clean_error() {
     // Once the first window has come through /slow/, the server goes away.
     let t0 = Instant::now();
     while !servers.requests().iter().any(|r| r.1.starts_with("/slow/")) {
-        assert!(t0.elapsed() < Duration::from_secs(60), "no read through /slow/");
-        assert!(child.try_wait().unwrap().is_none(), "detect ended before the server stopped");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no read through /slow/"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "detect ended before the server stopped"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     servers.stop();
@@ -206,8 +275,20 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
     let pairs = t.path().join("lists/abudhabi.csv");
     let bbox = format!("{},{},{},{}", AOI[0], AOI[1], AOI[2], AOI[3]);
     let o = dunewatch(&[
-        "scenes", "--stac", &servers.stac(), "--collection", "sentinel-2-l1c", "--bbox", &bbox,
-        "--from", "2016-01-01", "--to", "2018-12-31", "--max-cloud", "20", "--pairs",
+        "scenes",
+        "--stac",
+        &servers.stac(),
+        "--collection",
+        "sentinel-2-l1c",
+        "--bbox",
+        &bbox,
+        "--from",
+        "2016-01-01",
+        "--to",
+        "2018-12-31",
+        "--max-cloud",
+        "20",
+        "--pairs",
         pairs.to_str().unwrap(),
     ]);
     assert_ok(&o);
@@ -219,11 +300,18 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
         .collect();
     assert_eq!(
         listed,
-        ["S2A_39QZG_20160120_0_L1C", "S2B_40QBM_20180318_0_L1C", "S2B_40QBM_20180328_0_L1C"],
+        [
+            "S2A_39QZG_20160120_0_L1C",
+            "S2B_40QBM_20180318_0_L1C",
+            "S2B_40QBM_20180328_0_L1C"
+        ],
         "{text}"
     );
     // Tile, scene cloud and coverage of the area, as listed.
-    let row = text.lines().find(|l| l.starts_with("S2A_39QZG_20160120")).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("S2A_39QZG_20160120"))
+        .unwrap();
     let f: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&f[1..], ["2016-01-20", "39QZG", "3.1", "100.0"], "{row}");
     assert!(
@@ -244,24 +332,39 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
     );
     let out = t.path().join("batch");
     let o = dunewatch(&[
-        "batch", pairs.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-sites",
+        "batch",
+        pairs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--no-sites",
     ]);
     assert_ok(&o);
-    let run: serde_json::Value = serde_json::from_slice(&read(
-        &out.join("39QZG_2016-01-20_2018-03-28/run.json"),
-    ))
-    .unwrap();
+    let run: serde_json::Value =
+        serde_json::from_slice(&read(&out.join("39QZG_2016-01-20_2018-03-28/run.json"))).unwrap();
     assert_eq!(run["after"]["date"], "2018-03-28");
     assert!(run["detect"]["pixels"]["compared"].as_u64().unwrap() > 10_000);
 
     // Dates alone: a narrower range leaves one date, so no pair.
     let o = dunewatch(&[
-        "scenes", "--stac", &servers.stac(), "--collection", "sentinel-2-l1c", "--bbox", &bbox,
-        "--from", "2018-03-20", "--to", "2018-12-31",
+        "scenes",
+        "--stac",
+        &servers.stac(),
+        "--collection",
+        "sentinel-2-l1c",
+        "--bbox",
+        &bbox,
+        "--from",
+        "2018-03-20",
+        "--to",
+        "2018-12-31",
     ]);
     assert_ok(&o);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("S2B_40QBM_20180328_0_L1C") && !text.contains("20180318"), "{text}");
+    assert!(
+        text.contains("S2B_40QBM_20180328_0_L1C") && !text.contains("20180318"),
+        "{text}"
+    );
     assert!(text.contains("no before/after pair"), "{text}");
 }
 
@@ -274,10 +377,22 @@ fn fetched_crops_give_the_same_detect_result_offline() {
     let aoi = t.path().join("aoi.geojson");
     write_aoi(&aoi, AOI[0], AOI[1], AOI[2], AOI[3]);
     let aoi = aoi.to_str().unwrap();
-    let url = |p: &Path| format!("{}/{}", servers.www(), p.file_name().unwrap().to_str().unwrap());
+    let url = |p: &Path| {
+        format!(
+            "{}/{}",
+            servers.www(),
+            p.file_name().unwrap().to_str().unwrap()
+        )
+    };
     let fetched = t.path().join("fetched");
     let o = dunewatch(&[
-        "fetch", &url(&before), &url(&after), "--aoi", aoi, "--out", fetched.to_str().unwrap(),
+        "fetch",
+        &url(&before),
+        &url(&after),
+        "--aoi",
+        aoi,
+        "--out",
+        fetched.to_str().unwrap(),
     ]);
     assert_ok(&o);
     let item = fetched.join(format!("{}.json", BEFORE.id));
@@ -292,17 +407,30 @@ fn fetched_crops_give_the_same_detect_result_offline() {
     let ds = gdal::Dataset::open(&copy).unwrap();
     assert_eq!(ds.raster_size(), (785, 799));
     let full = t.path().join("www/before/B04.tif");
-    let (c, f) = (copy.metadata().unwrap().len(), full.metadata().unwrap().len());
+    let (c, f) = (
+        copy.metadata().unwrap().len(),
+        full.metadata().unwrap().len(),
+    );
     assert!((c as f64) < 0.8 * f as f64, "copy {c} bytes, full file {f}");
     // Offline from here on.
     servers.stop();
 
     let www = t.path().join("www");
     let local = t.path().join("local");
-    assert_ok(&scenes::detect(&www.join("before"), &www.join("after"), &local, &["--aoi", aoi]));
+    assert_ok(&scenes::detect(
+        &www.join("before"),
+        &www.join("after"),
+        &local,
+        &["--aoi", aoi],
+    ));
     let offline = t.path().join("offline");
     let after_item = fetched.join(format!("{}.json", AFTER.id));
-    assert_ok(&scenes::detect(&item, &after_item, &offline, &["--aoi", aoi]));
+    assert_ok(&scenes::detect(
+        &item,
+        &after_item,
+        &offline,
+        &["--aoi", aoi],
+    ));
     for f in ["change_score.tif", "change_mask.tif"] {
         assert!(
             read(&local.join(f)) == read(&offline.join(f)),

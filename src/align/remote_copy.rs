@@ -27,9 +27,18 @@ const STRIP_ROWS: usize = 512;
 
 /// Whether GDAL reads `path` over the network.
 pub fn is_network_path(path: &str) -> bool {
-    ["/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsiwebhdfs"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    [
+        "/vsicurl",
+        "/vsis3",
+        "/vsigs",
+        "/vsiaz",
+        "/vsiadls",
+        "/vsioss",
+        "/vsiswift",
+        "/vsiwebhdfs",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 /// Local copies of remote band files.
@@ -154,10 +163,7 @@ fn copy_band(ab: &AlignedBand, grid: &Grid, dst: &Path) -> Result<bool> {
             let b = super::grid::transform_bounds(grid.bounds(), &grid.srs()?, &src.srs()?)?;
             let (ax, ay) = src.to_pixel(b[0], b[3]);
             let (bx, by) = src.to_pixel(b[2], b[1]);
-            (
-                clamp(ax.min(bx), ay.min(by), ax.max(bx), ay.max(by)),
-                false,
-            )
+            (clamp(ax.min(bx), ay.min(by), ax.max(bx), ay.max(by)), false)
         }
     };
     sparse_copy(&ds, ab.file.index, win, path, dst)?;

@@ -22,7 +22,7 @@ pub fn fingerprint(inputs: &[&Path], options: Value) -> Value {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => walk(&shown, 0, &mut files),
             Ok(m) => files.push(entry(&shown, &m)),
-            Err(_) => files.push(json!({ "path": shown, "missing": true })),
+            Err(_) => files.push(json!({ "path": shown.to_string_lossy(), "missing": true })),
         }
     }
     json!({ "files": files, "options": options })
@@ -34,7 +34,7 @@ fn entry(path: &Path, m: &std::fs::Metadata) -> Value {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as u64);
-    json!({ "path": path, "size": m.len(), "mtime_ns": mtime_ns })
+    json!({ "path": path.to_string_lossy(), "size": m.len(), "mtime_ns": mtime_ns })
 }
 
 /// Every file under `dir`, in name order; hidden entries (a run's staging
@@ -42,7 +42,7 @@ fn entry(path: &Path, m: &std::fs::Metadata) -> Value {
 /// symlinked folders are not followed.
 fn walk(dir: &Path, depth: usize, files: &mut Vec<Value>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        files.push(json!({ "path": dir, "unreadable": true }));
+        files.push(json!({ "path": dir.to_string_lossy(), "unreadable": true }));
         return;
     };
     let mut entries: Vec<_> = rd.flatten().collect();

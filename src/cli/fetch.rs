@@ -43,7 +43,10 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         if it.to_ascii_lowercase().ends_with(".csv") {
             let pairs = dunewatch::batch::read_pairs(std::path::Path::new(it))?;
             for p in pairs {
-                let (b, f) = (p.before.to_string_lossy().into_owned(), p.after.to_string_lossy().into_owned());
+                let (b, f) = (
+                    p.before.to_string_lossy().into_owned(),
+                    p.after.to_string_lossy().into_owned(),
+                );
                 wanted.push(b.clone());
                 wanted.push(f.clone());
                 csv_rows.push((p.name, b, f));

@@ -28,10 +28,14 @@ pub struct AreaArgs {
 
 impl AreaArgs {
     pub fn area(&self) -> Result<LonLatArea> {
-        let given = [self.bbox.is_some(), self.point.is_some(), self.aoi.is_some()]
-            .iter()
-            .filter(|g| **g)
-            .count();
+        let given = [
+            self.bbox.is_some(),
+            self.point.is_some(),
+            self.aoi.is_some(),
+        ]
+        .iter()
+        .filter(|g| **g)
+        .count();
         anyhow::ensure!(
             given == 1,
             "give the area with exactly one of --bbox W,S,E,N, --point LAT,LON or --aoi FILE"
@@ -124,7 +128,11 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
         .into_iter()
         .map(|it| Candidate::new(it, &geom))
         .collect::<dunewatch::Result<Vec<_>>>()?;
-    cands.sort_by(|x, y| x.date.cmp(&y.date).then_with(|| x.item.id().cmp(y.item.id())));
+    cands.sort_by(|x, y| {
+        x.date
+            .cmp(&y.date)
+            .then_with(|| x.item.id().cmp(y.item.id()))
+    });
     if a.aoi_cloud {
         for c in &mut cands {
             c.aoi_cloud = aoi_cloud(&c.item, area.bbox)?;
@@ -133,9 +141,17 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     if a.aoi_cloud {
-        writeln!(out, "{:<40} {:<10} {:<6} {:>7} {:>8} {:>9}", "id", "date", "tile", "cloud%", "covers%", "aoicloud%")?;
+        writeln!(
+            out,
+            "{:<40} {:<10} {:<6} {:>7} {:>8} {:>9}",
+            "id", "date", "tile", "cloud%", "covers%", "aoicloud%"
+        )?;
     } else {
-        writeln!(out, "{:<40} {:<10} {:<6} {:>7} {:>8}", "id", "date", "tile", "cloud%", "covers%")?;
+        writeln!(
+            out,
+            "{:<40} {:<10} {:<6} {:>7} {:>8}",
+            "id", "date", "tile", "cloud%", "covers%"
+        )?;
     }
     for c in &cands {
         write!(
@@ -207,9 +223,15 @@ fn csv_field(s: &str) -> String {
 /// Writes the pair CSV (and the area as GeoJSON beside it when it was not
 /// a file), each through a temporary name.
 fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &LonLatArea) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("pairs".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or("pairs".into());
     let aoi = match &area.file {
         Some(f) => std::fs::canonicalize(f)
             .unwrap_or_else(|_| f.clone())

@@ -136,7 +136,8 @@ impl StacItem {
         let links = self.json.get("links").and_then(Value::as_array);
         let from_link = links.and_then(|ls| {
             ls.iter().find_map(|l| {
-                (l.get("rel")?.as_str()? == "self").then(|| l.get("href")?.as_str().map(str::to_string))?
+                (l.get("rel")?.as_str()? == "self")
+                    .then(|| l.get("href")?.as_str().map(str::to_string))?
             })
         });
         from_link
@@ -181,7 +182,10 @@ impl StacItem {
             }
         }
         (
-            bands.into_iter().map(|(b, (_, k, h))| (b, (k, h))).collect(),
+            bands
+                .into_iter()
+                .map(|(b, (_, k, h))| (b, (k, h)))
+                .collect(),
             scl.map(|(_, k, h)| (k, h)),
         )
     }
@@ -424,7 +428,10 @@ mod tests {
         );
         // No raster:bands: the baseline (05.10 >= 04.00) sets the offset.
         let b12 = &s.bands[&Band::B12];
-        assert_eq!(b12.path, "/vsicurl/https://example.test/v1/collections/sentinel-2-l2a/B12.tif");
+        assert_eq!(
+            b12.path,
+            "/vsicurl/https://example.test/v1/collections/sentinel-2-l2a/B12.tif"
+        );
         assert_eq!((b12.add_offset, b12.quantification), (-1000.0, 10000.0));
         let scl = s.scl.unwrap();
         assert_eq!(scl.path, "/vsicurl/https://b.test/T34RGM/SCL.tif");
@@ -453,18 +460,31 @@ mod tests {
         let it = item(json!({}), json!({"thumbnail": {"href": "a.jpg"}}));
         let e = it.to_scene().unwrap_err().to_string();
         assert!(e.starts_with("https://example.test/"), "{e}");
-        assert!(
-            StacItem::from_json("x.json", json!({"type": "FeatureCollection"})).is_err()
-        );
+        assert!(StacItem::from_json("x.json", json!({"type": "FeatureCollection"})).is_err());
     }
 
     #[test]
     fn hrefs_resolve_against_the_item() {
-        assert_eq!(gdal_path("B04.tif", "/data/items/a.json"), "/data/items/B04.tif");
+        assert_eq!(
+            gdal_path("B04.tif", "/data/items/a.json"),
+            "/data/items/B04.tif"
+        );
         assert_eq!(gdal_path("/abs/B04.tif", "http://h/a.json"), "/abs/B04.tif");
-        assert_eq!(gdal_path("s3://bucket/k/B04.tif", "x.json"), "/vsis3/bucket/k/B04.tif");
-        assert_eq!(join_url("http://h:8/a/b/item.json", "../c/B04.tif"), "http://h:8/a/c/B04.tif");
-        assert_eq!(join_url("http://h:8/a/b/item.json", "/root.tif"), "http://h:8/root.tif");
-        assert_eq!(tile_in_name("S2A_MSIL2A_20240105T083241_N0510_R021_T34RGM_20240105T112233"), Some("34RGM".into()));
+        assert_eq!(
+            gdal_path("s3://bucket/k/B04.tif", "x.json"),
+            "/vsis3/bucket/k/B04.tif"
+        );
+        assert_eq!(
+            join_url("http://h:8/a/b/item.json", "../c/B04.tif"),
+            "http://h:8/a/c/B04.tif"
+        );
+        assert_eq!(
+            join_url("http://h:8/a/b/item.json", "/root.tif"),
+            "http://h:8/root.tif"
+        );
+        assert_eq!(
+            tile_in_name("S2A_MSIL2A_20240105T083241_N0510_R021_T34RGM_20240105T112233"),
+            Some("34RGM".into())
+        );
     }
 }

@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(safe_name("S2B_34RGM_20240105_0_L2A"), "S2B_34RGM_20240105_0_L2A");
+        assert_eq!(
+            safe_name("S2B_34RGM_20240105_0_L2A"),
+            "S2B_34RGM_20240105_0_L2A"
+        );
         assert_eq!(safe_name("../a b"), "_a_b");
     }
 }

@@ -55,7 +55,10 @@ impl LonLatArea {
     /// The union of the polygons of a vector file, in lon/lat.
     pub fn from_file(path: &Path) -> Result<LonLatArea> {
         let ds = gdal::Dataset::open(path).map_err(|e| {
-            Error::input(path, format!("cannot open area of interest: {}", gdal_msg(&e)))
+            Error::input(
+                path,
+                format!("cannot open area of interest: {}", gdal_msg(&e)),
+            )
         })?;
         let mut wgs84 =
             SpatialRef::from_epsg(4326).map_err(|e| Error::input(path, gdal_msg(&e)))?;

@@ -52,7 +52,10 @@ pub fn coverage(area: &Geometry, item: &StacItem) -> Result<f64> {
         return Ok(0.0);
     };
     let fp = Geometry::from_geojson(&g.to_string()).map_err(|e| {
-        Error::input(&item.location, format!("bad item geometry: {}", gdal_msg(&e)))
+        Error::input(
+            &item.location,
+            format!("bad item geometry: {}", gdal_msg(&e)),
+        )
     })?;
     let a = area.area();
     if a <= 0.0 {
@@ -104,21 +107,25 @@ pub fn suggest_pair(
                 .then_with(|| cands[a.0].item.id().cmp(cands[b.0].item.id()))
         })
     };
-    let (b, _) = best(&mut cands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| day_number(&c.date).is_some_and(|d| d < last))
-        .map(|(i, c)| (i, cost(c, t_before))))?;
+    let (b, _) = best(
+        &mut cands
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| day_number(&c.date).is_some_and(|d| d < last))
+            .map(|(i, c)| (i, cost(c, t_before))),
+    )?;
     let bd = day_number(&cands[b].date)?;
     let tile = &cands[b].tile;
-    let (a, _) = best(&mut cands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| day_number(&c.date).is_some_and(|d| d > bd))
-        .map(|(i, c)| {
-            let other_tile = if &c.tile == tile { 0.0 } else { 10.0 };
-            (i, cost(c, t_after) + other_tile)
-        }))?;
+    let (a, _) = best(
+        &mut cands
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| day_number(&c.date).is_some_and(|d| d > bd))
+            .map(|(i, c)| {
+                let other_tile = if &c.tile == tile { 0.0 } else { 10.0 };
+                (i, cost(c, t_after) + other_tile)
+            }),
+    )?;
     Some((b, a))
 }
 
@@ -147,7 +154,10 @@ mod tests {
     fn civil_days() {
         assert_eq!(day_number("1970-01-01"), Some(0));
         assert_eq!(day_number("2000-03-01"), Some(11017));
-        assert_eq!(day_number("2024-03-01").unwrap() - day_number("2024-02-28").unwrap(), 2);
+        assert_eq!(
+            day_number("2024-03-01").unwrap() - day_number("2024-02-28").unwrap(),
+            2
+        );
         assert_eq!(day_number("2024-13-01"), None);
     }
 
@@ -164,11 +174,17 @@ mod tests {
         // b: 10 days off but clear and covering; c misses 70% of the area.
         // e: same tile as b, 5 days before the wanted date, 3% cloud, beats d
         // (clear, on the day, but another tile).
-        assert_eq!(suggest_pair(&c, Some("2024-01-02"), Some("2024-06-01")), Some((1, 4)));
+        assert_eq!(
+            suggest_pair(&c, Some("2024-01-02"), Some("2024-06-01")),
+            Some((1, 4))
+        );
         // Clouds over the area, when measured, come first.
         let mut c2 = c.clone();
         c2[4].aoi_cloud = Some(60.0);
-        assert_eq!(suggest_pair(&c2, Some("2024-01-02"), Some("2024-06-01")), Some((1, 3)));
+        assert_eq!(
+            suggest_pair(&c2, Some("2024-01-02"), Some("2024-06-01")),
+            Some((1, 3))
+        );
         assert_eq!(suggest_pair(&c[..1], None, None), None);
     }
 }

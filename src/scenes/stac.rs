@@ -105,7 +105,11 @@ fn search_with(api: &str, req: &SearchRequest, first: Value) -> Result<(Vec<Stac
         }
         pages += 1;
         for f in feats {
-            let id = f.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+            let id = f
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if !seen.insert(id.clone()) {
                 continue;
             }

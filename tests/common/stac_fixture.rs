@@ -117,7 +117,15 @@ pub fn make_cogs(src: &Path, dst: &Path) {
         let from = crate::scenes::band_file(src, id);
         let to = dst.join(format!("{id}.tif"));
         let out = Command::new("gdal_translate")
-            .args(["-q", "-of", "COG", "-co", "BLOCKSIZE=256", "-co", "COMPRESS=DEFLATE"])
+            .args([
+                "-q",
+                "-of",
+                "COG",
+                "-co",
+                "BLOCKSIZE=256",
+                "-co",
+                "COMPRESS=DEFLATE",
+            ])
             .arg(&from)
             .arg(&to)
             .output()
