@@ -14,6 +14,7 @@ apt_pkgs=(
   slurm-wlm
   munge
   man-db
+  gdal-bin
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do

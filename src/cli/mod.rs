@@ -7,6 +7,8 @@ pub mod detect;
 pub mod eval;
 pub mod limits;
 pub mod progress;
+pub mod register;
 pub mod sites;
 pub mod tiles;
 pub mod train;
+pub mod watch;

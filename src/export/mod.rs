@@ -22,4 +22,4 @@ pub mod tiff_layout;
 pub mod tile_encode;
 pub mod to_cog;
 
-pub use staging::Staging;
+pub use staging::{write_file_atomic, Staging};

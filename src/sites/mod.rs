@@ -358,41 +358,32 @@ fn scene_summary(run: &RunInfo, opts: &SitesOptions) -> Result<SceneSummary> {
     })
 }
 
-/// Adds the sites step (count, kinds, timings per stage) to run.json, when
-/// the run folder has one: written to a temporary name, then renamed.
-fn record_in_run_json(summary: &SitesSummary) -> Result<()> {
-    let run_dir = &summary.run_dir;
-    let path = run_dir.join(crate::run::RUN_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+/// Adds the sites step (count, kinds, watch points, timings per stage) to
+/// the run.json in `dir` (a staged run folder), when it has one.
+pub fn record_in_run_json(dir: &Path, s: &SitesSummary) -> Result<()> {
+    if !dir.join(crate::run::RUN_FILE).is_file() {
         return Ok(());
-    };
-    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(());
-    };
-    if let Some(obj) = json.as_object_mut() {
-        obj.insert(
-            "sites".into(),
-            serde_json::json!({
-                "sites": summary.sites,
-                "by_kind": summary.by_kind,
-                "watchlist": summary.watchlist,
-                "timings_s": summary.timings_s,
-            }),
-        );
     }
-    let tmp = run_dir.join(format!(
-        ".{}.partial-{}",
-        crate::run::RUN_FILE,
-        std::process::id()
-    ));
-    let out = serde_json::to_string_pretty(&json).map_err(|e| Error::output(&path, e))?;
-    std::fs::write(&tmp, out).map_err(|e| Error::output(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
+    crate::run::set_in_run_json(
+        dir,
+        "sites",
+        serde_json::json!({
+            "sites": s.sites,
+            "by_kind": s.by_kind,
+            "watchlist": s.watchlist,
+            "timings_s": s.timings_s,
+        }),
+    )
 }
+
+/// The files the sites step writes into a run folder.
+pub const OUTPUTS: [&str; 5] = [GEOJSON_FILE, CSV_FILE, KML_FILE, CHIPS_DIR, REPORT_FILE];
 
 /// Turns a finished detect run's change mask into ranked sites and writes
 /// sites.geojson, sites.csv, sites.kml, chips/ and report.html into the run
-/// folder (all or nothing).
+/// folder. The run folder is rebuilt beside it, with the earlier sites
+/// outputs left out, and swapped in whole: readers see the earlier folder or
+/// the new one, and a failure leaves the earlier one as it was.
 pub fn run_sites(run_dir: &Path, opts: &SitesOptions) -> Result<SitesSummary> {
     run_sites_with(run_dir, opts, &crate::progress::Silent)
 }
@@ -405,25 +396,19 @@ pub fn run_sites_with(
 ) -> Result<SitesSummary> {
     check_options(opts)?;
     let run = run_info::read_run(run_dir)?;
-    stage_sites(&run, opts, &Default::default(), None, None, progress)?.commit()
-}
-
-/// Sites found and written to a staging folder of the run, not yet published.
-pub struct StagedSites {
-    staging: Staging,
-    summary: SitesSummary,
-}
-
-impl StagedSites {
-    /// Publishes the outputs into the run folder (which must hold its
-    /// run.json by now) and records the sites step in run.json.
-    pub fn commit(self) -> Result<SitesSummary> {
-        let summary = self.summary;
-        self.staging
-            .commit(&[CHIPS_DIR, CSV_FILE, KML_FILE, GEOJSON_FILE, REPORT_FILE])?;
-        record_in_run_json(&summary)?;
-        Ok(summary)
-    }
+    let staging = Staging::update(run_dir, &OUTPUTS)?;
+    let s = stage_sites(
+        &run,
+        opts,
+        &Default::default(),
+        None,
+        None,
+        progress,
+        staging.dir(),
+    )?;
+    record_in_run_json(staging.dir(), &s)?;
+    staging.commit()?;
+    Ok(s)
 }
 
 /// Refuses options no run could use, naming the option.
@@ -444,8 +429,8 @@ pub fn check_options(opts: &SitesOptions) -> Result<()> {
 }
 
 /// Finds, describes and ranks the sites of `run` and writes every sites
-/// output into a staging folder of `run.dir`; [`StagedSites::commit`]
-/// publishes them. `decoded` and `kept` are what a `detect` run left for its
+/// output ([`OUTPUTS`]) into the folder `into` (a staged run folder, which
+/// its caller publishes). `decoded` and `kept` are what a `detect` run left for its
 /// sites: decoded JPEG2000 copies, the reflectance around changed pixels.
 /// `pool` is the threads to work on (`detect` passes its own, which encode
 /// the COGs meanwhile: on the mirrored full pair, alternating, 15.97,
@@ -458,7 +443,8 @@ pub fn stage_sites(
     kept: Option<std::sync::Arc<crate::detect::kept_pixels::KeptPixels>>,
     pool: Option<&rayon::ThreadPool>,
     progress: &dyn Progress,
-) -> Result<StagedSites> {
+    into: &Path,
+) -> Result<SitesSummary> {
     crate::run::configure_gdal();
     check_options(opts)?;
     let t0 = Instant::now();
@@ -483,7 +469,6 @@ pub fn stage_sites(
         }
     };
     crate::run::limit_gdal_threads(pool.current_num_threads());
-    let staging = Staging::new(&run.dir, &[])?;
     let (sites, bg) =
         pool.install(|| find_sites(run, &scenes, opts, &watch, &mut timings, progress))?;
     // Only the descriptions read the kept pixels.
@@ -504,18 +489,18 @@ pub fn stage_sites(
         by_kind: &by_kind,
         opts,
     };
-    let chips_dir = staging.path(CHIPS_DIR);
+    let chips_dir = into.join(CHIPS_DIR);
     std::fs::create_dir_all(&chips_dir).map_err(|e| Error::output(&chips_dir, e))?;
     // The text writers render their sites in parallel batches, all three at
     // once (each writes its batches on one thread, and the others' batches
     // fill the cores meanwhile); the chips are drawn meanwhile too.
     let text = || -> Result<()> {
         let (geojson, (csv, kml)) = rayon::join(
-            || export::geojson::write(&staging.path(GEOJSON_FILE), &ctx),
+            || export::geojson::write(&into.join(GEOJSON_FILE), &ctx),
             || {
                 rayon::join(
-                    || export::csv::write(&staging.path(CSV_FILE), &ctx),
-                    || export::kml::write(&staging.path(KML_FILE), &ctx),
+                    || export::csv::write(&into.join(CSV_FILE), &ctx),
+                    || export::kml::write(&into.join(KML_FILE), &ctx),
                 )
             },
         );
@@ -531,13 +516,7 @@ pub fn stage_sites(
     let overview = overview?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    export::report::write(
-        &staging.path(REPORT_FILE),
-        &ctx,
-        overview,
-        &chips_dir,
-        &chips,
-    )?;
+    export::report::write(&into.join(REPORT_FILE), &ctx, overview, &chips_dir, &chips)?;
     timings.insert("report", t.elapsed().as_secs_f64());
     timings.insert("total", t0.elapsed().as_secs_f64());
     let summary = SitesSummary {
@@ -545,10 +524,7 @@ pub fn stage_sites(
         sites: sites.len(),
         by_kind,
         chips: chips.len(),
-        outputs: [GEOJSON_FILE, CSV_FILE, KML_FILE, CHIPS_DIR, REPORT_FILE]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        outputs: OUTPUTS.iter().map(|s| s.to_string()).collect(),
         scene,
         background: bg,
         timings_s: timings,
@@ -557,5 +533,5 @@ pub fn stage_sites(
     // Freeing tens of thousands of sites took 0.2 s on one core at the very
     // end of a run; nothing waits for it.
     std::thread::spawn(move || drop(sites));
-    Ok(StagedSites { staging, summary })
+    Ok(summary)
 }
