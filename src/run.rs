@@ -37,6 +37,20 @@ pub struct SceneInfo {
     pub scene_classification: bool,
     /// How each used band reaches the grid: "direct" or "warped".
     pub alignment: BTreeMap<Band, &'static str>,
+    /// The file read for each used band (a `/vsizip/` path inside a zip),
+    /// and how its values became reflectance.
+    pub files: BTreeMap<Band, BandFileInfo>,
+}
+
+/// One band's file in run.json.
+#[derive(Debug, Serialize)]
+pub struct BandFileInfo {
+    pub path: String,
+    /// "counts" (integer counts, reflectance = (DN + offset) / quantification)
+    /// or "reflectance" (float values taken as reflectance).
+    pub values: &'static str,
+    pub add_offset: f64,
+    pub quantification: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -274,6 +288,24 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
             .bands
             .iter()
             .map(|(b, ab)| (*b, ab.source.kind()))
+            .collect(),
+        files: aligned
+            .bands
+            .iter()
+            .map(|(b, ab)| {
+                let f = &ab.file;
+                let info = BandFileInfo {
+                    path: f.path.clone(),
+                    values: if f.quantification == 1.0 && f.add_offset == 0.0 {
+                        "reflectance"
+                    } else {
+                        "counts"
+                    },
+                    add_offset: f.add_offset,
+                    quantification: f.quantification,
+                };
+                (*b, info)
+            })
             .collect(),
     }
 }

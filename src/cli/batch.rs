@@ -114,6 +114,11 @@ pub fn run(a: &BatchArgs) -> Result<()> {
                         && batch::recorded_inputs(&a.out, pair).as_ref() == Some(&inputs) =>
                 {
                     say(format!("{head}: done already, skipped"));
+                    if let Some(reg) = &a.flags.register {
+                        // A run the register holds already changes nothing.
+                        let dir = batch::run_dir(&a.out, pair);
+                        crate::cli::register::add(reg, &[dir], &prep.register, a.flags.quiet)?;
+                    }
                     continue;
                 }
                 Ok(PairState::Done) if !a.force => {

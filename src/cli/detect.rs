@@ -92,6 +92,12 @@ pub struct DetectFlags {
     pub no_sites: bool,
     #[command(flatten)]
     pub sites: crate::cli::sites::SiteFlags,
+    /// Add the run's sites to this site register (a GeoPackage, created if
+    /// missing; see `dunewatch register`).
+    #[arg(long, value_name = "FILE.gpkg")]
+    pub register: Option<PathBuf>,
+    #[command(flatten)]
+    pub matching: crate::cli::register::MatchFlags,
 }
 
 /// The parts of the flags that do not depend on the pair, checked once.
@@ -99,6 +105,7 @@ pub struct Prepared {
     method: Method,
     model: Option<dunewatch::detect::learned::LearnedModel>,
     sites: dunewatch::sites::SitesOptions,
+    pub register: dunewatch::register::AddOptions,
 }
 
 impl DetectFlags {
@@ -117,6 +124,11 @@ impl DetectFlags {
             None => None,
         };
         let sites = self.sites.options(self.threads);
+        anyhow::ensure!(
+            self.register.is_none() || !self.no_sites,
+            "--register needs the run's sites: drop --no-sites"
+        );
+        let register = self.matching.options()?;
         if !self.no_sites {
             dunewatch::sites::check_options(&sites)?;
         }
@@ -124,6 +136,7 @@ impl DetectFlags {
             method,
             model,
             sites,
+            register,
         })
     }
 }
@@ -250,6 +263,9 @@ pub fn detect_pair(
         if !a.quiet {
             crate::cli::sites::print_summary(out, &s);
         }
+    }
+    if let Some(reg) = &a.register {
+        crate::cli::register::add(reg, &[out.to_path_buf()], &prep.register, a.quiet)?;
     }
     Ok(())
 }
