@@ -10,6 +10,8 @@ use std::path::PathBuf;
 /// write sites.geojson, sites.csv, sites.kml, chips/<id>.png and report.html
 /// into the run folder. The change mask is read, not recomputed; the scenes
 /// named in run.json are re-read for the spectral features and the chips.
+/// The run folder is rebuilt beside it (its other files carried over) and
+/// swapped in whole: a failed or interrupted run leaves it as it was.
 ///
 /// The mask is cleaned with a 3x3 opening then closing, cut into 8-connected
 /// sites, and sites under --min-area are dropped. Each site gets shape,

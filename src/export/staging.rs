@@ -233,7 +233,7 @@ fn check_target(out: &Path, target: &Path, inputs: &[&Path]) -> Result<()> {
         }
     }
     if target.is_dir() {
-        check_replaceable(out, &target)?;
+        check_replaceable(out, target)?;
     }
     Ok(())
 }
