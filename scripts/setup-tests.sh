@@ -11,6 +11,9 @@ SUDO=""
 # Debian packages, one a line.
 apt_pkgs=(
   chromium
+  slurm-wlm
+  munge
+  man-db
   gdal-bin
 )
 need=()

@@ -8,6 +8,7 @@
 
 pub mod align;
 pub mod batch;
+pub mod cleanup;
 pub mod detect;
 pub mod error;
 pub mod eval;

@@ -37,6 +37,14 @@ enum Command {
         about = "Train the learned method on labelled pairs; writes a model JSON with provenance"
     )]
     Train(cli::train::TrainArgs),
+    #[command(about = "List the Sentinel-2 tiles covering a place, region, point or AOI file")]
+    Tiles(cli::tiles::TilesArgs),
+    #[command(about = "List the preset regions and named places")]
+    Places(cli::tiles::PlacesArgs),
+    #[command(about = "Print a shell completion script (bash, zsh, fish, elvish, powershell)")]
+    Completions(cli::completions::CompletionsArgs),
+    #[command(about = "Print the man page (roff): dunewatch man > dunewatch.1")]
+    Man(cli::completions::ManArgs),
     #[command(about = "The site register: add runs, report what is new and what was reviewed")]
     Register(cli::register::RegisterArgs),
     #[command(about = "Compare dated scenes in date order and follow each site in a register")]
@@ -46,6 +54,8 @@ enum Command {
 fn main() {
     dunewatch::run::tune_allocator();
     let cli = Cli::parse();
+    // SIGINT, SIGTERM and SIGHUP remove the run's partial outputs first.
+    dunewatch::cleanup::install_signal_handlers();
     // GDAL's own messages would print before ours; its errors reach us as
     // return values and are reported once, in one line, naming the file.
     // With CPL_DEBUG set (troubleshooting GDAL), its messages go to stderr.
@@ -54,7 +64,23 @@ fn main() {
     }
     if let Err(e) = run(cli) {
         eprintln!("dunewatch: error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
+    }
+}
+
+/// 2 for a usage error (an option out of range, as clap's own parse
+/// errors), 1 for everything else (bad input, a failed write).
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let usage = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<dunewatch::error::Error>(),
+            Some(dunewatch::error::Error::Usage(_))
+        ) || c.downcast_ref::<cli::limits::Usage>().is_some()
+    });
+    if usage {
+        2
+    } else {
+        1
     }
 }
 
@@ -65,6 +91,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sites(a) => cli::sites::run(&a),
         Command::Train(a) => cli::train::run(&a),
         Command::Batch(a) => cli::batch::run(&a),
+        Command::Tiles(a) => cli::tiles::run(&a),
+        Command::Places(a) => cli::tiles::run_places(&a),
+        Command::Completions(a) => cli::completions::run_completions(&a),
+        Command::Man(a) => cli::completions::run_man(&a),
         Command::Register(a) => cli::register::run(&a),
         Command::Watch(a) => cli::watch::run(&a),
     }

@@ -17,18 +17,27 @@ use std::time::Instant;
 /// PAIRS is a CSV file whose header names the columns name, before, after
 /// (and optionally aoi), paths relative to the CSV's folder; or a folder with
 /// one sub-folder per pair holding a `before` and an `after` scene (and
-/// optionally aoi.geojson), as sample_tiles/ does. Scenes are any form
-/// `detect` reads.
+/// optionally aoi.geojson), as sample_tiles/ does (the output folder may lie
+/// inside it). Scenes are any form `detect` reads. A UTF-8 byte order mark
+/// is allowed. Pair names batch.csv, index.html, sites.geojson, sites.csv
+/// and names starting with '.' are refused: the index uses them.
 ///
 /// A pair whose folder already holds a finished run of the same scenes is
 /// skipped (--force runs it again), so a stopped batch resumes where it
-/// stopped. A pair that fails is reported in one line and the batch goes on;
+/// stopped; it runs again when any of its input files (size or time) or the
+/// options that shape its outputs changed since (run.json records them as
+/// `inputs`). A run folder appears only complete (it is built beside and
+/// swapped in whole), so a pair stopped half way is run again. A pair that fails is reported in one line and the batch goes on;
 /// the exit status is 1 if any pair of this run failed.
 ///
 /// Several machines share a batch with --shard K/N over one output folder
 /// (a network drive): machine K of N runs pairs K, K+N, K+2N, ... of the
 /// same list, and each rewrites the index from what the folder holds when
 /// it finishes; `--index-only` rebuilds it without running anything.
+///
+/// In a Slurm job array (`sbatch --array=1-N`) without --shard, the shard
+/// is the array task's: K = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1,
+/// N = SLURM_ARRAY_TASK_COUNT (scripts/slurm/batch.sbatch, docs/slurm.md).
 ///
 /// Examples:
 ///   dunewatch batch sample_tiles --out out/batch
@@ -44,6 +53,7 @@ pub struct BatchArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Run only this machine's share of the pairs: K/N takes pairs K, K+N, ... (1-based).
+    /// Default: the Slurm array task's shard, if any, else all pairs.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
     /// Run pairs again even when their folder holds a finished run.
@@ -57,29 +67,52 @@ pub struct BatchArgs {
 }
 
 pub fn run(a: &BatchArgs) -> Result<()> {
-    let pairs = batch::read_pairs(&a.pairs)?;
+    let pairs = batch::read_pairs_except(&a.pairs, Some(&a.out))?;
     let prep = a.flags.prepare()?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
-    let shard = a.shard.unwrap_or(Shard { k: 1, n: 1 });
-    let mine: Vec<_> = pairs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| shard.takes(*i))
-        .map(|(_, p)| p)
-        .collect();
     let say = |s: String| {
         if !a.flags.quiet {
             println!("{s}");
         }
     };
+    let shard = match a.shard {
+        Some(s) => Some(s),
+        None if a.index_only => None,
+        None => {
+            let s = batch::shard::from_slurm_env(|k| std::env::var(k).ok())?;
+            if let Some(s) = s {
+                let var = |k| std::env::var(k).unwrap_or_default();
+                say(format!(
+                    "batch: shard {s} from Slurm array task {} (SLURM_ARRAY_TASK_MIN={}, SLURM_ARRAY_TASK_COUNT={})",
+                    var("SLURM_ARRAY_TASK_ID"),
+                    var("SLURM_ARRAY_TASK_MIN"),
+                    var("SLURM_ARRAY_TASK_COUNT")
+                ));
+            }
+            s
+        }
+    };
+    let all = Shard { k: 1, n: 1 };
+    let mine: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shard.unwrap_or(all).takes(*i))
+        .map(|(_, p)| p)
+        .collect();
     let mut failed = 0usize;
     if !a.index_only {
         let t0 = Instant::now();
         for (i, pair) in mine.iter().enumerate() {
             let head = format!("[{}/{}] {}", i + 1, mine.len(), pair.name);
+            let inputs = a
+                .flags
+                .fingerprint(&pair.before, &pair.after, pair.aoi.as_deref());
             match batch::state(&a.out, pair) {
-                Ok(PairState::Done) if !a.force => {
+                Ok(PairState::Done)
+                    if !a.force
+                        && batch::recorded_inputs(&a.out, pair).as_ref() == Some(&inputs) =>
+                {
                     say(format!("{head}: done already, skipped"));
                     if let Some(reg) = &a.flags.register {
                         // A run the register holds already changes nothing.
@@ -87,6 +120,11 @@ pub fn run(a: &BatchArgs) -> Result<()> {
                         crate::cli::register::add(reg, &[dir], &prep.register, a.flags.quiet)?;
                     }
                     continue;
+                }
+                Ok(PairState::Done) if !a.force => {
+                    say(format!(
+                        "{head}: its scenes or options changed since it ran: running again"
+                    ));
                 }
                 Err(e) => {
                     // A folder holding a run of other scenes is left as it is.
@@ -121,7 +159,7 @@ pub fn run(a: &BatchArgs) -> Result<()> {
         }
         say(format!(
             "batch{}: {} run, {} failed, {:.1} s",
-            a.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+            shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
             pairs_n(mine.len()),
             failed,
             t0.elapsed().as_secs_f64()
@@ -129,13 +167,18 @@ pub fn run(a: &BatchArgs) -> Result<()> {
     }
     let s = index::write_index(&a.out, &pairs)?;
     say(format!(
-        "{}: {}: {} done, {} failed, {} pending; {} sites -> {}, {}, {}, {}",
+        "{}: {}: {} done, {} failed, {} pending; {} sites{} -> {}, {}, {}, {}",
         a.out.display(),
         pairs_n(pairs.len()),
         s.done,
         s.failed,
         s.pending,
-        s.sites,
+        s.sites - s.merged,
+        if s.merged > 0 {
+            format!(" ({} observations by a second pair merged)", s.merged)
+        } else {
+            String::new()
+        },
         index::INDEX_CSV,
         index::SITES_GEOJSON,
         index::SITES_CSV,

@@ -2,11 +2,11 @@
 
 use anyhow::Result;
 use clap::Args;
-use dunewatch::align::AlignOptions;
+use dunewatch::align::{AlignOptions, Aoi};
 use dunewatch::detect::{DetectOptions, Method};
 use dunewatch::progress::Progress;
-use dunewatch::run::{run_detect_with, DetectRequest};
-use dunewatch::sites::{run_info::working_run, stage_sites};
+use dunewatch::run::{run_detect_with, set_in_run_json, DetectRequest};
+use dunewatch::sites::{record_in_run_json, run_info::working_run, stage_sites};
 use std::path::{Path, PathBuf};
 
 /// Compare a before and an after Sentinel-2 scene and write a change score
@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 /// Examples:
 ///   dunewatch detect --before sample_tiles/abudhabi/before --after sample_tiles/abudhabi/after --out out/abudhabi
 ///   dunewatch detect --before S2A_MSIL2A_2023...SAFE.zip --after S2B_MSIL2A_2024...SAFE.zip --out out/kufra --aoi kufra.geojson
+///   dunewatch detect --before T34RGM_2023.SAFE.zip --after T34RGM_2024.SAFE.zip --out out/kufra --aoi Kufra --buffer-km 15
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct DetectArgs {
@@ -32,12 +33,18 @@ pub struct DetectArgs {
     /// The later scene (warped onto the before grid when needed).
     #[arg(long)]
     pub after: PathBuf,
-    /// Output folder (created if missing; must not be an input folder).
+    /// Output folder (created if missing; must not be or hold an input). The
+    /// run is built beside it and swapped in whole when it succeeded: an
+    /// existing run folder is replaced only then (its old files all go), and
+    /// a failed or interrupted run leaves it untouched. An existing folder
+    /// that is not a dunewatch run is refused.
     #[arg(long)]
     pub out: PathBuf,
-    /// Area of interest (GeoJSON or any OGR vector file): clip and mask to it.
-    #[arg(long)]
-    pub aoi: Option<PathBuf>,
+    /// Area of interest: clip and mask to it. A GeoJSON or any OGR vector
+    /// file, a LAT,LON point or a preset place name (a box of half-side
+    /// --buffer-km around it), or a preset region (see `dunewatch places`).
+    #[arg(long, value_name = "FILE|PLACE|REGION|LAT,LON")]
+    pub aoi: Option<String>,
     #[command(flatten)]
     pub flags: DetectFlags,
 }
@@ -54,22 +61,28 @@ pub struct DetectFlags {
     pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
     /// calibrated change probability), Otsu's automatic cut for the others.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::limits::threshold)]
     pub threshold: Option<f32>,
     /// Output pixel size in metres (default: the before scene's 10 m bands).
-    #[arg(long)]
+    /// On a geographic (EPSG:4326) scene it becomes degrees at the scene's
+    /// centre latitude. The grid may have at most 2^30 pixels.
+    #[arg(long, value_parser = crate::cli::limits::resolution)]
     pub resolution: Option<f64>,
+    /// Half-side in km of the box around a place or LAT,LON given as the AOI.
+    #[arg(long, default_value_t = 10.0)]
+    pub buffer_km: f64,
     /// Do not correct the after scene's misregistration (by default it is
     /// estimated by phase correlation and, from a quarter pixel up, the after
     /// scene is shifted onto the before scene; run.json records both).
     #[arg(long)]
     pub no_coregister: bool,
     /// Width in pixels of the parallel score pass's column blocks (each 128
-    /// rows tall); the scores do not depend on it.
-    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS)]
+    /// rows tall), 16 to 16384; the scores do not depend on it.
+    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS, value_parser = crate::cli::limits::block_size)]
     pub block_size: usize,
-    /// Worker threads (0 = one per core); the run keeps to about this many cores.
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0 = one per core); the run keeps to about this many
+    /// cores. At most 1024, and at most 64 per core.
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -99,15 +112,13 @@ impl DetectFlags {
     /// Checks the options and loads the model (before any pair is read).
     pub fn prepare(&self) -> Result<Prepared> {
         let method: Method = self.method.parse()?;
-        if let Some(t) = self.threshold {
-            anyhow::ensure!(
-                (0.0..=1.0).contains(&t),
-                "--threshold must be in [0, 1], got {t}"
-            );
-        }
         let model = match &self.model {
             Some(p) => {
-                anyhow::ensure!(method == Method::Learned, "--model needs --method learned");
+                if method != Method::Learned {
+                    return Err(
+                        crate::cli::limits::Usage("--model needs --method learned".into()).into(),
+                    );
+                }
                 Some(dunewatch::detect::learned::LearnedModel::load(p)?)
             }
             None => None,
@@ -146,10 +157,45 @@ pub fn run(a: &DetectArgs) -> Result<()> {
         &a.before,
         &a.after,
         &a.out,
-        a.aoi.as_deref(),
+        a.aoi.as_deref().map(Path::new),
         &a.flags,
         &prep,
     )
+}
+
+impl DetectFlags {
+    /// The fingerprint of a run of these flags on these inputs (see
+    /// [`dunewatch::batch::fingerprint`]): the options that shape the
+    /// outputs (not --threads, --block-size or --quiet, which do not).
+    pub fn fingerprint(
+        &self,
+        before: &Path,
+        after: &Path,
+        aoi: Option<&Path>,
+    ) -> serde_json::Value {
+        let s = &self.sites;
+        let options = serde_json::json!({
+            "method": self.method,
+            "model": self.model,
+            "threshold": self.threshold,
+            "resolution": self.resolution,
+            "no_coregister": self.no_coregister,
+            "no_sites": self.no_sites,
+            "aoi": aoi,
+            "min_area": s.min_area,
+            "watchlist": s.watchlist,
+            "watch_distance": s.watch_distance,
+            "chips": s.chips,
+            "no_opening": s.no_opening,
+            "no_closing": s.no_closing,
+            "report_rows": s.report_rows,
+        });
+        let mut inputs = vec![before, after];
+        inputs.extend(aoi);
+        inputs.extend(self.model.as_deref());
+        inputs.extend(s.watchlist.as_deref());
+        dunewatch::batch::fingerprint::fingerprint(&inputs, options)
+    }
 }
 
 /// One detect run (and its sites unless --no-sites), as `dunewatch detect`
@@ -162,13 +208,18 @@ pub fn detect_pair(
     a: &DetectFlags,
     prep: &Prepared,
 ) -> Result<()> {
+    // Taken before the run reads anything: what it was made from.
+    let fingerprint = a.fingerprint(before, after, aoi);
     let req = DetectRequest {
         before: before.to_path_buf(),
         after: after.to_path_buf(),
         out: out.to_path_buf(),
         align: AlignOptions {
             resolution: a.resolution,
-            aoi: aoi.map(Path::to_path_buf),
+            pixel_size: None,
+            aoi: aoi
+                .map(|p| Aoi::resolve(&p.to_string_lossy(), a.buffer_km))
+                .transpose()?,
             coregister: !a.no_coregister,
         },
         detect: DetectOptions {
@@ -183,7 +234,9 @@ pub fn detect_pair(
     };
     let bar = crate::cli::progress::Bar::new(a.quiet);
     let sites_opts = &prep.sites;
-    // The sites are found from the working rasters while the COGs are written.
+    // The sites are found from the working rasters while the COGs are
+    // written, into the staged run folder: the run is published whole, with
+    // its sites, or not at all.
     let res = run_detect_with(&req, &bar, |w| {
         if a.no_sites {
             return Ok(None);
@@ -192,10 +245,15 @@ pub fn detect_pair(
         // On the run's threads, beside the COGs' tiles.
         let pool = Some(w.pool);
         let kept = w.kept.lock().ok().and_then(|mut k| k.take());
-        stage_sites(&run, sites_opts, w.decoded, kept, pool, &bar).map(Some)
+        stage_sites(&run, sites_opts, w.decoded, kept, pool, &bar, w.staging).map(Some)
     });
     bar.finish();
-    let (rec, staged) = res?;
+    let staged = res?;
+    if let Some(s) = &staged.during {
+        record_in_run_json(staged.dir(), s)?;
+    }
+    set_in_run_json(staged.dir(), "inputs", fingerprint)?;
+    let (rec, sites) = staged.publish()?;
     if !a.quiet {
         let p = &rec.detect.pixels;
         println!(
@@ -211,8 +269,7 @@ pub fn detect_pair(
             rec.timings_s.get("total").copied().unwrap_or(0.0)
         );
     }
-    if let Some(staged) = staged {
-        let s = staged.commit()?;
+    if let Some(s) = sites {
         if !a.quiet {
             crate::cli::sites::print_summary(out, &s);
         }

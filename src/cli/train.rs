@@ -38,7 +38,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -92,8 +92,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
     }
-    std::fs::write(&a.out, json + "\n")
-        .with_context(|| format!("{}: cannot write", a.out.display()))?;
+    // Whole or not at all: a full disk leaves the earlier model as it was.
+    dunewatch::export::write_file_atomic(&a.out, (json + "\n").as_bytes())?;
     if !a.quiet {
         println!(
             "{}: trained on {} ({} change, {} no-change pixels), cut {:.2} (F1 {:.3}, {})",

@@ -50,7 +50,7 @@ impl FromStr for Method {
             "irmad" | "ir-mad" => Ok(Method::Irmad),
             "indices" => Ok(Method::Indices),
             "learned" => Ok(Method::Learned),
-            _ => Err(Error::invalid(format!(
+            _ => Err(Error::usage(format!(
                 "unknown method '{s}' (combined, cva, irmad, indices, learned)"
             ))),
         }
@@ -163,7 +163,7 @@ impl Model {
 
     /// Scene statistics only (the learned method without weights: training).
     pub fn fit_stats(sample: &Sample, method: Method) -> Result<Model> {
-        if sample.len() < 100 {
+        if sample.len() < super::MIN_SAMPLE {
             return Err(Error::invalid(format!(
                 "only {} comparable pixels: too few to fit the change statistics (is nearly everything masked?)",
                 sample.len()

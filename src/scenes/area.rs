@@ -73,6 +73,14 @@ pub fn parse_lat_lon(s: &str) -> Option<Result<(f64, f64)>> {
     Some(Ok((lat, lon)))
 }
 
+/// Whether `spec` names a preset place or region, or is a `LAT,LON` point
+/// (rather than a file).
+pub fn is_preset_or_point(spec: &str) -> bool {
+    parse_lat_lon(spec).is_some()
+        || places::find_region(spec).is_some()
+        || places::find_place(spec).is_some()
+}
+
 impl Area {
     /// Resolves what the user typed: an existing vector file, `LAT,LON`, a
     /// preset region name, or a preset place name (a box of half-side
@@ -230,6 +238,13 @@ impl Area {
     pub fn describe(&self) -> String {
         match &self.origin {
             Origin::File(p) => p.display().to_string(),
+            Origin::Point {
+                lat,
+                lon,
+                buffer_km,
+            } if *buffer_km == 0.0 => {
+                format!("{lat},{lon} (point)")
+            }
             Origin::Point {
                 lat,
                 lon,

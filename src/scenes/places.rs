@@ -9,7 +9,6 @@
 //! `aliases` (names public reporting uses).
 
 use super::area::{polygons_of, Area, Origin, Polygon};
-use crate::sites::watchlist::WatchPoint;
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -146,16 +145,11 @@ impl Region {
         }
     }
 
-    /// The region's places, as watch points.
-    pub fn watch_points(&self) -> Vec<WatchPoint> {
+    /// The region's places (its preset file's points).
+    pub fn places(&self) -> Vec<&'static Place> {
         places()
             .iter()
             .filter(|p| p.region.as_deref() == Some(self.name.as_str()))
-            .map(|p| WatchPoint {
-                name: p.name.clone(),
-                lon: p.lon,
-                lat: p.lat,
-            })
             .collect()
     }
 }
@@ -208,7 +202,7 @@ mod tests {
             region_at(54.37, 24.45).is_none(),
             "Abu Dhabi is not in a region"
         );
-        let w = find_region("southern-libya").unwrap().watch_points();
+        let w = find_region("southern-libya").unwrap().places();
         assert!(w.iter().any(|p| p.name == "Kufra Airport"));
     }
 }

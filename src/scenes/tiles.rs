@@ -436,6 +436,55 @@ mod tests {
         assert!(Tile::parse("34RZZ").is_err());
     }
 
+    /// The tile metadata of a real product (GDAL's fixture, in
+    /// tests/fixtures): its tile id, CRS and Geoposition are ours.
+    #[test]
+    fn footprint_matches_mtd_tl_xml() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/safe/L1C_N0509/MTD_TL.xml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        let find = |tag: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name(tag))
+                .and_then(|n| n.text())
+                .unwrap()
+                .to_string()
+        };
+        let tile_id = find("TILE_ID");
+        let id = tile_id
+            .split('_')
+            .find(|p| p.len() == 6 && p.starts_with('T'))
+            .unwrap();
+        let t = Tile::parse(id).unwrap();
+        assert_eq!(find("HORIZONTAL_CS_CODE"), format!("EPSG:{}", t.epsg()));
+        for g in doc.descendants().filter(|n| n.has_tag_name("Geoposition")) {
+            let v = |tag: &str| -> f64 {
+                g.children()
+                    .find(|n| n.has_tag_name(tag))
+                    .and_then(|n| n.text())
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            assert_eq!((v("ULX"), v("ULY")), (t.ulx, t.uly), "{id}");
+        }
+        let size = doc
+            .descendants()
+            .find(|n| n.has_tag_name("Size") && n.attribute("resolution") == Some("10"))
+            .unwrap();
+        let ncols: f64 = size
+            .children()
+            .find(|n| n.has_tag_name("NCOLS"))
+            .and_then(|n| n.text())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(ncols * 10.0, TILE_SIZE_M);
+    }
+
     #[test]
     fn paris_is_31udq() {
         let a = Area::around_point(48.853, 2.3499, 0.0).unwrap();
