@@ -5,7 +5,8 @@
 # No full-tile run ships with the repo, so the runs are synthesised from a
 # real one: the Abu Dhabi sample's sites (detect on sample_tiles/abudhabi)
 # are tiled over a 110 km square (a Sentinel-2 tile) and jittered by up to
-# a pixel per run, with a new date every ~15 days; each run's run.json
+# a pixel (three jitter patterns shared by the year's runs, a fourth for
+# the added tile), with a new date every ~15 days; each run's run.json
 # (dates, grid) is the real one with the grid widened to the tiled area.
 #
 # Usage: scripts/bench_register.sh [WORK_DIR]   (default target/bench_register)
@@ -34,13 +35,11 @@ span_x, span_y = w * gt[1], h * -gt[5]
 copies = math.ceil(n_sites / len(seed))
 side = math.ceil(math.sqrt(copies))
 d0 = datetime.date(2023, 1, 1)
-for k in range(n_runs + 1):
-    name = "year_%02d" % k if k < n_runs else "full_tile"
-    d = os.path.join(work, name)
-    if os.path.exists(os.path.join(d, "sites.geojson")):
-        continue
-    os.makedirs(d, exist_ok=True)
-    rnd = random.Random(k)
+def variant(v):
+    path = os.path.join(work, "variant_%d.geojson" % v)
+    if os.path.exists(path):
+        return path
+    rnd = random.Random(v)
     feats = []
     for c in range(copies):
         ox, oy = (c % side) * span_x, -(c // side) * span_y
@@ -50,7 +49,7 @@ for k in range(n_runs + 1):
                 break
             g = f["geometry"]
             def mv(ring):
-                return [[x + ox + jx, y + oy + jy] for x, y in ring]
+                return [[round(x + ox + jx, 7), round(y + oy + jy, 7)] for x, y in ring]
             if g["type"] == "Polygon":
                 coords = [mv(r) for r in g["coordinates"]]
             else:
@@ -61,12 +60,21 @@ for k in range(n_runs + 1):
                                          "score": p["score"], "area_m2": p["area_m2"],
                                          "features": {"brightness_before": p["features"]["brightness_before"],
                                                       "brightness_after": p["features"]["brightness_after"]}}})
+    with open(path, "w") as fh:
+        json.dump({"type": "FeatureCollection", "features": feats}, fh)
+    return path
+for k in range(n_runs + 1):
+    name = "year_%02d" % k if k < n_runs else "full_tile"
+    d = os.path.join(work, name)
+    os.makedirs(d, exist_ok=True)
+    link = os.path.join(d, "sites.geojson")
+    if not os.path.exists(link):
+        os.symlink(os.path.abspath(variant(k % 3 if k < n_runs else 3)), link)
     r = json.loads(json.dumps(run))
     r["before"]["date"] = str(d0 + datetime.timedelta(days=15 * k))
     r["after"]["date"] = str(d0 + datetime.timedelta(days=15 * (k + 1)))
     r["grid"]["width"], r["grid"]["height"] = w * side, h * side
     json.dump(r, open(os.path.join(d, "run.json"), "w"))
-    json.dump({"type": "FeatureCollection", "features": feats}, open(os.path.join(d, "sites.geojson"), "w"))
 PY
 REG="$WORK/year.gpkg"
 if [ ! -f "$REG" ]; then

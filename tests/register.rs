@@ -233,6 +233,48 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
     let first_dism = html.find("class=\"dismissed\"").unwrap();
     assert!(first_unrev < first_dism);
     assert!(html.contains("data:image/png;base64,"), "chips embedded");
+
+    // --new-only: the other grid's run, restricted to what the register
+    // has not seen (its latest run added nothing new).
+    let copy = dir.path().join("swapped_copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(&r.swapped).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let reg_before = std::fs::read(&reg).unwrap();
+    run_ok(
+        bin()
+            .args(["sites", "-q", "--new-only", "--register"])
+            .arg(&reg)
+            .arg(&copy),
+    );
+    assert_eq!(
+        std::fs::read(&reg).unwrap(),
+        reg_before,
+        "--new-only only reads"
+    );
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(copy.join("sites.geojson")).unwrap())
+            .unwrap();
+    let kept = kept["features"].as_array().unwrap().len();
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.swapped.join("sites.geojson")).unwrap())
+            .unwrap();
+    let all = all["features"].as_array().unwrap().len();
+    assert!(kept > 0 && kept * 5 < all, "{kept} of {all}");
+    let report = std::fs::read_to_string(copy.join("report.html")).unwrap();
+    assert!(report.contains(&format!("{kept} sites")) || report.contains(&kept.to_string()));
+    // They are exactly the sites adding the whole run would make new.
+    let reg2 = dir.path().join("copy.gpkg");
+    std::fs::copy(&reg, &reg2).unwrap();
+    add(&reg2, &[&r.swapped]);
+    assert_eq!(
+        count(&reg2, "SELECT new FROM runs ORDER BY fid DESC LIMIT 1"),
+        kept as i64
+    );
 }
 
 #[test]

@@ -123,7 +123,17 @@ impl DetectFlags {
             }
             None => None,
         };
-        let sites = self.sites.options(self.threads);
+        let mut sites = self.sites.options(self.threads);
+        if self.sites.new_only {
+            let reg = self
+                .register
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--new-only needs --register FILE.gpkg"))?;
+            sites.filter = Some(crate::cli::register::new_only_filter(
+                reg,
+                self.matching.options()?.matching,
+            ));
+        }
         anyhow::ensure!(
             self.register.is_none() || !self.no_sites,
             "--register needs the run's sites: drop --no-sites"

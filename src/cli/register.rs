@@ -102,6 +102,16 @@ impl MatchFlags {
     }
 }
 
+/// The `--new-only` filter: sites new since the register's last run and unreviewed.
+pub fn new_only_filter(
+    register: PathBuf,
+    m: dunewatch::register::matching::MatchOptions,
+) -> dunewatch::sites::SiteFilter {
+    dunewatch::sites::SiteFilter(std::sync::Arc::new(move |outlines| {
+        register::novelty::keep_new(&register, outlines, &m)
+    }))
+}
+
 /// Adds runs and prints one line per run.
 pub fn add(register: &Path, runs: &[PathBuf], opts: &AddOptions, quiet: bool) -> Result<()> {
     let sums = register::add_runs(register, runs, opts)?;

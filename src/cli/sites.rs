@@ -41,6 +41,9 @@ pub struct SitesArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// The site register --new-only compares against (read, not written).
+    #[arg(long, value_name = "FILE.gpkg")]
+    pub register: Option<PathBuf>,
 }
 
 /// How changed pixels become sites; shared by `detect` and `sites`.
@@ -70,6 +73,11 @@ pub struct SiteFlags {
     /// Sites listed in report.html (all are in the vector files).
     #[arg(long, default_value_t = 500)]
     pub report_rows: usize,
+    /// Keep only what is new since the register's last run and unreviewed
+    /// (sites matching no register site, or only sites its last run added
+    /// and nobody reviewed) in report.html and the sites files. Needs --register.
+    #[arg(long)]
+    pub new_only: bool,
 }
 
 impl SiteFlags {
@@ -89,11 +97,21 @@ impl SiteFlags {
 }
 
 pub fn run(a: &SitesArgs) -> Result<()> {
-    let opts = SitesOptions {
+    let mut opts = SitesOptions {
         before: a.before.clone(),
         after: a.after.clone(),
         ..a.flags.options(a.threads)
     };
+    if a.flags.new_only {
+        let reg = a
+            .register
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("--new-only needs --register FILE.gpkg"))?;
+        opts.filter = Some(crate::cli::register::new_only_filter(
+            reg,
+            Default::default(),
+        ));
+    }
     let bar = crate::cli::progress::Bar::new(a.quiet);
     let s = run_sites_with(&a.run_dir, &opts, &bar);
     bar.finish();

@@ -138,28 +138,35 @@ pub fn match_shapes(
             .filter(|&i| boxes_meet(&b, &reg[i].bbox))
             .collect();
         let mut found = Vec::new();
-        if !cands.is_empty() {
-            let grown = if t > 0.0 {
-                n.geom
-                    .buffer(t, 2)
-                    .map_err(|e| Error::invalid(format!("buffering an outline: {e}")))?
-            } else {
-                n.geom.clone()
-            };
-            for i in cands {
-                let r = &reg[i];
-                if !grown.intersects(&r.geom) {
-                    continue;
-                }
-                let inter = grown.intersection(&r.geom).map(|g| g.area()).unwrap_or(0.0);
-                let smaller = n.area.min(r.area).max(1e-9);
-                let ratio = (inter / smaller).min(1.0);
-                if ratio >= opts.min_overlap {
-                    found.push((i, ratio));
-                }
+        // Grown only when needed: most matches overlap enough as they are.
+        let mut grown: Option<Geometry> = None;
+        for i in cands {
+            let r = &reg[i];
+            let smaller = n.area.min(r.area).max(1e-9);
+            // The boxes' overlap bounds the outlines': most neighbours are
+            // ruled out without a geometry operation.
+            let bx = (b[2].min(r.bbox[2]) - b[0].max(r.bbox[0])).max(0.0)
+                * (b[3].min(r.bbox[3]) - b[1].max(r.bbox[1])).max(0.0);
+            if bx < opts.min_overlap * smaller {
+                continue;
             }
-            found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let area = |g: &Geometry| g.intersection(&r.geom).map(|x| x.area()).unwrap_or(0.0);
+            let mut ratio = (area(&n.geom) / smaller).min(1.0);
+            if ratio < opts.min_overlap && t > 0.0 {
+                if grown.is_none() {
+                    grown = Some(
+                        n.geom
+                            .buffer(t, 2)
+                            .map_err(|e| Error::invalid(format!("buffering an outline: {e}")))?,
+                    );
+                }
+                ratio = (area(grown.as_ref().expect("grown")) / smaller).min(1.0);
+            }
+            if ratio >= opts.min_overlap {
+                found.push((i, ratio));
+            }
         }
+        found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out.push(found);
     }
     Ok(out)

@@ -11,6 +11,7 @@
 pub mod gpkg;
 pub mod lock;
 pub mod matching;
+pub mod novelty;
 pub mod report;
 pub mod run_input;
 pub mod status;
@@ -155,7 +156,7 @@ fn max_site_id(ds: &Dataset) -> Result<i64> {
 }
 
 /// The register's live (not merged) sites whose boxes meet `bbox` (lon/lat).
-fn load_sites(ds: &Dataset, bbox: [f64; 4]) -> Result<Vec<RegSite>> {
+pub(crate) fn load_sites(ds: &Dataset, bbox: [f64; 4]) -> Result<Vec<RegSite>> {
     let mut layer = ds.layer_by_name(gpkg::SITES).map_err(ge)?;
     layer.set_spatial_filter_rect(bbox[0], bbox[1], bbox[2], bbox[3]);
     layer
@@ -170,11 +171,34 @@ fn load_sites(ds: &Dataset, bbox: [f64; 4]) -> Result<Vec<RegSite>> {
     Ok(sites)
 }
 
-fn centre(g: &Geometry) -> Geometry {
+/// The centre of a geometry's bounding box.
+fn centre(g: &Geometry) -> (f64, f64) {
     let e = g.envelope();
-    let mut p = Geometry::empty(gdal_sys::OGRwkbGeometryType::wkbPoint).expect("point");
-    p.add_point_2d(((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0));
-    p
+    ((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0)
+}
+
+/// The outer ring of a polygon, as points.
+fn outer_ring(g: &Geometry) -> Vec<(f64, f64)> {
+    if g.geometry_count() == 0 {
+        return Vec::new();
+    }
+    let mut pts = Vec::new();
+    g.get_geometry(0).get_points(&mut pts);
+    pts.into_iter().map(|p| (p.0, p.1)).collect()
+}
+
+/// Point in polygon by ray casting (the footprint has no holes); a plain
+/// loop rather than an OGR call per site, for registers of many sites.
+fn inside(ring: &[(f64, f64)], p: (f64, f64)) -> bool {
+    let mut c = false;
+    let n = ring.len();
+    for i in 0..n {
+        let (a, b) = (ring[i], ring[(i + n - 1) % n]);
+        if (a.1 > p.1) != (b.1 > p.1) && p.0 < (b.0 - a.0) * (p.1 - a.1) / (b.1 - a.1) + a.0 {
+            c = !c;
+        }
+    }
+    c
 }
 
 fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSummary> {
@@ -304,11 +328,12 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
         }
     }
     // Register sites in the compared area that this run did not flag.
+    let ring = outer_ring(&run.footprint);
     for (r, site) in reg.iter_mut().enumerate() {
         if kids.contains_key(&r) || site.merged_into.is_some() {
             continue;
         }
-        if run.footprint.contains(&centre(&site.outline)) && status::not_seen(site, &cmp) {
+        if inside(&ring, centre(&site.outline)) && status::not_seen(site, &cmp) {
             changed.insert(r);
             if site.status == status::NOT_SEEN_SINCE {
                 sum.not_seen_since += 1;
@@ -405,4 +430,24 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
         f.create(&layer).map_err(ge)?;
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_in_footprint() {
+        let sq = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0), (0.0, 0.0)];
+        assert!(inside(&sq, (1.0, 1.0)));
+        assert!(!inside(&sq, (3.0, 1.0)));
+        assert!(!inside(&sq, (1.0, -0.5)));
+    }
+
+    #[test]
+    fn utc_dates() {
+        let s = utc_now();
+        assert_eq!(s.len(), 20);
+        assert!(s.starts_with("20") && s.ends_with('Z'));
+    }
 }

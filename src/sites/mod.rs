@@ -96,6 +96,22 @@ pub struct SitesOptions {
     pub report_rows: usize,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Keeps only the sites it accepts in every output (`--new-only`).
+    pub filter: Option<SiteFilter>,
+}
+
+/// Which sites to keep, given each site's lon/lat outline (polygons of
+/// rings): the caller decides (e.g. those new since a register's last run).
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct SiteFilter(
+    pub std::sync::Arc<dyn Fn(&[&Vec<Vec<Vec<[f64; 2]>>>]) -> Result<Vec<bool>> + Send + Sync>,
+);
+
+impl std::fmt::Debug for SiteFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SiteFilter")
+    }
 }
 
 impl Default for SitesOptions {
@@ -114,6 +130,7 @@ impl Default for SitesOptions {
             max_window_px: 1 << 20,
             report_rows: 500,
             threads: 0,
+            filter: None,
         }
     }
 }
@@ -469,8 +486,13 @@ pub fn stage_sites(
         }
     };
     crate::run::limit_gdal_threads(pool.current_num_threads());
-    let (sites, bg) =
+    let (mut sites, bg) =
         pool.install(|| find_sites(run, &scenes, opts, &watch, &mut timings, progress))?;
+    if let Some(f) = &opts.filter {
+        let keep = (f.0)(&sites.iter().map(|s| &s.outline_lonlat).collect::<Vec<_>>())?;
+        let mut k = keep.into_iter();
+        sites.retain(|_| k.next().unwrap_or(true));
+    }
     // Only the descriptions read the kept pixels.
     if let Some(kept) = scenes.kept.take() {
         crate::detect::kept_pixels::KeptPixels::discard(kept);
