@@ -268,7 +268,7 @@ fn bench_upsample(c: &mut Criterion) {
 /// TIFF's horizontal predictor undone over a 1024 x 1024 u16 tile (the
 /// block of the Sentinel-2 COGs in the cloud archives), row by row.
 fn bench_predictor(c: &mut Criterion) {
-    use dunewatch::read::tiff_tiles::undo_horizontal_predictor;
+    use dunewatch::read::predictor::undo_horizontal_predictor;
     let tile: Vec<u16> = (0..1024 * 1024u32)
         .map(|i| (i * 7919 % 61) as u16)
         .collect();

@@ -95,9 +95,9 @@ measure() {
   local name=$1; shift
   local tf="$OUT/$name.time" lf="$OUT/$name.log"
   local load
-  # Let the run before settle (its written and deleted files): in session
-  # 17 the runs right after the JPEG2000 run were 10-20% slower than the
-  # same runs on their own.
+  # Let the run before settle (its written and deleted files): runs right
+  # after the JPEG2000 run were 10-20% slower than the same runs on their
+  # own.
   sync
   sleep 3
   load=$(cut -d' ' -f1 /proc/loadavg)

@@ -13,6 +13,8 @@ apt_pkgs=(
   chromium
   slurm-wlm
   munge
+  man-db
+  gdal-bin
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do

@@ -18,5 +18,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup.sh: cargo not found: install Rust (https://rustup.rs) and run again" >&2
   exit 1
 fi
-cargo build --release --locked 2>/dev/null || cargo build --release
+# The build prints its progress and any error. The lock file pins every
+# dependency; only when it is out of date with Cargo.toml (cargo then says
+# "--locked was passed") is the build run again without --locked.
+echo "setup.sh: building dunewatch (the first build takes several minutes)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! cargo build --release --locked 2>&1 | tee "$log"; then
+  if grep -q -- "--locked was passed" "$log"; then
+    echo "setup.sh: Cargo.lock is out of date with Cargo.toml: building without --locked" >&2
+    cargo build --release
+  else
+    echo "setup.sh: the build failed (its errors are above)" >&2
+    exit 1
+  fi
+fi
 echo "setup.sh: built target/release/dunewatch"

@@ -8,6 +8,7 @@
 
 pub mod align;
 pub mod batch;
+pub mod cleanup;
 pub mod detect;
 pub mod error;
 pub mod eval;
@@ -16,6 +17,7 @@ pub mod huge_pages;
 pub mod per_thread;
 pub mod progress;
 pub mod read;
+pub mod register;
 pub mod run;
 pub mod scenes;
 pub mod sites;

@@ -41,11 +41,21 @@ enum Command {
     Tiles(cli::tiles::TilesArgs),
     #[command(about = "List the preset regions and named places")]
     Places(cli::tiles::PlacesArgs),
+    #[command(about = "Print a shell completion script (bash, zsh, fish, elvish, powershell)")]
+    Completions(cli::completions::CompletionsArgs),
+    #[command(about = "Print the man page (roff): dunewatch man > dunewatch.1")]
+    Man(cli::completions::ManArgs),
+    #[command(about = "The site register: add runs, report what is new and what was reviewed")]
+    Register(cli::register::RegisterArgs),
+    #[command(about = "Compare dated scenes in date order and follow each site in a register")]
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() {
     dunewatch::run::tune_allocator();
     let cli = Cli::parse();
+    // SIGINT, SIGTERM and SIGHUP remove the run's partial outputs first.
+    dunewatch::cleanup::install_signal_handlers();
     // GDAL's own messages would print before ours; its errors reach us as
     // return values and are reported once, in one line, naming the file.
     // With CPL_DEBUG set (troubleshooting GDAL), its messages go to stderr.
@@ -83,5 +93,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Batch(a) => cli::batch::run(&a),
         Command::Tiles(a) => cli::tiles::run(&a),
         Command::Places(a) => cli::tiles::run_places(&a),
+        Command::Completions(a) => cli::completions::run_completions(&a),
+        Command::Man(a) => cli::completions::run_man(&a),
+        Command::Register(a) => cli::register::run(&a),
+        Command::Watch(a) => cli::watch::run(&a),
     }
 }

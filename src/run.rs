@@ -37,6 +37,20 @@ pub struct SceneInfo {
     pub scene_classification: bool,
     /// How each used band reaches the grid: "direct" or "warped".
     pub alignment: BTreeMap<Band, &'static str>,
+    /// The file read for each used band (a `/vsizip/` path inside a zip),
+    /// and how its values became reflectance.
+    pub files: BTreeMap<Band, BandFileInfo>,
+}
+
+/// One band's file in run.json.
+#[derive(Debug, Serialize)]
+pub struct BandFileInfo {
+    pub path: String,
+    /// "counts" (integer counts, reflectance = (DN + offset) / quantification)
+    /// or "reflectance" (float values taken as reflectance).
+    pub values: &'static str,
+    pub add_offset: f64,
+    pub quantification: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -275,18 +289,80 @@ fn scene_info(scene: &Scene, aligned: &align::AlignedScene) -> SceneInfo {
             .iter()
             .map(|(b, ab)| (*b, ab.source.kind()))
             .collect(),
+        files: aligned
+            .bands
+            .iter()
+            .map(|(b, ab)| {
+                let f = &ab.file;
+                let info = BandFileInfo {
+                    path: f.path.clone(),
+                    values: if f.quantification == 1.0 && f.add_offset == 0.0 {
+                        "reflectance"
+                    } else {
+                        "counts"
+                    },
+                    add_offset: f.add_offset,
+                    quantification: f.quantification,
+                };
+                (*b, info)
+            })
+            .collect(),
     }
 }
 
-/// Runs a detect job end to end.
+/// Runs a detect job end to end and publishes its output folder.
 pub fn run_detect(req: &DetectRequest, progress: &dyn Progress) -> Result<RunRecord> {
-    run_detect_with(req, progress, |_| Ok(())).map(|(rec, ())| rec)
+    let staged = run_detect_with(req, progress, |_| Ok(()))?;
+    staged.publish().map(|(rec, ())| rec)
+}
+
+/// A finished detect run whose output folder is complete but not yet
+/// published: the caller may add files (the sites) and run.json fields
+/// to [`StagedRun::dir`], then [`StagedRun::publish`]es it. Dropped
+/// unpublished, it leaves nothing behind.
+pub struct StagedRun<T> {
+    pub record: RunRecord,
+    /// What `meanwhile` returned.
+    pub during: T,
+    staging: Staging,
+}
+
+impl<T> StagedRun<T> {
+    /// The staging folder, to become the output folder.
+    pub fn dir(&self) -> &std::path::Path {
+        self.staging.dir()
+    }
+
+    /// Replaces the output folder with the staged one, whole.
+    pub fn publish(self) -> Result<(RunRecord, T)> {
+        self.staging.commit()?;
+        Ok((self.record, self.during))
+    }
+}
+
+/// Sets `key` of the run.json in `dir` to `value`; written to a temporary
+/// name, then renamed (the file may be a hard link to a published run's).
+pub fn set_in_run_json(dir: &std::path::Path, key: &str, value: serde_json::Value) -> Result<()> {
+    let path = dir.join(RUN_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::output(&path, e))?;
+    let mut json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::input(&path, format!("is not valid JSON: {e}")))?;
+    let Some(obj) = json.as_object_mut() else {
+        return Err(Error::input(&path, "is not a JSON object"));
+    };
+    obj.insert(key.into(), value);
+    let out = serde_json::to_string_pretty(&json).map_err(|e| Error::output(&path, e))?;
+    let tmp = dir.join(format!(".{RUN_FILE}.partial"));
+    std::fs::write(&tmp, out).map_err(|e| Error::output(&path, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
 }
 
 /// A detect run whose working rasters are complete but not yet published.
 pub struct WorkingRun<'a> {
-    /// The output folder.
+    /// The output folder (where the run will be published).
     pub dir: &'a std::path::Path,
+    /// The staging folder the run's outputs are written to.
+    pub staging: &'a std::path::Path,
     pub mask: &'a std::path::Path,
     pub score: &'a std::path::Path,
     /// The record as run.json will hold it, but for the COG timings.
@@ -306,13 +382,13 @@ pub struct WorkingRun<'a> {
 /// Runs a detect job and, while the COGs are written, `meanwhile` on the
 /// finished working rasters (`detect` finds the sites there: the COG
 /// conversion is partly single-threaded, and the two together keep both
-/// cores busy). The detect outputs are published even when `meanwhile`
-/// fails; its error is returned after.
+/// cores busy). Nothing is published: see [`StagedRun`]; when `meanwhile`
+/// fails, its error is returned and nothing is left behind.
 pub fn run_detect_with<T>(
     req: &DetectRequest,
     progress: &dyn Progress,
     meanwhile: impl FnOnce(&WorkingRun) -> Result<T>,
-) -> Result<(RunRecord, T)> {
+) -> Result<StagedRun<T>> {
     configure_gdal();
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
@@ -412,6 +488,7 @@ pub fn run_detect_with<T>(
     let (score_cog, mask_cog) = (staging.path(SCORE_FILE), staging.path(MASK_FILE));
     let working = WorkingRun {
         dir: &req.out,
+        staging: staging.dir(),
         mask: &work_mask,
         score: &work_score,
         record: &record,
@@ -482,17 +559,25 @@ pub fn run_detect_with<T>(
         timings.insert("total", (done - t0).as_secs_f64());
         Ok(during)
     })?;
+    let during = during?;
+    // The working files go: the staging folder is published whole.
     drop(working);
-    let _ = std::fs::remove_file(&work_score);
-    let _ = std::fs::remove_file(&work_mask);
+    drop(decoded);
+    for work in [&work_score, &work_mask, &work_kept] {
+        let _ = std::fs::remove_file(work);
+    }
+    let _ = std::fs::remove_dir_all(staging.path("decoded"));
     record.timings_s = timings;
 
     let json = serde_json::to_string_pretty(&record)
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     std::fs::write(staging.path(RUN_FILE), json)
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
-    staging.commit(&[SCORE_FILE, MASK_FILE, RUN_FILE])?;
-    Ok((record, during?))
+    Ok(StagedRun {
+        record,
+        during,
+        staging,
+    })
 }
 
 #[cfg(test)]

@@ -331,13 +331,18 @@ fn job_array_runs_every_pair_indexes_and_resumes_after_a_cancelled_task() {
     let out2 = d.path().join("out2");
     let (array2, idx2) = cluster.submit(&list2, &out2, 2);
     let task2 = format!("{array2}_2");
+    // The run's staging folder (inside or beside the run folder).
     let partial = || {
-        std::fs::read_dir(out2.join("paris"))
-            .map(|r| {
-                r.flatten()
-                    .any(|e| e.file_name().to_string_lossy().contains("partial"))
+        let staged = |dir: &Path| {
+            std::fs::read_dir(dir).is_ok_and(|r| {
+                r.flatten().any(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(".dunewatch-partial")
+                        && (dir.ends_with("paris") || name.contains("paris"))
+                })
             })
-            .unwrap_or(false)
+        };
+        staged(&out2) || staged(&out2.join("paris"))
     };
     let t0 = Instant::now();
     while !(cluster.states(&[&task2]).get(&task2).map(String::as_str) == Some("RUNNING")

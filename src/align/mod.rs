@@ -93,8 +93,10 @@ pub struct AlignedPair {
     pub after: AlignedScene,
     /// 1 inside the area of interest, 0 outside (a byte raster on the grid).
     pub aoi: Option<AlignedBand>,
-    /// Holds the warped VRTs; removed when the pair is dropped.
+    /// Holds the warped VRTs; removed when the pair is dropped, or on a
+    /// signal while it is registered.
     _tmp: tempfile::TempDir,
+    _tmp_live: crate::cleanup::Registered,
 }
 
 /// An area of interest: a vector file read as it is (any CRS), or an area
@@ -211,8 +213,7 @@ fn reference_band(scene: &Scene) -> Result<&BandFile> {
 }
 
 fn open(path: &str) -> Result<gdal::Dataset> {
-    gdal::Dataset::open(path)
-        .map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))
+    crate::error::open_raster(path)
 }
 
 /// Puts `needed` bands (and optional ones, when present) of both scenes on one grid.
@@ -264,8 +265,14 @@ pub fn align(
         None => None,
     };
 
+    // Named for its owner: the next run removes it if this one is killed.
+    crate::cleanup::remove_stale(&std::env::temp_dir(), crate::cleanup::ALIGN_PREFIX);
     let tmp = tempfile::Builder::new()
-        .prefix("dunewatch-align-")
+        .prefix(crate::cleanup::ALIGN_PREFIX)
+        .suffix(&format!(
+            "-{}",
+            crate::cleanup::owner_tag(std::process::id())
+        ))
         .tempdir()
         .map_err(|e| {
             Error::output(
@@ -273,6 +280,7 @@ pub fn align(
                 format!("cannot create a temporary folder: {e}"),
             )
         })?;
+    let tmp_live = crate::cleanup::register(tmp.path());
     let mut counter = 0usize;
     let mut place = |file: &BandFile, categorical: bool| -> Result<AlignedBand> {
         counter += 1;
@@ -312,6 +320,7 @@ pub fn align(
             scl: asc,
         },
         aoi,
+        _tmp_live: tmp_live,
         _tmp: tmp,
     })
 }
@@ -344,6 +353,11 @@ fn place_band(
         .rasterband(file.index)
         .map_err(|e| Error::input(&file.path, gdal_msg(&e)))?;
     let nodata = band.no_data_value().unwrap_or(0.0);
+    let mut file = file.clone();
+    if !categorical {
+        check_values(&mut file, &band)?;
+    }
+    let file = &file;
     let saturated = match band.band_type() {
         gdal::raster::GdalDataType::UInt16 if !categorical => Some(65535.0),
         _ => None,
@@ -383,6 +397,58 @@ fn place_band(
         nodata,
         saturated,
     })
+}
+
+/// Float values up to this are taken as reflectance (bright snow and
+/// specular glints exceed 1); anything larger in a float band is refused.
+pub const MAX_FLOAT_REFLECTANCE: f64 = 2.0;
+
+/// Checks a spectral band's data type, before any pixel is compared:
+/// UInt16 and Int16 are counts (reflectance x quantification, as
+/// Sentinel-2 products store them); Float32/Float64 bands whose values lie
+/// in [-0.5, [`MAX_FLOAT_REFLECTANCE`]] (GDAL's approximate statistics) are
+/// reflectance already, unless the file declares its own scale; every other
+/// type, or a float band with larger values, is refused: read as counts, its
+/// values would be silently wrong.
+fn check_values(file: &mut BandFile, band: &gdal::raster::RasterBand) -> Result<()> {
+    use gdal::raster::GdalDataType as T;
+    let t = band.band_type();
+    match t {
+        T::UInt16 | T::Int16 => Ok(()),
+        T::Float32 | T::Float64 => {
+            let declared_scale = band.scale().is_some_and(|s| s != 1.0);
+            if declared_scale {
+                return Ok(());
+            }
+            let mm = band.compute_raster_min_max(true).map_err(|e| {
+                Error::input(
+                    &file.path,
+                    format!("cannot read the {} band's range: {}", t.name(), gdal_msg(&e)),
+                )
+            })?;
+            if mm.min >= -0.5 && mm.max <= MAX_FLOAT_REFLECTANCE {
+                file.quantification = 1.0;
+                file.add_offset = 0.0;
+                return Ok(());
+            }
+            Err(Error::input(
+                &file.path,
+                format!(
+                    "is a {} band with values {} to {}: neither reflectance (about 0 to 1, at most {MAX_FLOAT_REFLECTANCE}) nor accepted counts (store counts as UInt16)",
+                    t.name(),
+                    mm.min,
+                    mm.max
+                ),
+            ))
+        }
+        _ => Err(Error::input(
+            &file.path,
+            format!(
+                "is a {} band: expected UInt16 or Int16 counts (reflectance x 10000), or Float32 reflectance",
+                t.name()
+            ),
+        )),
+    }
 }
 
 fn same_crs(a: &Grid, b: &Grid) -> Result<bool> {
@@ -462,12 +528,15 @@ fn read_aoi(aoi: &Aoi, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64
 
 /// Reads polygons from a vector file and returns them in the grid CRS, with
 /// their bounds.
-fn read_aoi_file(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+pub fn read_aoi_file(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
     use gdal::vector::LayerAccess;
     let ds = gdal::Dataset::open(path).map_err(|e| {
         Error::input(
             path,
-            format!("cannot open area of interest: {}", gdal_msg(&e)),
+            format!(
+                "cannot open area of interest: {}",
+                crate::error::open_failure(path, &e, "vector file")
+            ),
         )
     })?;
     let target = grid.srs()?;

@@ -177,6 +177,8 @@ struct Streamed {
     tmp: std::path::PathBuf,
     path: std::path::PathBuf,
     w: std::io::BufWriter<std::fs::File>,
+    /// Removed on a signal meanwhile.
+    _live: crate::cleanup::Registered,
 }
 
 impl Streamed {
@@ -184,6 +186,7 @@ impl Streamed {
         let tmp = super::temp_beside(path);
         let f = std::fs::File::create(&tmp).map_err(|e| Error::output(path, e))?;
         Ok(Streamed {
+            _live: crate::cleanup::register(&tmp),
             tmp,
             path: path.to_path_buf(),
             w: std::io::BufWriter::new(f),

@@ -8,12 +8,13 @@
 //! share an output folder (a network drive, a bucket mount) and take disjoint
 //! shards of the same list never write into the same run folder.
 
+pub mod fingerprint;
 pub mod index;
 pub mod pairs;
 pub mod regional;
 pub mod shard;
 
-pub use pairs::{read_pairs, Pair};
+pub use pairs::{read_pairs, read_pairs_except, Pair};
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -108,6 +109,14 @@ pub fn state(out: &Path, pair: &Pair) -> Result<PairState> {
     }
 }
 
+/// The fingerprint (see [`fingerprint`]) of the finished run of `pair` in
+/// `out`, as its run.json records it; `None` when there is none.
+pub fn recorded_inputs(out: &Path, pair: &Pair) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(run_dir(out, pair).join(crate::run::RUN_FILE)).ok()?;
+    let mut rec: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(rec.get_mut("inputs")?.take())
+}
+
 fn same_path(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -135,26 +144,17 @@ pub fn record_error(out: &Path, pair: &Pair, msg: Option<&str>) -> Result<()> {
 /// `path`: readers (and other machines) see the old file or the new one,
 /// never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_beside(path);
-    std::fs::write(&tmp, bytes).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::output(path, e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::output(path, format!("cannot move into place: {e}"))
-    })
+    crate::export::write_file_atomic(path, bytes)
 }
 
-/// A hidden name beside `path`, unique to this process and call.
+/// A hidden name beside `path`, unique to this process and call, that the
+/// next run removes should this one be killed before it renames it.
 pub fn temp_beside(path: &Path) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id()))
+    path.with_file_name(crate::cleanup::partial_name(&name))
 }
 
 #[cfg(test)]

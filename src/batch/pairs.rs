@@ -30,8 +30,14 @@ pub struct Pair {
 
 /// Reads the pairs listed by `path` (a CSV file or a folder of pairs).
 pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
+    read_pairs_except(path, None)
+}
+
+/// [`read_pairs`], where a folder of pairs may hold the batch's output
+/// folder `out`, which is not a pair.
+pub fn read_pairs_except(path: &Path, out: Option<&Path>) -> Result<Vec<Pair>> {
     let pairs = if path.is_dir() {
-        from_folder(path)?
+        from_folder(path, out.and_then(|o| o.canonicalize().ok()).as_deref())?
     } else {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::input(path, format!("cannot read the list of pairs: {e}")))?;
@@ -53,7 +59,22 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
     Ok(pairs)
 }
 
+/// What the batch writes into its output folder beside the pairs' folders
+/// (see [`super::index`]): no pair may be named so.
+pub const RESERVED: [&str; 4] = [
+    super::index::INDEX_CSV,
+    super::index::INDEX_HTML,
+    super::index::SITES_GEOJSON,
+    super::index::SITES_CSV,
+];
+
 fn check_name(name: &str) -> std::result::Result<(), String> {
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(format!(
+            "pair name {name:?} is taken by the batch's index ({}, and names starting              with '.'): rename the pair",
+            RESERVED.join(", ")
+        ));
+    }
     let ok = !name.is_empty()
         && !name.starts_with('.')
         && name
@@ -69,6 +90,8 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 }
 
 fn from_csv(text: &str, base: &Path) -> std::result::Result<Vec<Pair>, String> {
+    // Spreadsheets save UTF-8 CSV with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = text
         .lines()
         .enumerate()
@@ -158,7 +181,9 @@ fn split_row(line: &str) -> std::result::Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn from_folder(dir: &Path) -> Result<Vec<Pair>> {
+/// The pair folders of `dir`, leaving out `skip` (the batch's own output
+/// folder, when it lies inside: canonical path).
+fn from_folder(dir: &Path, skip: Option<&Path>) -> Result<Vec<Pair>> {
     let list = |d: &Path| -> Result<Vec<PathBuf>> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(d)
             .map_err(|e| Error::input(d, format!("cannot list folder: {e}")))?
@@ -175,6 +200,9 @@ fn from_folder(dir: &Path) -> Result<Vec<Pair>> {
             .to_string_lossy()
             .into_owned();
         if !sub.is_dir() || name.starts_with('.') {
+            continue;
+        }
+        if skip.is_some() && sub.canonicalize().ok().as_deref() == skip {
             continue;
         }
         let entries = list(&sub)?;
@@ -291,6 +319,35 @@ mod tests {
             e.contains("c_site") && e.contains("not a pair folder"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn index_names_are_refused_and_a_byte_order_mark_is_not() {
+        for bad in [
+            "batch.csv",
+            "INDEX.html",
+            "sites.geojson",
+            "sites.csv",
+            ".batch",
+        ] {
+            let e =
+                from_csv(&format!("name,before,after\n{bad},a,b\n"), Path::new("")).unwrap_err();
+            assert!(e.contains("line 2") && e.contains(bad), "{e}");
+        }
+        let p = from_csv("\u{feff}name,before,after\nx,a,b\n", Path::new("")).unwrap();
+        assert_eq!(p[0].name, "x");
+    }
+
+    #[test]
+    fn the_output_folder_inside_a_folder_of_pairs_is_not_a_pair() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/before")).unwrap();
+        std::fs::create_dir_all(d.path().join("a/after")).unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir_all(out.join("a")).unwrap();
+        assert!(read_pairs(d.path()).is_err());
+        let p = read_pairs_except(d.path(), Some(&out)).unwrap();
+        assert_eq!(p.len(), 1);
     }
 
     #[test]

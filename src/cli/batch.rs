@@ -17,12 +17,17 @@ use std::time::Instant;
 /// PAIRS is a CSV file whose header names the columns name, before, after
 /// (and optionally aoi), paths relative to the CSV's folder; or a folder with
 /// one sub-folder per pair holding a `before` and an `after` scene (and
-/// optionally aoi.geojson), as sample_tiles/ does. Scenes are any form
-/// `detect` reads.
+/// optionally aoi.geojson), as sample_tiles/ does (the output folder may lie
+/// inside it). Scenes are any form `detect` reads. A UTF-8 byte order mark
+/// is allowed. Pair names batch.csv, index.html, sites.geojson, sites.csv
+/// and names starting with '.' are refused: the index uses them.
 ///
 /// A pair whose folder already holds a finished run of the same scenes is
 /// skipped (--force runs it again), so a stopped batch resumes where it
-/// stopped. A pair that fails is reported in one line and the batch goes on;
+/// stopped; it runs again when any of its input files (size or time) or the
+/// options that shape its outputs changed since (run.json records them as
+/// `inputs`). A run folder appears only complete (it is built beside and
+/// swapped in whole), so a pair stopped half way is run again. A pair that fails is reported in one line and the batch goes on;
 /// the exit status is 1 if any pair of this run failed.
 ///
 /// Several machines share a batch with --shard K/N over one output folder
@@ -62,7 +67,7 @@ pub struct BatchArgs {
 }
 
 pub fn run(a: &BatchArgs) -> Result<()> {
-    let pairs = batch::read_pairs(&a.pairs)?;
+    let pairs = batch::read_pairs_except(&a.pairs, Some(&a.out))?;
     let prep = a.flags.prepare()?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
@@ -100,10 +105,26 @@ pub fn run(a: &BatchArgs) -> Result<()> {
         let t0 = Instant::now();
         for (i, pair) in mine.iter().enumerate() {
             let head = format!("[{}/{}] {}", i + 1, mine.len(), pair.name);
+            let inputs = a
+                .flags
+                .fingerprint(&pair.before, &pair.after, pair.aoi.as_deref());
             match batch::state(&a.out, pair) {
-                Ok(PairState::Done) if !a.force => {
+                Ok(PairState::Done)
+                    if !a.force
+                        && batch::recorded_inputs(&a.out, pair).as_ref() == Some(&inputs) =>
+                {
                     say(format!("{head}: done already, skipped"));
+                    if let Some(reg) = &a.flags.register {
+                        // A run the register holds already changes nothing.
+                        let dir = batch::run_dir(&a.out, pair);
+                        crate::cli::register::add(reg, &[dir], &prep.register, a.flags.quiet)?;
+                    }
                     continue;
+                }
+                Ok(PairState::Done) if !a.force => {
+                    say(format!(
+                        "{head}: its scenes or options changed since it ran: running again"
+                    ));
                 }
                 Err(e) => {
                     // A folder holding a run of other scenes is left as it is.

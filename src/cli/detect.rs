@@ -5,8 +5,8 @@ use clap::Args;
 use dunewatch::align::{AlignOptions, Aoi};
 use dunewatch::detect::{DetectOptions, Method};
 use dunewatch::progress::Progress;
-use dunewatch::run::{run_detect_with, DetectRequest};
-use dunewatch::sites::{run_info::working_run, stage_sites};
+use dunewatch::run::{run_detect_with, set_in_run_json, DetectRequest};
+use dunewatch::sites::{record_in_run_json, run_info::working_run, stage_sites};
 use std::path::{Path, PathBuf};
 
 /// Compare a before and an after Sentinel-2 scene and write a change score
@@ -33,7 +33,11 @@ pub struct DetectArgs {
     /// The later scene (warped onto the before grid when needed).
     #[arg(long)]
     pub after: PathBuf,
-    /// Output folder (created if missing; must not be an input folder).
+    /// Output folder (created if missing; must not be or hold an input). The
+    /// run is built beside it and swapped in whole when it succeeded: an
+    /// existing run folder is replaced only then (its old files all go), and
+    /// a failed or interrupted run leaves it untouched. An existing folder
+    /// that is not a dunewatch run is refused.
     #[arg(long)]
     pub out: PathBuf,
     /// Area of interest: clip and mask to it. A GeoJSON or any OGR vector
@@ -92,6 +96,12 @@ pub struct DetectFlags {
     pub no_sites: bool,
     #[command(flatten)]
     pub sites: crate::cli::sites::SiteFlags,
+    /// Add the run's sites to this site register (a GeoPackage, created if
+    /// missing; see `dunewatch register`).
+    #[arg(long, value_name = "FILE.gpkg")]
+    pub register: Option<PathBuf>,
+    #[command(flatten)]
+    pub matching: crate::cli::register::MatchFlags,
 }
 
 /// The parts of the flags that do not depend on the pair, checked once.
@@ -99,6 +109,7 @@ pub struct Prepared {
     method: Method,
     model: Option<dunewatch::detect::learned::LearnedModel>,
     sites: dunewatch::sites::SitesOptions,
+    pub register: dunewatch::register::AddOptions,
 }
 
 impl DetectFlags {
@@ -117,6 +128,11 @@ impl DetectFlags {
             None => None,
         };
         let sites = self.sites.options(self.threads);
+        anyhow::ensure!(
+            self.register.is_none() || !self.no_sites,
+            "--register needs the run's sites: drop --no-sites"
+        );
+        let register = self.matching.options()?;
         if !self.no_sites {
             dunewatch::sites::check_options(&sites)?;
         }
@@ -124,6 +140,7 @@ impl DetectFlags {
             method,
             model,
             sites,
+            register,
         })
     }
 }
@@ -140,6 +157,41 @@ pub fn run(a: &DetectArgs) -> Result<()> {
     )
 }
 
+impl DetectFlags {
+    /// The fingerprint of a run of these flags on these inputs (see
+    /// [`dunewatch::batch::fingerprint`]): the options that shape the
+    /// outputs (not --threads, --block-size or --quiet, which do not).
+    pub fn fingerprint(
+        &self,
+        before: &Path,
+        after: &Path,
+        aoi: Option<&Path>,
+    ) -> serde_json::Value {
+        let s = &self.sites;
+        let options = serde_json::json!({
+            "method": self.method,
+            "model": self.model,
+            "threshold": self.threshold,
+            "resolution": self.resolution,
+            "no_coregister": self.no_coregister,
+            "no_sites": self.no_sites,
+            "aoi": aoi,
+            "min_area": s.min_area,
+            "watchlist": s.watchlist,
+            "watch_distance": s.watch_distance,
+            "chips": s.chips,
+            "no_opening": s.no_opening,
+            "no_closing": s.no_closing,
+            "report_rows": s.report_rows,
+        });
+        let mut inputs = vec![before, after];
+        inputs.extend(aoi);
+        inputs.extend(self.model.as_deref());
+        inputs.extend(s.watchlist.as_deref());
+        dunewatch::batch::fingerprint::fingerprint(&inputs, options)
+    }
+}
+
 /// One detect run (and its sites unless --no-sites), as `dunewatch detect`
 /// does it; `batch` calls this for every pair.
 pub fn detect_pair(
@@ -150,6 +202,8 @@ pub fn detect_pair(
     a: &DetectFlags,
     prep: &Prepared,
 ) -> Result<()> {
+    // Taken before the run reads anything: what it was made from.
+    let fingerprint = a.fingerprint(before, after, aoi);
     let req = DetectRequest {
         before: before.to_path_buf(),
         after: after.to_path_buf(),
@@ -174,7 +228,9 @@ pub fn detect_pair(
     };
     let bar = crate::cli::progress::Bar::new(a.quiet);
     let sites_opts = &prep.sites;
-    // The sites are found from the working rasters while the COGs are written.
+    // The sites are found from the working rasters while the COGs are
+    // written, into the staged run folder: the run is published whole, with
+    // its sites, or not at all.
     let res = run_detect_with(&req, &bar, |w| {
         if a.no_sites {
             return Ok(None);
@@ -183,10 +239,15 @@ pub fn detect_pair(
         // On the run's threads, beside the COGs' tiles.
         let pool = Some(w.pool);
         let kept = w.kept.lock().ok().and_then(|mut k| k.take());
-        stage_sites(&run, sites_opts, w.decoded, kept, pool, &bar).map(Some)
+        stage_sites(&run, sites_opts, w.decoded, kept, pool, &bar, w.staging).map(Some)
     });
     bar.finish();
-    let (rec, staged) = res?;
+    let staged = res?;
+    if let Some(s) = &staged.during {
+        record_in_run_json(staged.dir(), s)?;
+    }
+    set_in_run_json(staged.dir(), "inputs", fingerprint)?;
+    let (rec, sites) = staged.publish()?;
     if !a.quiet {
         let p = &rec.detect.pixels;
         println!(
@@ -202,11 +263,13 @@ pub fn detect_pair(
             rec.timings_s.get("total").copied().unwrap_or(0.0)
         );
     }
-    if let Some(staged) = staged {
-        let s = staged.commit()?;
+    if let Some(s) = sites {
         if !a.quiet {
             crate::cli::sites::print_summary(out, &s);
         }
+    }
+    if let Some(reg) = &a.register {
+        crate::cli::register::add(reg, &[out.to_path_buf()], &prep.register, a.quiet)?;
     }
     Ok(())
 }

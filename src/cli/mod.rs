@@ -2,10 +2,13 @@
 //! that calls the library and prints.
 
 pub mod batch;
+pub mod completions;
 pub mod detect;
 pub mod eval;
 pub mod limits;
 pub mod progress;
+pub mod register;
 pub mod sites;
 pub mod tiles;
 pub mod train;
+pub mod watch;

@@ -92,8 +92,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
     }
-    std::fs::write(&a.out, json + "\n")
-        .with_context(|| format!("{}: cannot write", a.out.display()))?;
+    // Whole or not at all: a full disk leaves the earlier model as it was.
+    dunewatch::export::write_file_atomic(&a.out, (json + "\n").as_bytes())?;
     if !a.quiet {
         println!(
             "{}: trained on {} ({} change, {} no-change pixels), cut {:.2} (F1 {:.3}, {})",

@@ -238,34 +238,87 @@ pub(crate) fn collect_sample(
     let d = sample::decimation(windows.iter().map(|w| w.len()).sum(), max_samples);
     progress.start("statistics", windows.len() as u64);
     let readers = PerThread::new();
-    let parts: Vec<Sample> = windows
+    let parts: Vec<(Sample, [u64; 6])> = windows
         .par_iter()
         .map(|&win| {
             readers.with(
                 || Ok(SceneReader::scattered(pair)),
-                |reader| -> Result<Sample> {
+                |reader| -> Result<(Sample, [u64; 6])> {
                     let mut s = Sample::new(STAT_BANDS.len());
+                    let mut reasons = [0u64; 6];
                     let px = pixels::read_pixels(reader, pair, win, (win.w, win.h))?;
                     let first = |o: usize| o.div_ceil(d) * d - o;
                     for r in (first(win.y)..win.h).step_by(d) {
                         for c in (first(win.x)..win.w).step_by(d) {
                             let i = r * win.w + c;
+                            reasons[px.mask[i] as usize] += 1;
                             if px.mask[i] == MaskReason::Valid {
                                 s.push(&px.x(i), &px.y(i));
                             }
                         }
                     }
                     progress.advance(1);
-                    Ok(s)
+                    Ok((s, reasons))
                 },
             )
         })
         .collect::<Result<Vec<_>>>()?;
     let mut sample = Sample::new(STAT_BANDS.len());
-    for p in parts {
+    let mut reasons = [0u64; 6];
+    for (p, r) in parts {
         sample.append(p);
+        for (a, b) in reasons.iter_mut().zip(r) {
+            *a += b;
+        }
+    }
+    if sample.len() < MIN_SAMPLE {
+        return Err(too_few_pixels(pair, sample.len(), &reasons));
     }
     Ok((sample, d))
+}
+
+/// Fewer compared pixels than this and the change statistics cannot be fitted.
+pub const MIN_SAMPLE: usize = 100;
+
+/// Why the statistics found too few comparable pixels: the grid is tiny (an
+/// area of interest that is a point or a line), or most sampled pixels were
+/// masked, for the reason that masked most.
+fn too_few_pixels(pair: &AlignedPair, n: usize, reasons: &[u64; 6]) -> Error {
+    let g = &pair.grid;
+    let aoi = pair.aoi.is_some();
+    let head = format!("only {n} comparable pixels, too few to fit the change statistics");
+    if g.width * g.height < MIN_SAMPLE {
+        let why = if aoi {
+            "the area of interest is too small (a point or a line?)"
+        } else {
+            "the scenes overlap on a sliver"
+        };
+        return Error::invalid(format!(
+            "{head}: the grid is {} x {} pixels ({why})",
+            g.width, g.height
+        ));
+    }
+    let sampled: u64 = reasons.iter().sum();
+    let (worst, count) = crate::detect::masks::REASONS[1..]
+        .iter()
+        .map(|&r| (r, reasons[r as usize]))
+        .max_by_key(|&(_, c)| c)
+        .unwrap_or((MaskReason::NoData, 0));
+    let why = match worst {
+        MaskReason::NoData => {
+            "no data: a band of the before or after scene is all no-data (or NaN) there"
+        }
+        MaskReason::Saturated => "saturated: a band is at its maximum value",
+        MaskReason::Cloud => "cloud",
+        MaskReason::CloudShadow => "cloud shadow",
+        MaskReason::OutsideAoi => {
+            "outside the area of interest: it covers almost none of the scenes"
+        }
+        MaskReason::Valid => "valid",
+    };
+    Error::invalid(format!(
+        "{head}: {count} of the {sampled} pixels sampled are masked as {why}"
+    ))
 }
 
 /// Output rows per strip of the score pass.

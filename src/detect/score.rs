@@ -163,7 +163,7 @@ impl Model {
 
     /// Scene statistics only (the learned method without weights: training).
     pub fn fit_stats(sample: &Sample, method: Method) -> Result<Model> {
-        if sample.len() < 100 {
+        if sample.len() < super::MIN_SAMPLE {
             return Err(Error::invalid(format!(
                 "only {} comparable pixels: too few to fit the change statistics (is nearly everything masked?)",
                 sample.len()

@@ -101,8 +101,27 @@ pub fn resolve_prediction(path: &Path) -> Result<PredictionInput> {
 }
 
 fn open(path: &Path) -> Result<gdal::Dataset> {
-    gdal::Dataset::open(path)
-        .map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))
+    crate::error::open_raster(path)
+}
+
+/// A float raster is a score, not a mask: thresholding it here would score
+/// something other than what `detect` decided.
+fn refuse_float_prediction(ds: &gdal::Dataset, path: &Path) -> Result<()> {
+    use gdal::raster::GdalDataType as T;
+    let band = ds
+        .rasterband(1)
+        .map_err(|e| Error::input(path, gdal_msg(&e)))?;
+    let t = band.band_type();
+    if matches!(t, T::Float32 | T::Float64) {
+        return Err(Error::input(
+            path,
+            format!(
+                "is a {} raster (a change score?): --pred expects a change mask (8-bit 0/1, 255 = no data, as {MASK_FILE}) or a run folder",
+                t.name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The raster's grid, or None when it has no geotransform or no CRS.
@@ -190,6 +209,7 @@ pub fn evaluate(
     opts: &EvalOptions,
 ) -> Result<EvalReport> {
     let pds = open(pred)?;
+    refuse_float_prediction(&pds, pred)?;
     let tds = open(truth)?;
     let (w, h) = pds.raster_size();
     let (tw, th) = tds.raster_size();

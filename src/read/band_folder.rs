@@ -15,22 +15,42 @@ pub fn open_band_folder(dir: &Path) -> Result<Scene> {
     files.sort();
 
     // Several files may carry one band (an L2A granule has B02 at 10, 20 and
-    // 60 m): keep the finest.
+    // 60 m): keep the finest. Two files for one band at one resolution are
+    // ambiguous: refused, naming both.
     let mut best: BTreeMap<Band, (u32, PathBuf)> = BTreeMap::new();
     let mut scl: Option<(u32, PathBuf)> = None;
+    let duplicate = |what: &str, a: &Path, b: &Path| {
+        Error::input(
+            dir,
+            format!(
+                "two files for {what}: {} and {} (keep one)",
+                a.display(),
+                b.display()
+            ),
+        )
+    };
     for f in &files {
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let res = resolution_suffix(name).unwrap_or(0);
         if is_scl_name(name) {
-            if scl.as_ref().is_none_or(|(r, _)| res < *r) {
-                scl = Some((res, f.clone()));
+            match &scl {
+                Some((r, other)) if *r == res => {
+                    return Err(duplicate("the scene classification", other, f))
+                }
+                Some((r, _)) if *r < res => {}
+                _ => scl = Some((res, f.clone())),
             }
             continue;
         }
         if let Some(b) = Band::from_file_name(name) {
-            let better = best.get(&b).is_none_or(|(r, _)| res < *r);
-            if better {
-                best.insert(b, (res, f.clone()));
+            match best.get(&b) {
+                Some((r, other)) if *r == res => {
+                    return Err(duplicate(&format!("band {b}"), other, f))
+                }
+                Some((r, _)) if *r < res => {}
+                _ => {
+                    best.insert(b, (res, f.clone()));
+                }
             }
         }
     }
@@ -80,17 +100,37 @@ fn collect_rasters(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(
         .map_err(|e| Error::input(dir, format!("cannot list folder: {e}")))?;
     for entry in rd.flatten() {
         let p = entry.path();
-        if p.is_dir() {
+        // Follows symbolic links; a FIFO, socket or device is never opened
+        // (opening a FIFO blocks until something writes to it).
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
             if depth < 3 {
                 collect_rasters(&p, depth + 1, out)?;
             }
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| RASTER_EXTS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(p);
+            continue;
         }
+        let raster_ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .is_some_and(|e| RASTER_EXTS.contains(&e.as_str()));
+        if !raster_ext {
+            continue;
+        }
+        if p.to_str().is_none() {
+            return Err(Error::input(
+                &p,
+                "the file name is not valid UTF-8, which GDAL cannot open: rename the file",
+            ));
+        }
+        if !meta.is_file() {
+            return Err(Error::input(
+                &p,
+                "not a regular file (a FIFO, socket or device?): band files must be regular files",
+            ));
+        }
+        out.push(p);
     }
     Ok(())
 }
@@ -110,12 +150,7 @@ fn resolution_suffix(name: &str) -> Option<u32> {
 /// Plain counts (reflectance x 10000) unless the file itself declares a
 /// scale and offset, as some COG archives do.
 pub(crate) fn band_file_with_scaling(path: &Path) -> Result<BandFile> {
-    let ds = gdal::Dataset::open(path).map_err(|e| {
-        Error::input(
-            path,
-            format!("cannot open raster: {}", crate::error::gdal_msg(&e)),
-        )
-    })?;
+    let ds = crate::error::open_raster(path)?;
     let band = ds
         .rasterband(1)
         .map_err(|e| Error::input(path, crate::error::gdal_msg(&e)))?;

@@ -2,6 +2,9 @@
 //! rasters, a SAFE product as folder or zip, a multi-band GeoTIFF) becomes a
 //! [`Scene`]: a list of band files with the numbers that turn their digital
 //! numbers into reflectance.
+//!
+//! The usual Sentinel-2 GeoTIFFs are decoded here rather than by GDAL
+//! ([`tiff_tiles`], with [`tiff_ifd`], [`tile_codecs`] and [`predictor`]).
 
 pub mod band;
 pub mod band_folder;

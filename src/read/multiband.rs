@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub fn open_multiband(path: &Path) -> Result<Scene> {
-    let ds = gdal::Dataset::open(path)
-        .map_err(|e| Error::input(path, format!("cannot open raster: {}", gdal_msg(&e))))?;
+    let ds = crate::error::open_raster(path)?;
     let s = path.to_string_lossy().into_owned();
     let mut bands = BTreeMap::new();
     let mut scl = None;

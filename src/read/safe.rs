@@ -188,6 +188,13 @@ pub fn open_safe_zip(path: &Path) -> Result<Scene> {
         }
     };
     let (bands, scl) = resolve(&mut chosen, &meta, locate)?;
+    let vsi = format!("/vsizip/{zip_str}/");
+    let members: Vec<String> = bands
+        .values()
+        .chain(scl.iter())
+        .filter_map(|b| b.path.strip_prefix(&vsi).map(str::to_string))
+        .collect();
+    verify_members(&mut archive, path, &members)?;
     let date = meta.date.clone().or_else(|| {
         meta.product_uri
             .as_deref()
@@ -302,6 +309,11 @@ fn parse_product_xml(bytes: &[u8], xml_name: &str) -> std::result::Result<Produc
     if image_files.is_empty() {
         return Err("lists no band files (no IMAGE_FILE element)".into());
     }
+    if let Some(bad) = image_files.iter().find(|f| leaves_product(f)) {
+        return Err(format!(
+            "IMAGE_FILE {bad:?} points outside the product (an absolute path or a `..` step): refused"
+        ));
+    }
 
     let date = first_text("PRODUCT_START_TIME")
         .and_then(|t| iso_date(&t))
@@ -315,6 +327,36 @@ fn parse_product_xml(bytes: &[u8], xml_name: &str) -> std::result::Result<Produc
         level: level.map(str::to_string),
         product_uri: first_text("PRODUCT_URI"),
     })
+}
+
+/// Whether a relative path from the product XML could name a file outside
+/// the product: absolute (`/x`, `C:/x`, `//server/x`) or with a `..` step.
+fn leaves_product(rel: &str) -> bool {
+    let rel = rel.replace('\\', "/");
+    rel.starts_with('/')
+        || rel.as_bytes().get(1) == Some(&b':')
+        || rel.split('/').any(|c| c == "..")
+}
+
+/// Reads every `members` entry of the zip through, checking its CRC-32:
+/// GDAL's `/vsizip/` reports a CRC mismatch but returns the bytes anyway.
+fn verify_members<R: std::io::Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    path: &Path,
+    members: &[String],
+) -> Result<()> {
+    for m in members {
+        let mut f = archive
+            .by_name(m)
+            .map_err(|e| Error::input(path, format!("cannot read {m} inside the zip: {e}")))?;
+        std::io::copy(&mut f, &mut std::io::sink()).map_err(|e| {
+            Error::input(
+                path,
+                format!("{m} inside the zip is damaged (its CRC-32 or compressed data do not check out): {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// `2023-08-23T09:55:59.024Z` -> `2023-08-23`.

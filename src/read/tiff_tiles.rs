@@ -142,6 +142,13 @@ impl TiffTiles {
         if offsets.len() != n || counts.len() != n {
             return None;
         }
+        // Every tile inside the file: a damaged byte count must not size
+        // a buffer (GDAL then reads the file, and says what is wrong).
+        let len = file.metadata().ok()?.len();
+        let inside = |(&o, &c): (&u64, &u64)| o.checked_add(c).is_some_and(|end| end <= len);
+        if !offsets.iter().zip(&counts).all(inside) {
+            return None;
+        }
         let fill = match nodata {
             Some(v) if (0.0..=65535.0).contains(&v) && v.fract() == 0.0 => v as u16,
             _ => 0,

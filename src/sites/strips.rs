@@ -25,15 +25,14 @@
 //! strips too touched the whole grid on a full tile with 77 000 sites,
 //! where the sites' windows cover a sixth of it.)
 
+use super::area::PixelMetres;
 use super::components::Labelled;
+use super::describe::{describe, open_worker, read_site_window, site_window, SiteWindow, Worker};
 use super::label_runs::LabelRuns;
 use super::run_info::RunInfo;
 use super::scenes::{self, Scenes};
 use super::spectral::Background;
-use super::{
-    describe, open_worker, read_site_window, site_window, window_read, PixelMetres, Site,
-    SiteWindow, SitesOptions, Worker,
-};
+use super::{window_read, Site, SitesOptions};
 use crate::align::read_ahead::read_ahead;
 use crate::align::reader::Date;
 use crate::align::{SceneReader, Window};

@@ -111,8 +111,7 @@ fn lattice_step(n: u64) -> usize {
 
 /// The label as change flags on the pair's grid.
 fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, u64)> {
-    let ds = gdal::Dataset::open(path)
-        .map_err(|e| Error::input(path, format!("cannot open label: {}", gdal_msg(&e))))?;
+    let ds = crate::error::open_raster(path)?;
     let (w, h) = ds.raster_size();
     if (w, h) != (pair.grid.width, pair.grid.height) {
         return Err(Error::input(
@@ -137,6 +136,16 @@ fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, u64)> {
     }
     let coding = TruthCoding::detect(&counts).map_err(|e| Error::input(path, e))?;
     let c = coding.change();
+    let (npos, total) = (counts[c as usize], (w * h) as u64);
+    if npos == 0 || npos == total {
+        let which = if npos == 0 { "no-change" } else { "change" };
+        return Err(Error::input(
+            path,
+            format!(
+                "label has one class only (every pixel is {which}): unusable for training, which needs both change and no-change pixels"
+            ),
+        ));
+    }
     Ok((v.iter().map(|&x| x == c).collect(), counts[c as usize]))
 }
 
@@ -361,7 +370,13 @@ pub fn fit_logistic(pairs: &[&PairData]) -> Result<Logistic> {
             }
         }
         let step = solve_spd(&h, &g, d)
-            .ok_or_else(|| Error::invalid("logistic regression: singular Hessian"))?;
+            .ok_or_else(|| {
+                let names: Vec<&str> = pairs.iter().map(|p| p.name.as_str()).collect();
+                Error::invalid(format!(
+                    "the labels of {} are unusable for training: the change and no-change pixels cannot be told apart by any weighting (logistic regression: singular Hessian)",
+                    names.join(", ")
+                ))
+            })?;
         let mut big = 0.0f64;
         for a in 0..d {
             b[a] -= step[a];

@@ -1,0 +1,408 @@
+//! The site register: one GeoPackage that remembers every site over all
+//! runs, what the analyst said about it, and when it appeared.
+//!
+//! A run is added by matching its sites (from its sites.geojson) to the
+//! register's sites by overlap ([`matching`]), then updating each site's
+//! status, confidence and appearance interval ([`status`]), all in one
+//! transaction under a lock file ([`lock`]). Adding a run that is already
+//! in the register (same fingerprint of inputs, options and dates) changes
+//! nothing.
+
+pub mod gpkg;
+pub mod lock;
+pub mod matching;
+pub mod report;
+pub mod run_input;
+pub mod status;
+
+use crate::error::{gdal_msg, Error, Result};
+use gdal::vector::{Feature, Geometry, LayerAccess};
+use gdal::Dataset;
+use gpkg::{int, real, set, text};
+use matching::{Frame, MatchOptions};
+use run_input::RunInput;
+use status::{Comparison, Policy, RegSite, Seen};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// How runs are added.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AddOptions {
+    pub policy: Policy,
+    pub matching: MatchOptions,
+}
+
+/// What adding one run did.
+#[derive(Debug, Clone, Default)]
+pub struct AddSummary {
+    pub run_dir: PathBuf,
+    pub run_id: String,
+    /// The run was in the register already: nothing changed.
+    pub already: bool,
+    pub sites: usize,
+    pub new: usize,
+    pub seen_again: usize,
+    pub grown: usize,
+    pub merged: usize,
+    pub split: usize,
+    pub not_seen_since: usize,
+    pub changed_since_review: usize,
+    pub transient: usize,
+}
+
+/// The time now, UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (s.div_euclid(86400), s.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Adds finished runs to the register at `register` (created if missing),
+/// oldest comparison first, in one transaction under the register's lock.
+pub fn add_runs(register: &Path, runs: &[PathBuf], opts: &AddOptions) -> Result<Vec<AddSummary>> {
+    // Every run is read before the register is touched.
+    let mut inputs = runs
+        .iter()
+        .map(|d| run_input::read_run(d))
+        .collect::<Result<Vec<_>>>()?;
+    inputs.sort_by(|a, b| (&a.after_date, &a.before_date).cmp(&(&b.after_date, &b.before_date)));
+    let _lock = lock::RegisterLock::acquire(register)?;
+    if register.exists() {
+        gpkg::check(register)?;
+        update(register, &inputs, opts)
+    } else {
+        // A new register is built aside and renamed into place when whole.
+        let mut tmp = register.as_os_str().to_owned();
+        tmp.push(format!(".partial-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let res = gpkg::create(&tmp).and_then(|_| update(&tmp, &inputs, opts));
+        match res {
+            Ok(s) => {
+                std::fs::rename(&tmp, register).map_err(|e| Error::output(register, e))?;
+                Ok(s)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn update(path: &Path, inputs: &[RunInput], opts: &AddOptions) -> Result<Vec<AddSummary>> {
+    let mut ds = gpkg::open(path, true).map_err(|e| Error::input(path, e))?;
+    let g = |e: gdal::errors::GdalError| Error::output(path, gdal_msg(&e));
+    let mut txn = ds.start_transaction().map_err(g)?;
+    let mut out = Vec::new();
+    for run in inputs {
+        out.push(add_one(&mut txn, run, opts).map_err(|e| match e {
+            Error::Invalid(m) => Error::output(path, format!("{}: {m}", run.dir.display())),
+            e => e,
+        })?);
+    }
+    txn.commit().map_err(g)?;
+    ds.close().map_err(g)?;
+    Ok(out)
+}
+
+fn ge(e: gdal::errors::GdalError) -> Error {
+    Error::invalid(gdal_msg(&e))
+}
+
+fn has_run(ds: &Dataset, run_id: &str) -> Result<bool> {
+    let mut runs = ds.layer_by_name(gpkg::RUNS).map_err(ge)?;
+    runs.set_attribute_filter(&format!("run_id = '{}'", run_id.replace('\'', "''")))
+        .map_err(ge)?;
+    let n = runs.feature_count();
+    runs.clear_attribute_filter();
+    Ok(n > 0)
+}
+
+fn max_site_id(ds: &Dataset) -> Result<i64> {
+    let rs = ds
+        .execute_sql(
+            "SELECT MAX(site_id) AS m FROM sites",
+            None,
+            gdal::vector::sql::Dialect::SQLITE,
+        )
+        .map_err(ge)?;
+    let mut max = 0;
+    if let Some(mut rs) = rs {
+        if let Some(f) = rs.features().next() {
+            max = f.field_as_integer64(0).ok().flatten().unwrap_or(0);
+        }
+    }
+    Ok(max)
+}
+
+/// The register's live (not merged) sites whose boxes meet `bbox` (lon/lat).
+fn load_sites(ds: &Dataset, bbox: [f64; 4]) -> Result<Vec<RegSite>> {
+    let mut layer = ds.layer_by_name(gpkg::SITES).map_err(ge)?;
+    layer.set_spatial_filter_rect(bbox[0], bbox[1], bbox[2], bbox[3]);
+    layer
+        .set_attribute_filter("merged_into IS NULL")
+        .map_err(ge)?;
+    let sites: Vec<RegSite> = layer
+        .features()
+        .filter_map(|f| gpkg::read_site(&f))
+        .collect();
+    layer.clear_spatial_filter();
+    layer.clear_attribute_filter();
+    Ok(sites)
+}
+
+fn centre(g: &Geometry) -> Geometry {
+    let e = g.envelope();
+    let mut p = Geometry::empty(gdal_sys::OGRwkbGeometryType::wkbPoint).expect("point");
+    p.add_point_2d(((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0));
+    p
+}
+
+fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSummary> {
+    let mut sum = AddSummary {
+        run_dir: run.dir.clone(),
+        run_id: run.run_id.clone(),
+        sites: run.sites.len(),
+        ..Default::default()
+    };
+    if has_run(ds, &run.run_id)? {
+        sum.already = true;
+        return Ok(sum);
+    }
+    let fe = run.footprint.envelope();
+    // A margin of about a kilometre: sites straddling the edge still match.
+    let m = 0.01;
+    let mut reg = load_sites(ds, [fe.MinX - m, fe.MinY - m, fe.MaxX + m, fe.MaxY + m])?;
+    let frame = Frame::new((fe.MinX + fe.MaxX) / 2.0)?;
+    let reg_shapes = reg
+        .iter()
+        .map(|r| frame.shape(&r.outline))
+        .collect::<Result<Vec<_>>>()?;
+    let new_shapes = run
+        .sites
+        .iter()
+        .map(|s| frame.shape(&s.outline))
+        .collect::<Result<Vec<_>>>()?;
+    let matches = matching::match_shapes(&new_shapes, &reg_shapes, &opts.matching)?;
+    drop(reg_shapes);
+
+    let cmp = Comparison {
+        run_id: &run.run_id,
+        before_date: &run.before_date,
+        after_date: &run.after_date,
+    };
+    // Each new site's best match is its register site; a register site
+    // that is the best match of several new sites split; one matched by a
+    // new site whose best match is another register site merged into it.
+    let primary: Vec<Option<usize>> = matches.iter().map(|m| m.first().map(|x| x.0)).collect();
+    let mut kids: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (n, p) in primary.iter().enumerate() {
+        if let Some(r) = p {
+            kids.entry(*r).or_default().push(n);
+        }
+    }
+    let mut changed: BTreeSet<usize> = BTreeSet::new();
+    // Observation site ids and notes, per run site.
+    let mut obs_site: Vec<i64> = vec![0; run.sites.len()];
+    let mut obs_note: Vec<String> = vec![String::new(); run.sites.len()];
+    let mut next_id = max_site_id(ds)? + 1;
+    let mut created: Vec<RegSite> = Vec::new();
+    let seen = |i: usize| {
+        let s = &run.sites[i];
+        Seen {
+            outline: &s.outline,
+            kind: &s.kind,
+            score: s.score,
+            area_m2: s.area_m2,
+            brightness_before: s.brightness_before,
+            brightness_after: s.brightness_after,
+        }
+    };
+    for (&r, ns) in &kids {
+        let mut ns = ns.clone();
+        // The largest piece continues the site; ties by rank.
+        ns.sort_by(|&a, &b| {
+            run.sites[b]
+                .area_m2
+                .total_cmp(&run.sites[a].area_m2)
+                .then(run.sites[a].rank.cmp(&run.sites[b].rank))
+        });
+        let parent_id = reg[r].site_id;
+        let was_dismissed_review = reg[r].review.clone();
+        status::seen_again(&mut reg[r], &seen(ns[0]), &cmp, &opts.policy);
+        changed.insert(r);
+        obs_site[ns[0]] = parent_id;
+        match reg[r].status.as_str() {
+            status::GROWN => sum.grown += 1,
+            status::CHANGED_SINCE_REVIEW => sum.changed_since_review += 1,
+            _ => sum.seen_again += 1,
+        }
+        if reg[r].confidence == status::TRANSIENT {
+            sum.transient += 1;
+        }
+        for &n in &ns[1..] {
+            let mut c = status::first_seen(next_id, &seen(n), &cmp);
+            let p = &reg[r];
+            c.split_from = Some(parent_id);
+            c.status = status::SEEN_AGAIN.to_string();
+            c.first_seen = p.first_seen.clone();
+            c.appeared_after = p.appeared_after.clone();
+            c.appeared_by = p.appeared_by.clone();
+            c.times_seen = p.times_seen;
+            c.first_run = p.first_run.clone();
+            c.review = was_dismissed_review.clone();
+            obs_site[n] = next_id;
+            obs_note[n] = format!("split from site {parent_id}");
+            created.push(c);
+            next_id += 1;
+            sum.split += 1;
+        }
+    }
+    // Merges: register sites matched but not any new site's best match.
+    for (n, m) in matches.iter().enumerate() {
+        let Some(p) = primary[n] else { continue };
+        for &(r, _) in &m[1..] {
+            if kids.contains_key(&r) || reg[r].merged_into.is_some() {
+                continue;
+            }
+            reg[r].merged_into = Some(reg[p].site_id);
+            changed.insert(r);
+            let note = &mut obs_note[n];
+            if note.is_empty() {
+                *note = "merged sites".to_string();
+            }
+            note.push_str(&format!(" {}", reg[r].site_id));
+            sum.merged += 1;
+        }
+    }
+    for (n, p) in primary.iter().enumerate() {
+        if p.is_none() {
+            let c = status::first_seen(next_id, &seen(n), &cmp);
+            obs_site[n] = next_id;
+            created.push(c);
+            next_id += 1;
+            sum.new += 1;
+        }
+    }
+    // Register sites in the compared area that this run did not flag.
+    for (r, site) in reg.iter_mut().enumerate() {
+        if kids.contains_key(&r) || site.merged_into.is_some() {
+            continue;
+        }
+        if run.footprint.contains(&centre(&site.outline)) && status::not_seen(site, &cmp) {
+            changed.insert(r);
+            if site.status == status::NOT_SEEN_SINCE {
+                sum.not_seen_since += 1;
+            }
+        }
+    }
+
+    // Write: changed sites, new sites, observations, the run.
+    {
+        let layer = ds.layer_by_name(gpkg::SITES).map_err(ge)?;
+        for &r in &changed {
+            let site = &reg[r];
+            let fid = site.fid.expect("read from the register");
+            let mut f = layer
+                .feature(fid)
+                .ok_or_else(|| Error::invalid(format!("site {} vanished", site.site_id)))?;
+            gpkg::write_site(&mut f, site).map_err(ge)?;
+            layer.set_feature(f).map_err(ge)?;
+        }
+        let defn = layer.defn();
+        for c in &created {
+            let mut f = Feature::new(defn).map_err(ge)?;
+            gpkg::write_site(&mut f, c).map_err(ge)?;
+            set(&mut f, "review", text(&c.review)).map_err(ge)?;
+            f.create(&layer).map_err(ge)?;
+        }
+    }
+    {
+        let layer = ds.layer_by_name(gpkg::OBSERVATIONS).map_err(ge)?;
+        let defn = layer.defn();
+        for (i, s) in run.sites.iter().enumerate() {
+            let mut f = Feature::new(defn).map_err(ge)?;
+            let chip = format!("chips/{}.png", s.id);
+            let has_chip = run.dir.join(&chip).exists();
+            (|| -> gdal::errors::Result<()> {
+                set(&mut f, "site_id", int(obs_site[i]))?;
+                set(&mut f, "run_id", text(&run.run_id))?;
+                set(&mut f, "run_site_id", int(s.id))?;
+                set(&mut f, "rank", int(s.rank))?;
+                set(&mut f, "kind", text(&s.kind))?;
+                set(&mut f, "score", real(s.score))?;
+                set(&mut f, "area_m2", real(s.area_m2))?;
+                set(&mut f, "before_date", text(&run.before_date))?;
+                set(&mut f, "after_date", text(&run.after_date))?;
+                set(&mut f, "brightness_before", real(s.brightness_before))?;
+                set(&mut f, "brightness_after", real(s.brightness_after))?;
+                set(&mut f, "chip", if has_chip { text(&chip) } else { None })?;
+                set(
+                    &mut f,
+                    "note",
+                    if obs_note[i].is_empty() {
+                        None
+                    } else {
+                        text(&obs_note[i])
+                    },
+                )?;
+                f.set_geometry(gpkg::to_multi(&s.outline)?)
+            })()
+            .map_err(ge)?;
+            f.create(&layer).map_err(ge)?;
+        }
+    }
+    {
+        let layer = ds.layer_by_name(gpkg::RUNS).map_err(ge)?;
+        let mut f = Feature::new(layer.defn()).map_err(ge)?;
+        let dir = run.dir.canonicalize().unwrap_or_else(|_| run.dir.clone());
+        (|| -> gdal::errors::Result<()> {
+            set(&mut f, "run_id", text(&run.run_id))?;
+            set(&mut f, "run_dir", text(&dir.to_string_lossy()))?;
+            set(&mut f, "before", text(&run.before))?;
+            set(&mut f, "after", text(&run.after))?;
+            set(&mut f, "before_date", text(&run.before_date))?;
+            set(&mut f, "after_date", text(&run.after_date))?;
+            set(&mut f, "tile", text(&run.tile))?;
+            set(&mut f, "grid", text(&run.grid))?;
+            set(&mut f, "method", text(&run.method))?;
+            set(&mut f, "threshold", real(run.threshold))?;
+            set(&mut f, "sites", int(sum.sites as i64))?;
+            set(&mut f, "new", int(sum.new as i64))?;
+            set(&mut f, "seen_again", int(sum.seen_again as i64))?;
+            set(&mut f, "grown", int(sum.grown as i64))?;
+            set(&mut f, "merged", int(sum.merged as i64))?;
+            set(&mut f, "split", int(sum.split as i64))?;
+            set(&mut f, "not_seen_since", int(sum.not_seen_since as i64))?;
+            set(
+                &mut f,
+                "changed_since_review",
+                int(sum.changed_since_review as i64),
+            )?;
+            set(&mut f, "added_at", text(&utc_now()))?;
+            f.set_geometry(run.footprint.clone())
+        })()
+        .map_err(ge)?;
+        f.create(&layer).map_err(ge)?;
+    }
+    Ok(sum)
+}

@@ -1,0 +1,567 @@
+//! The site register on real data: the Abu Dhabi sample pair, run on both
+//! of its grids (before/after swapped puts the run on the other tile's
+//! grid), and later dates made from the after scene's own pixels.
+//!
+//! The later dates are synthetic: the after folder is copied with a new
+//! date in its file names, and blocks of every band are overwritten with
+//! pixels copied from a bright built-up area of the same scene (pasted
+//! "structures" on open sand). Real pixels, known positions and dates.
+
+use gdal::vector::{Geometry, LayerAccess};
+use gdal::Dataset;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{so}\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn detect(before: &Path, after: &Path, out: &Path) {
+    run_ok(
+        bin()
+            .args(["detect", "-q", "--before"])
+            .arg(before)
+            .arg("--after")
+            .arg(after)
+            .arg("--out")
+            .arg(out),
+    );
+}
+
+/// Detect runs shared by the tests (each takes seconds).
+struct Runs {
+    _dir: tempfile::TempDir,
+    /// before -> after, on the before tile's (39QZG) grid.
+    forward: PathBuf,
+    /// after -> before, on the after tile's (40QBM) grid.
+    swapped: PathBuf,
+}
+
+fn runs() -> &'static Runs {
+    static R: OnceLock<Runs> = OnceLock::new();
+    R.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let ad = repo().join("sample_tiles/abudhabi");
+        let forward = root.join("forward");
+        let swapped = root.join("swapped");
+        detect(&ad.join("before"), &ad.join("after"), &forward);
+        detect(&ad.join("after"), &ad.join("before"), &swapped);
+        Runs {
+            _dir: dir,
+            forward,
+            swapped,
+        }
+    })
+}
+
+fn add(reg: &Path, runs: &[&Path]) -> String {
+    let mut c = bin();
+    c.args(["register", "add"]);
+    for r in runs {
+        c.arg(r);
+    }
+    run_ok(c.arg("--into").arg(reg))
+}
+
+fn count(reg: &Path, sql: &str) -> i64 {
+    let ds = Dataset::open(reg).unwrap();
+    let mut rs = ds
+        .execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
+        .unwrap()
+        .unwrap();
+    let f = rs.features().next().unwrap();
+    f.field_as_integer64(0).unwrap().unwrap_or(0)
+}
+
+fn text(reg: &Path, sql: &str) -> Vec<String> {
+    let ds = Dataset::open(reg).unwrap();
+    let mut rs = ds
+        .execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
+        .unwrap()
+        .unwrap();
+    rs.features()
+        .map(|f| {
+            (0..f.field_count())
+                .map(|i| f.field_as_string(i).unwrap().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// An edit as an analyst makes it with ogr/sqlite: SQL through GDAL.
+fn edit(reg: &Path, sql: &str) {
+    let ds = gdal::Dataset::open_ex(
+        reg,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_VECTOR | gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    ds.execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
+        .unwrap();
+}
+
+/// A copy of a finished run as if made with other options (a different
+/// fingerprint), its sites changed by `f`.
+fn variant(src: &Path, dst: &Path, f: impl Fn(&mut Value)) {
+    std::fs::create_dir_all(dst).unwrap();
+    let mut run: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("run.json")).unwrap()).unwrap();
+    run["detect"]["threshold"] = Value::from(0.91);
+    std::fs::write(dst.join("run.json"), run.to_string()).unwrap();
+    let mut sites: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("sites.geojson")).unwrap()).unwrap();
+    f(&mut sites);
+    std::fs::write(dst.join("sites.geojson"), sites.to_string()).unwrap();
+}
+
+#[test]
+fn same_pair_twice_adds_no_site_and_review_edits_survive() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("watch.gpkg");
+    add(&reg, &[&r.forward]);
+    let n = count(&reg, "SELECT COUNT(*) FROM sites");
+    assert!(n > 100, "{n} sites");
+    assert_eq!(
+        count(&reg, "SELECT COUNT(*) FROM sites WHERE status = 'new'"),
+        n
+    );
+    // The same run again (same fingerprint): nothing changes.
+    let out = add(&reg, &[&r.forward]);
+    assert!(out.contains("in the register already"), "{out}");
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM runs"), 1);
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM observations"), n);
+
+    // The analyst reviews three sites through GDAL (ogr SQL).
+    edit(
+        &reg,
+        "UPDATE sites SET review = 'confirmed', note = 'new hangar, checked', \
+         reviewed_by = 'ana' WHERE site_id = 1",
+    );
+    edit(
+        &reg,
+        "UPDATE sites SET review = 'dismissed' WHERE site_id IN (2, 3)",
+    );
+    let a3 = count(
+        &reg,
+        "SELECT CAST(area_m2 AS INTEGER) FROM sites WHERE site_id = 3",
+    );
+
+    // The same pair detected again with other options: every site matches
+    // (same outlines), none is added. Site 3 grew to 3x its area.
+    let grown_run = dir.path().join("again");
+    let s3_run_id = text(
+        &reg,
+        "SELECT run_site_id FROM observations WHERE site_id = 3",
+    )[0]
+    .clone();
+    variant(&r.forward, &grown_run, |fc| {
+        for f in fc["features"].as_array_mut().unwrap() {
+            if f["properties"]["id"].to_string() == s3_run_id {
+                let g = Geometry::from_geojson(&f["geometry"].to_string()).unwrap();
+                // About 3x the area: 30 m around a site some 40 m across.
+                let big = g.buffer(0.0003, 4).unwrap();
+                f["geometry"] = serde_json::from_str(&big.json().unwrap()).unwrap();
+                f["properties"]["area_m2"] = Value::from(3.2 * a3 as f64);
+            }
+        }
+    });
+    let out = add(&reg, &[&grown_run]);
+    assert!(out.contains(" 0 new"), "{out}");
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM sites"), n);
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM runs"), 2);
+    // Edits survive; the dismissed sites stay dismissed; only the one that
+    // grew beyond the factor comes back.
+    assert_eq!(
+        text(
+            &reg,
+            "SELECT review, note, reviewed_by FROM sites WHERE site_id = 1"
+        ),
+        vec!["confirmed|new hangar, checked|ana"]
+    );
+    assert_eq!(
+        text(&reg, "SELECT review, status FROM sites WHERE site_id = 2"),
+        vec!["dismissed|seen_again"]
+    );
+    assert_eq!(
+        text(&reg, "SELECT review, status FROM sites WHERE site_id = 3"),
+        vec!["dismissed|changed_since_review"]
+    );
+    assert_eq!(
+        count(&reg, "SELECT times_seen FROM sites WHERE site_id = 1"),
+        2
+    );
+    // The register report lists unreviewed sites first.
+    let rep = dir.path().join("rep");
+    run_ok(
+        bin()
+            .args(["register", "report"])
+            .arg(&reg)
+            .arg("--out")
+            .arg(&rep),
+    );
+    let html = std::fs::read_to_string(rep.join("register.html")).unwrap();
+    let first_unrev = html.find("class=\"unreviewed\"").unwrap();
+    let first_dism = html.find("class=\"dismissed\"").unwrap();
+    assert!(first_unrev < first_dism);
+    assert!(html.contains("data:image/png;base64,"), "chips embedded");
+}
+
+#[test]
+fn a_grown_site_is_flagged() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("g.gpkg");
+    add(&reg, &[&r.forward]);
+    let s1 = text(
+        &reg,
+        "SELECT run_site_id FROM observations WHERE site_id = 1",
+    )[0]
+    .clone();
+    let grown = dir.path().join("grown");
+    variant(&r.forward, &grown, |fc| {
+        for f in fc["features"].as_array_mut().unwrap() {
+            if f["properties"]["id"].to_string() == s1 {
+                let g = Geometry::from_geojson(&f["geometry"].to_string()).unwrap();
+                let big = g.buffer(0.0003, 4).unwrap();
+                let a = f["properties"]["area_m2"].as_f64().unwrap();
+                f["geometry"] = serde_json::from_str(&big.json().unwrap()).unwrap();
+                f["properties"]["area_m2"] = Value::from(2.5 * a);
+            }
+        }
+    });
+    add(&reg, &[&grown]);
+    assert_eq!(
+        text(&reg, "SELECT status, review FROM sites WHERE site_id = 1"),
+        vec!["grown|unreviewed"]
+    );
+    assert_eq!(
+        count(&reg, "SELECT COUNT(*) FROM sites WHERE status = 'grown'"),
+        1
+    );
+    let first = count(
+        &reg,
+        "SELECT CAST(area_first_m2 AS INTEGER) FROM sites WHERE site_id = 1",
+    );
+    let now = count(
+        &reg,
+        "SELECT CAST(area_m2 AS INTEGER) FROM sites WHERE site_id = 1",
+    );
+    assert!(now as f64 > 2.0 * first as f64, "{first} -> {now}");
+}
+
+#[test]
+fn matching_holds_across_the_two_grids() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("x.gpkg");
+    add(&reg, &[&r.forward]);
+    let n1 = count(&reg, "SELECT COUNT(*) FROM sites");
+    add(&reg, &[&r.swapped]);
+    let grids = text(&reg, "SELECT DISTINCT grid FROM runs");
+    assert_eq!(grids.len(), 2, "two grids: {grids:?}");
+    let n2 = count(&reg, "SELECT COUNT(*) FROM observations WHERE run_id = (SELECT run_id FROM runs ORDER BY fid DESC LIMIT 1)");
+    let new = count(&reg, "SELECT new FROM runs ORDER BY fid DESC LIMIT 1");
+    // Most sites of the second grid are the first grid's sites again.
+    assert!(
+        (new as f64) < 0.2 * n2 as f64,
+        "{new} of {n2} sites new on the other grid"
+    );
+    assert_eq!(
+        count(&reg, "SELECT COUNT(*) FROM sites"),
+        n1 + new + count(&reg, "SELECT split FROM runs ORDER BY fid DESC LIMIT 1")
+    );
+    // Splits and merges are recorded on the sites.
+    assert_eq!(
+        count(
+            &reg,
+            "SELECT COUNT(*) FROM sites WHERE split_from IS NOT NULL"
+        ),
+        count(&reg, "SELECT SUM(split) FROM runs")
+    );
+    assert_eq!(
+        count(
+            &reg,
+            "SELECT COUNT(*) FROM sites WHERE merged_into IS NOT NULL"
+        ),
+        count(&reg, "SELECT SUM(merged) FROM runs")
+    );
+    // The backwards comparison is kept forward in time.
+    assert_eq!(
+        text(
+            &reg,
+            "SELECT DISTINCT before_date || ' ' || after_date FROM runs"
+        ),
+        vec!["2016-01-20 2018-03-28"]
+    );
+    // GDAL's own tool opens the register and lists its layers.
+    let out = std::process::Command::new("ogrinfo")
+        .args(["-ro", "-q"])
+        .arg(&reg)
+        .output()
+        .expect("ogrinfo (gdal-bin) installed");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for l in [
+        "sites (Multi Polygon)",
+        "observations (Multi Polygon)",
+        "runs (Polygon)",
+    ] {
+        assert!(s.contains(l), "{s}");
+    }
+}
+
+#[test]
+fn a_locked_or_corrupt_register_gives_clean_errors_and_is_left_unchanged() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("l.gpkg");
+    add(&reg, &[&r.forward]);
+    let before = std::fs::read(&reg).unwrap();
+    // A live writer (this test process) holds the lock.
+    let lock = dir.path().join("l.gpkg.lock");
+    std::fs::write(&lock, format!("pid {} host x\n", std::process::id())).unwrap();
+    let e = run_err(
+        bin()
+            .args(["register", "add"])
+            .arg(&r.swapped)
+            .arg("--into")
+            .arg(&reg),
+    );
+    assert!(
+        e.contains("l.gpkg.lock") && e.contains(&std::process::id().to_string()),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert_eq!(std::fs::read(&reg).unwrap(), before);
+    std::fs::remove_file(&lock).unwrap();
+
+    // Not SQLite at all.
+    let junk = dir.path().join("junk.gpkg");
+    std::fs::write(&junk, b"this is not a database\n").unwrap();
+    let e = run_err(
+        bin()
+            .args(["register", "add"])
+            .arg(&r.forward)
+            .arg("--into")
+            .arg(&junk),
+    );
+    assert!(
+        e.contains("junk.gpkg") && e.contains("not a dunewatch register"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&junk).unwrap(), b"this is not a database\n");
+    // A GeoPackage without the register's layers.
+    let other = dir.path().join("other.gpkg");
+    {
+        let drv = gdal::DriverManager::get_driver_by_name("GPKG").unwrap();
+        let mut ds = drv.create_vector_only(&other).unwrap();
+        ds.create_layer(gdal::vector::LayerOptions {
+            name: "roads",
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let bytes = std::fs::read(&other).unwrap();
+    let e = run_err(
+        bin()
+            .args(["register", "add"])
+            .arg(&r.forward)
+            .arg("--into")
+            .arg(&other),
+    );
+    assert!(e.contains("no layer `sites`"), "{e}");
+    assert_eq!(std::fs::read(&other).unwrap(), bytes);
+    // A truncated register.
+    let cut = dir.path().join("cut.gpkg");
+    std::fs::write(&cut, &before[..before.len() / 3]).unwrap();
+    let e = run_err(
+        bin()
+            .args(["register", "add"])
+            .arg(&r.swapped)
+            .arg("--into")
+            .arg(&cut),
+    );
+    assert!(e.contains("cut.gpkg"), "{e}");
+    assert_eq!(std::fs::read(&cut).unwrap(), &before[..before.len() / 3]);
+    assert!(!dir.path().join("cut.gpkg.lock").exists());
+}
+
+/// Overwrites, in every band of the scene folder `dir`, each target box
+/// with the pixels of the source box (lon/lat boxes: west, north, east, south).
+fn paste(dir: &Path, from: &Path, src: [f64; 4], targets: &[[f64; 4]]) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let band = &name[name.len() - 7..];
+        let from_file = std::fs::read_dir(from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|f| f.to_string_lossy().ends_with(band))
+            .unwrap();
+        let src_ds = Dataset::open(&from_file).unwrap();
+        let ds = Dataset::open_ex(
+            &p,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let gt = ds.geo_transform().unwrap();
+        let win = |b: [f64; 4]| {
+            let c0 = ((b[0] - gt[0]) / gt[1]).round() as isize;
+            let r0 = ((b[1] - gt[3]) / gt[5]).round() as isize;
+            let c1 = ((b[2] - gt[0]) / gt[1]).round() as isize;
+            let r1 = ((b[3] - gt[3]) / gt[5]).round() as isize;
+            (
+                c0,
+                r0,
+                ((c1 - c0).max(1) as usize, (r1 - r0).max(1) as usize),
+            )
+        };
+        let (c0, r0, size) = win(src);
+        let block = src_ds
+            .rasterband(1)
+            .unwrap()
+            .read_as::<u16>((c0, r0), size, size, None)
+            .unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        for t in targets {
+            let (tc, tr, _) = win(*t);
+            let mut b = gdal::raster::Buffer::new(size, block.data().to_vec());
+            band.write((tc, tr), size, &mut b).unwrap();
+        }
+    }
+}
+
+/// The after folder under a new date.
+fn redate(from: &Path, to: &Path, date: &str) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let name = p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("20180328", date);
+        std::fs::copy(&p, to.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn watch_gives_pasted_structures_their_appearance_interval() {
+    // A box 8 pixels square of the after grid at (row, col).
+    let g = (
+        54.540252685546875,
+        0.000094391805741,
+        24.366488081551143,
+        -0.000094440461961,
+    );
+    let bx = |r: f64, c: f64| {
+        [
+            g.0 + c * g.1,
+            g.2 + r * g.3,
+            g.0 + (c + 8.0) * g.1,
+            g.2 + (r + 8.0) * g.3,
+        ]
+    };
+    // A bright, uniform built-up block, and two blocks of open sand.
+    let roof = bx(164.0, 520.0);
+    let (a, b) = (bx(216.0, 680.0), bx(192.0, 372.0));
+    let dir = tempfile::tempdir().unwrap();
+    let ad = repo().join("sample_tiles/abudhabi");
+    let scenes = dir.path().join("scenes");
+    // 2016-01-20 and 2018-03-28: the real pair.
+    std::fs::create_dir_all(&scenes).unwrap();
+    redate(&ad.join("before"), &scenes.join("d1"), "20180328");
+    redate(&ad.join("after"), &scenes.join("d2"), "20180328");
+    // 2018-06-15: structures A and B pasted on the sand.
+    redate(&ad.join("after"), &scenes.join("d3"), "20180615");
+    paste(&scenes.join("d3"), &ad.join("after"), roof, &[a, b]);
+    // 2018-09-01: A still there, B gone (its sand pasted back).
+    redate(&ad.join("after"), &scenes.join("d4"), "20180901");
+    paste(&scenes.join("d4"), &ad.join("after"), roof, &[a]);
+    let reg = dir.path().join("w.gpkg");
+    let out = dir.path().join("out");
+    let s = run_ok(
+        bin()
+            .arg("watch")
+            .arg(&scenes)
+            .arg("--register")
+            .arg(&reg)
+            .arg("--out")
+            .arg(&out)
+            .arg("-q"),
+    );
+    assert!(s.is_empty(), "{s}");
+    for d in [
+        "2016-01-20_2018-03-28",
+        "2018-03-28_2018-06-15",
+        "2018-06-15_2018-09-01",
+    ] {
+        assert!(out.join(d).join("sites.geojson").exists(), "{d}");
+    }
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM runs"), 3);
+    let at = |bx: [f64; 4]| {
+        let (x, y) = ((bx[0] + bx[2]) / 2.0, (bx[1] + bx[3]) / 2.0);
+        text(
+            &reg,
+            &format!(
+                "SELECT appeared_after, appeared_by, confidence FROM sites \
+                 WHERE ST_Intersects(geom, MakePoint({x}, {y}, 4326))"
+            ),
+        )
+    };
+    assert_eq!(at(a), vec!["2018-03-28|2018-06-15|medium"]);
+    assert_eq!(at(b), vec!["2018-03-28|2018-06-15|transient"]);
+    // The real changes of the first pair appeared between its dates and
+    // were confirmed by both later comparisons.
+    let first = count(
+        &reg,
+        "SELECT COUNT(*) FROM sites WHERE appeared_by = '2018-03-28'",
+    );
+    let high = count(
+        &reg,
+        "SELECT COUNT(*) FROM sites WHERE appeared_by = '2018-03-28' AND confidence = 'high'",
+    );
+    assert!(
+        first > 100 && high as f64 > 0.9 * first as f64,
+        "{high} of {first}"
+    );
+    assert_eq!(
+        count(
+            &reg,
+            "SELECT COUNT(*) FROM sites WHERE appeared_after = '2016-01-20'"
+        ),
+        first
+    );
+}
