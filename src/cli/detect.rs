@@ -43,7 +43,11 @@ pub struct DetectArgs {
     /// Area of interest: clip and mask to it. A GeoJSON or any OGR vector
     /// file, a LAT,LON point or a preset place name (a box of half-side
     /// --buffer-km around it), or a preset region (see `dunewatch places`).
-    #[arg(long, value_name = "FILE|PLACE|REGION|LAT,LON")]
+    #[arg(
+        long,
+        value_name = "FILE|PLACE|REGION|LAT,LON",
+        allow_hyphen_values = true
+    )]
     pub aoi: Option<String>,
     #[command(flatten)]
     pub flags: DetectFlags,

@@ -184,7 +184,7 @@ pub fn column_letter(zone: u8, col: i64) -> Option<u8> {
 /// northing (with the false northing in the south; any integer works, the
 /// letters repeat every 2000 km).
 pub fn row_letter(zone: u8, row: i64) -> u8 {
-    let off = if zone % 2 == 0 { 5 } else { 0 };
+    let off = if zone.is_multiple_of(2) { 5 } else { 0 };
     ROWS[(row + off).rem_euclid(20) as usize]
 }
 
@@ -198,7 +198,7 @@ pub fn column_index(zone: u8, letter: u8) -> Option<i64> {
 
 /// Row index modulo 20 (2000 km of northing) of a row letter in `zone`.
 pub fn row_index_mod20(zone: u8, letter: u8) -> Option<i64> {
-    let off = if zone % 2 == 0 { 5 } else { 0 };
+    let off = if zone.is_multiple_of(2) { 5 } else { 0 };
     ROWS.iter()
         .position(|&c| c == letter.to_ascii_uppercase())
         .map(|i| (i as i64 - off).rem_euclid(20))

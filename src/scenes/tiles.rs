@@ -337,14 +337,9 @@ pub fn covering(area: &Area) -> Result<Vec<Cover>> {
                     continue;
                 };
                 let fb = t.global_bounds();
+                let inside = |x: f64, y: f64| x >= fb[0] && x <= fb[2] && y >= fb[1] && y <= fb[3];
                 let share = match (px, py) {
-                    (Some(x), Some(y)) => {
-                        if x >= fb[0] && x <= fb[2] && y >= fb[1] && y <= fb[3] {
-                            1.0
-                        } else {
-                            0.0
-                        }
-                    }
+                    (Some(x), Some(y)) => f64::from(u8::from(inside(x, y))),
                     _ if total > 0.0 => area_of(&proj, Some(fb)) / total,
                     _ => 0.0,
                 };
