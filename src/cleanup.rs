@@ -142,6 +142,22 @@ pub fn remove_stale(dir: &Path, prefix: &str) -> usize {
     removed
 }
 
+/// Removes the entries of `dir` named `prefix...-<pid>@<host>` that this
+/// process owns.
+fn remove_own(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = owner_tag(std::process::id());
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(&format!("-{me}")) {
+            remove(&e.path());
+        }
+    }
+}
+
 /// Removes a file or a whole folder (not following a symlink).
 pub fn remove(path: &Path) -> bool {
     match std::fs::symlink_metadata(path) {
@@ -225,6 +241,9 @@ fn clean_up_and_exit(sig: libc::c_int) -> ! {
             remove(p);
         }
     }
+    // A temporary folder made but not yet registered (the signal fell in
+    // between) still carries this process's owner tag.
+    remove_own(&std::env::temp_dir(), ALIGN_PREFIX);
     let name = match sig {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
