@@ -141,7 +141,7 @@ fn from_csv(text: &str, base: &Path) -> std::result::Result<Vec<Pair>, String> {
                 // A place, region or LAT,LON stays as written; a file is
                 // relative to the CSV's folder.
                 let f = resolve(s);
-                if !f.exists() && crate::scenes::area::is_preset_or_point(s) {
+                if !f.exists() && crate::scenes::resolve::is_preset_or_point(s) {
                     PathBuf::from(s)
                 } else {
                     f

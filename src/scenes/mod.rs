@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod lonlat_area;
 pub mod mgrs;
 pub mod places;
+pub mod resolve;
 pub mod search;
 pub mod stac;
 pub mod tiles;
