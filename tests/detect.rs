@@ -184,6 +184,8 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
             "change_mask.tif",
             "change_score.tif",
             "chips",
+            "compounds.csv",
+            "compounds.geojson",
             "report.html",
             "run.json",
             "sites.csv",
@@ -191,7 +193,17 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
             "sites.kml"
         ]
     );
-    assert_eq!(std::fs::read_dir(out.join("chips")).unwrap().count(), 3);
+    let site_chips = std::fs::read_dir(out.join("chips"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("compound-")
+        })
+        .count();
+    assert_eq!(site_chips, 3);
     // Scene paths are absolute, so `sites` can re-read them from anywhere.
     assert!(Path::new(rec["before"]["path"].as_str().unwrap()).is_absolute());
 }
@@ -974,16 +986,26 @@ fn assert_sites_equal_from_published(run: &Path, again: &Path, chips: usize) {
         &n,
         again.to_str().unwrap(),
     ]));
-    let mut files: Vec<String> = ["sites.csv", "sites.geojson", "sites.kml"]
-        .map(String::from)
-        .to_vec();
+    let mut files: Vec<String> = [
+        "sites.csv",
+        "sites.geojson",
+        "sites.kml",
+        "compounds.csv",
+        "compounds.geojson",
+    ]
+    .map(String::from)
+    .to_vec();
     for e in std::fs::read_dir(run.join("chips")).unwrap() {
         files.push(format!(
             "chips/{}",
             e.unwrap().file_name().to_string_lossy()
         ));
     }
-    assert_eq!(files.len(), 3 + chips, "{chips} chips");
+    let site_chips = files
+        .iter()
+        .filter(|f| f.starts_with("chips/") && !f.starts_with("chips/compound-"))
+        .count();
+    assert_eq!(site_chips, chips, "{chips} chips");
     for f in &files {
         let a = std::fs::read(run.join(f)).unwrap();
         assert!(a.len() > 200, "{f} is empty");

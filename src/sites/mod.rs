@@ -25,6 +25,7 @@
 
 pub mod classify;
 pub mod components;
+pub mod compounds;
 pub mod label_runs;
 pub mod morphology;
 pub mod outline;
@@ -95,6 +96,8 @@ pub struct SitesOptions {
     pub report_rows: usize,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Sites closer than this (m) are grouped into compounds.
+    pub compound_distance_m: f64,
 }
 
 impl Default for SitesOptions {
@@ -113,6 +116,7 @@ impl Default for SitesOptions {
             max_window_px: 1 << 20,
             report_rows: 500,
             threads: 0,
+            compound_distance_m: compounds::DEFAULT_DISTANCE_M,
         }
     }
 }
@@ -179,6 +183,7 @@ pub struct SitesSummary {
     pub run_dir: PathBuf,
     pub sites: usize,
     pub by_kind: BTreeMap<&'static str, usize>,
+    pub compounds: usize,
     pub chips: usize,
     pub outputs: Vec<String>,
     pub scene: SceneSummary,
@@ -191,6 +196,8 @@ pub const CSV_FILE: &str = "sites.csv";
 pub const KML_FILE: &str = "sites.kml";
 pub const CHIPS_DIR: &str = "chips";
 pub const REPORT_FILE: &str = "report.html";
+pub const COMPOUNDS_GEOJSON_FILE: &str = "compounds.geojson";
+pub const COMPOUNDS_CSV_FILE: &str = "compounds.csv";
 
 /// Ground area of one pixel of `row` (m^2): from the geotransform, and for
 /// geographic grids with metres per degree at the row's latitude.
@@ -768,8 +775,7 @@ impl StagedSites {
     /// run.json by now) and records the sites step in run.json.
     pub fn commit(self) -> Result<SitesSummary> {
         let summary = self.summary;
-        self.staging
-            .commit(&[CHIPS_DIR, CSV_FILE, KML_FILE, GEOJSON_FILE, REPORT_FILE])?;
+        self.staging.commit(&export::FILES)?;
         record_in_run_json(
             &summary.run_dir,
             summary.sites,
@@ -792,6 +798,12 @@ pub fn check_options(opts: &SitesOptions) -> Result<()> {
         return Err(Error::invalid(format!(
             "--watch-distance must be a non-negative number of metres, got {}",
             opts.watch_distance_m
+        )));
+    }
+    if !(opts.compound_distance_m >= 0.0 && opts.compound_distance_m.is_finite()) {
+        return Err(Error::invalid(format!(
+            "--compound-distance must be a non-negative number of metres, got {}",
+            opts.compound_distance_m
         )));
     }
     Ok(())
@@ -848,6 +860,9 @@ pub fn stage_sites(
     }
 
     let t = Instant::now();
+    let compounds = compounds::find(&sites, &run.grid, opts.compound_distance_m)?;
+    timings.insert("compounds", t.elapsed().as_secs_f64());
+    let t = Instant::now();
     let scene = scene_summary(run, opts)?;
     let mut by_kind: BTreeMap<&'static str, usize> = KINDS.iter().map(|k| (k.name(), 0)).collect();
     for s in &sites {
@@ -857,6 +872,7 @@ pub fn stage_sites(
         run,
         scene: &scene,
         sites: &sites,
+        compounds: &compounds,
         by_kind: &by_kind,
         opts,
     };
@@ -875,15 +891,20 @@ pub fn stage_sites(
                 )
             },
         );
-        geojson.and(csv).and(kml)
+        geojson.and(csv).and(kml)?;
+        export::compounds::write(&staging, &ctx)
     };
     // And the report's overview, which reads the whole scene decimated.
-    let chips = || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress);
+    let chips = || -> Result<_> {
+        let sites = export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress)?;
+        let compounds = export::chips::write_compounds(&chips_dir, &ctx, &scenes, &run.mask)?;
+        Ok((sites, compounds))
+    };
     let overview = || export::report::overview_png(&ctx, &scenes);
     let (written, (chips, overview)) =
         pool.install(|| rayon::join(text, || rayon::join(chips, overview)));
     written?;
-    let chips = chips?;
+    let (chips, compound_chips) = chips?;
     let overview = overview?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
@@ -891,7 +912,7 @@ pub fn stage_sites(
         &staging.path(REPORT_FILE),
         &ctx,
         overview,
-        &chips_dir,
+        &compound_chips,
         &chips,
     )?;
     timings.insert("report", t.elapsed().as_secs_f64());
@@ -900,11 +921,9 @@ pub fn stage_sites(
         run_dir: run.dir.clone(),
         sites: sites.len(),
         by_kind,
+        compounds: compounds.len(),
         chips: chips.len(),
-        outputs: [GEOJSON_FILE, CSV_FILE, KML_FILE, CHIPS_DIR, REPORT_FILE]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        outputs: export::FILES.iter().map(|s| s.to_string()).collect(),
         scene,
         background: bg,
         timings_s: timings,

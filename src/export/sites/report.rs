@@ -137,7 +137,7 @@ pub fn write(
     path: &Path,
     ctx: &Context,
     (ov_png, ov_bar): (Vec<u8>, f64),
-    _chips_dir: &Path,
+    compound_chips: &[Chip],
     chips: &[Chip],
 ) -> Result<()> {
     let sc = ctx.scene;
@@ -157,6 +157,8 @@ pub fn write(
         crate::VERSION,
         escape(&ctx.run.dir.display().to_string())
     );
+
+    super::report_compounds::section(&mut o, ctx, compound_chips);
 
     let _ = writeln!(o, "<h2>Scene</h2><table class=\"summary\" id=\"summary\">");
     let rows: Vec<(&str, String)> = vec![
