@@ -11,6 +11,8 @@ SUDO=""
 # Debian packages, one a line.
 apt_pkgs=(
   chromium
+  slurm-wlm
+  munge
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do

@@ -14,6 +14,10 @@ pub enum Error {
     /// The request itself is inconsistent (bad option values, no overlap, ...).
     #[error("{0}")]
     Invalid(String),
+    /// An option is out of its allowed range (the command line's usage
+    /// error: exit code 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
@@ -31,6 +35,9 @@ impl Error {
     }
     pub fn invalid(msg: impl std::fmt::Display) -> Self {
         Error::Invalid(msg.to_string())
+    }
+    pub fn usage(msg: impl std::fmt::Display) -> Self {
+        Error::Usage(msg.to_string())
     }
 }
 

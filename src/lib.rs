@@ -17,6 +17,7 @@ pub mod per_thread;
 pub mod progress;
 pub mod read;
 pub mod run;
+pub mod scenes;
 pub mod sites;
 pub mod train;
 

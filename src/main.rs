@@ -37,6 +37,10 @@ enum Command {
         about = "Train the learned method on labelled pairs; writes a model JSON with provenance"
     )]
     Train(cli::train::TrainArgs),
+    #[command(about = "List the Sentinel-2 tiles covering a place, region, point or AOI file")]
+    Tiles(cli::tiles::TilesArgs),
+    #[command(about = "List the preset regions and named places")]
+    Places(cli::tiles::PlacesArgs),
 }
 
 fn main() {
@@ -50,7 +54,23 @@ fn main() {
     }
     if let Err(e) = run(cli) {
         eprintln!("dunewatch: error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
+    }
+}
+
+/// 2 for a usage error (an option out of range, as clap's own parse
+/// errors), 1 for everything else (bad input, a failed write).
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let usage = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<dunewatch::error::Error>(),
+            Some(dunewatch::error::Error::Usage(_))
+        ) || c.downcast_ref::<cli::limits::Usage>().is_some()
+    });
+    if usage {
+        2
+    } else {
+        1
     }
 }
 
@@ -61,5 +81,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sites(a) => cli::sites::run(&a),
         Command::Train(a) => cli::train::run(&a),
         Command::Batch(a) => cli::batch::run(&a),
+        Command::Tiles(a) => cli::tiles::run(&a),
+        Command::Places(a) => cli::tiles::run_places(&a),
     }
 }

@@ -4,7 +4,7 @@
 use crate::align::{self, AlignOptions, AlignedPair, Grid};
 use crate::detect::{self, DetectOptions, DetectSummary, OPTIONAL_BANDS, STAT_BANDS};
 use crate::error::{Error, Result};
-use crate::export::{cog::Workers, raster::to_cog, Staging};
+use crate::export::{cog::Workers, to_cog::to_cog, Staging};
 use crate::progress::Progress;
 use crate::read::{self, Band, Scene};
 use serde::Serialize;
@@ -54,7 +54,11 @@ pub struct RunRecord {
     pub command: &'static str,
     pub before: SceneInfo,
     pub after: SceneInfo,
+    /// The AOI file, or a description of the place/region/point area.
     pub aoi: Option<PathBuf>,
+    /// The area itself (GeoJSON) when the AOI was a place, region or point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aoi_area: Option<serde_json::Value>,
     pub grid: GridInfo,
     pub bands_used: Vec<Band>,
     pub threads: usize,
@@ -361,7 +365,11 @@ pub fn run_detect_with<T>(
         command: "detect",
         before: scene_info(&pair.before.scene, &pair.before),
         after: scene_info(&pair.after.scene, &pair.after),
-        aoi: req.align.aoi.clone(),
+        aoi: req.align.aoi.as_ref().map(|a| a.label()),
+        aoi_area: match &req.align.aoi {
+            Some(align::Aoi::Area(a)) => Some(a.to_geojson()),
+            _ => None,
+        },
         grid: GridInfo {
             grid: pair.grid.clone(),
             pixel_size_m: [px * mx, py * my],

@@ -82,22 +82,28 @@ fn runs_every_pair_keeps_going_past_a_bad_one_and_resumes() {
     assert!(col(&rows, 2, "error").contains("no_such_scene"));
     assert_eq!(col(&rows, 3, "status"), "done");
 
-    // Merged sites: every site of both pairs once, tagged with its pair,
-    // ids unique, chips pointing into the pair folder.
+    // Merged sites: both pairs are the same scenes, so every site once,
+    // from the first pair, listing both pairs; ids unique, chips pointing
+    // into the pair folder.
     let first = json(&out.join("first/sites.geojson"));
     let n = first["features"].as_array().unwrap().len();
     assert!(n > 10);
     assert_eq!(col(&rows, 1, "sites"), n.to_string());
     let merged = json(&out.join("sites.geojson"));
     let feats = merged["features"].as_array().unwrap();
-    assert_eq!(feats.len(), 2 * n);
+    assert_eq!(feats.len(), n);
     assert_eq!(merged["type"], "FeatureCollection");
     let mut ids: Vec<&str> = feats.iter().map(|f| f["id"].as_str().unwrap()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 2 * n);
-    assert_eq!(feats[0]["properties"]["pair"], "first");
-    assert_eq!(feats[n]["properties"]["pair"], "second");
+    assert_eq!(ids.len(), n);
+    for f in feats {
+        assert_eq!(f["properties"]["pair"], "first");
+        assert_eq!(
+            f["properties"]["pairs"],
+            serde_json::json!(["first", "second"])
+        );
+    }
     assert_eq!(feats[0]["geometry"], first["features"][0]["geometry"]);
     let chip = feats[0]["properties"]["chip"].as_str().unwrap();
     assert!(out.join(chip).is_file(), "{chip}");
@@ -108,9 +114,10 @@ fn runs_every_pair_keeps_going_past_a_bad_one_and_resumes() {
     );
     let csv = std::fs::read_to_string(out.join("sites.csv")).unwrap();
     let csv_rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(csv_rows.len(), 1 + 2 * n);
-    assert!(csv_rows[0].starts_with("pair,id,"));
+    assert_eq!(csv_rows.len(), 1 + n);
+    assert!(csv_rows[0].starts_with("pair,id,") && csv_rows[0].ends_with(",pairs"));
     assert!(csv_rows[1].starts_with("first,") && csv_rows[1].contains(",first/chips/"));
+    assert!(csv_rows[1].ends_with(",first;second"));
     assert!(std::fs::read_to_string(out.join("index.html"))
         .unwrap()
         .contains("href=\"first/report.html\""));
@@ -133,7 +140,7 @@ fn runs_every_pair_keeps_going_past_a_bad_one_and_resumes() {
             .as_array()
             .unwrap()
             .len(),
-        2 * n
+        n
     );
 }
 

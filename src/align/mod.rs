@@ -97,12 +97,49 @@ pub struct AlignedPair {
     _tmp: tempfile::TempDir,
 }
 
+/// An area of interest: a vector file read as it is (any CRS), or an area
+/// resolved from a place, a region or a point (lon/lat polygons in memory).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aoi {
+    File(PathBuf),
+    Area(crate::scenes::area::Area),
+}
+
+impl Aoi {
+    /// What the user typed: an existing file stays a file (read in its own
+    /// CRS); anything else resolves as in [`crate::scenes::area::Area::resolve`]
+    /// (`LAT,LON`, a preset place with a box of half-side `buffer_km`, a region).
+    pub fn resolve(spec: &str, buffer_km: f64) -> Result<Aoi> {
+        let p = Path::new(spec);
+        if p.is_file() {
+            return Ok(Aoi::File(p.to_path_buf()));
+        }
+        Ok(Aoi::Area(crate::scenes::area::Area::resolve(
+            spec, buffer_km,
+        )?))
+    }
+
+    /// The file, or a description of the area (for messages and run.json).
+    pub fn label(&self) -> PathBuf {
+        match self {
+            Aoi::File(p) => p.clone(),
+            Aoi::Area(a) => PathBuf::from(a.describe()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AlignOptions {
     /// Output pixel size in metres (default: the before scene's 10 m bands).
+    /// On a geographic grid it becomes degrees at the before scene's centre
+    /// latitude (see [`grid_at_resolution`]).
     pub resolution: Option<f64>,
-    /// Polygon(s) to clip to, any OGR-readable vector file.
-    pub aoi: Option<PathBuf>,
+    /// Output pixel size in grid CRS units (x, y), overriding `resolution`:
+    /// how a run's exact grid is rebuilt (metres to degrees depends on the
+    /// latitude, so metres do not round-trip).
+    pub pixel_size: Option<(f64, f64)>,
+    /// Polygon(s) to clip to.
+    pub aoi: Option<Aoi>,
     /// Estimate the after scene's misregistration and shift it onto the
     /// before scene (see [`coregister`]; done after [`align`], by the
     /// caller, once the pixels can be read).
@@ -113,10 +150,46 @@ impl Default for AlignOptions {
     fn default() -> Self {
         AlignOptions {
             resolution: None,
+            pixel_size: None,
             aoi: None,
             coregister: true,
         }
     }
+}
+
+/// The largest output grid, in pixels: about 8 full Sentinel-2 tiles at
+/// 10 m (10980 x 10980 each). The score, mask and per-pixel statistics grow
+/// with the grid, so a finer `--resolution` or a larger scene is refused.
+pub const MAX_GRID_PIXELS: usize = 1 << 30;
+
+/// The largest band file, in pixels (2^31: 17 full Sentinel-2 tiles at
+/// 10 m). A small compressed file can declare any size; reading one larger
+/// than this (even decimated, through the warper) is refused before any read.
+pub const MAX_SOURCE_PIXELS: usize = 1 << 31;
+
+/// `grid` unless it has more than [`MAX_GRID_PIXELS`] pixels.
+fn checked_grid(grid: Grid, path: &str) -> Result<Grid> {
+    let n = grid.width as u128 * grid.height as u128;
+    if n > MAX_GRID_PIXELS as u128 {
+        return Err(Error::usage(format!(
+            "the output grid would be {} x {} pixels ({n}), over the limit of {MAX_GRID_PIXELS} pixels (defined by {path}): use a coarser --resolution or an --aoi",
+            grid.width, grid.height
+        )));
+    }
+    Ok(grid)
+}
+
+/// The before scene's grid `full` (its extent) at `metres` per pixel. On a
+/// geographic grid the metres become degrees at the grid's centre latitude,
+/// once: every later step reuses the resulting pixel size in degrees.
+pub fn grid_at_resolution(full: &Grid, metres: f64, path: &str) -> Result<Grid> {
+    if metres <= 0.0 || !metres.is_finite() {
+        return Err(Error::usage(format!(
+            "--resolution must be a positive number of metres, got {metres}"
+        )));
+    }
+    let (mx, my) = full.metres_per_unit();
+    checked_grid(full.with_pixel_size(metres / mx, metres / my), path)
 }
 
 /// Bands that define the reference grid, in order of preference.
@@ -160,17 +233,10 @@ pub fn align(
     let full = Grid::from_dataset(&open(&ref_before.path)?, &ref_before.path)?;
     let after_grid = Grid::from_dataset(&open(&ref_after.path)?, &ref_after.path)?;
 
-    let mut grid = match opts.resolution {
-        None => full.clone(),
-        Some(r) => {
-            if r <= 0.0 || !r.is_finite() {
-                return Err(Error::invalid(format!(
-                    "--resolution must be a positive number of metres, got {r}"
-                )));
-            }
-            let (mx, my) = full.metres_per_unit();
-            full.with_pixel_size(r / mx, r / my)
-        }
+    let mut grid = match (opts.pixel_size, opts.resolution) {
+        (Some((dx, dy)), _) => checked_grid(full.with_pixel_size(dx, dy), &ref_before.path)?,
+        (None, Some(r)) => grid_at_resolution(&full, r, &ref_before.path)?,
+        (None, None) => checked_grid(full.clone(), &ref_before.path)?,
     };
 
     // Keep only the overlap of the two footprints.
@@ -186,10 +252,11 @@ pub fn align(
     grid = grid.subgrid(win);
 
     let aoi_geoms = match &opts.aoi {
-        Some(path) => {
-            let (geoms, bounds) = read_aoi(path, &grid)?;
+        Some(aoi) => {
+            let path = aoi.label();
+            let (geoms, bounds) = read_aoi(aoi, &grid)?;
             let w = grid.window_of_bounds(bounds).ok_or_else(|| {
-                Error::input(path, "the area of interest does not overlap the scenes")
+                Error::input(&path, "the area of interest does not overlap the scenes")
             })?;
             grid = grid.subgrid(w);
             Some((path, geoms))
@@ -227,7 +294,7 @@ pub fn align(
         aligned.push((bands, scl));
     }
     let aoi = match aoi_geoms {
-        Some((path, geoms)) => Some(warp::rasterize_aoi(path, &geoms, &grid, tmp.path())?),
+        Some((path, geoms)) => Some(warp::rasterize_aoi(&path, &geoms, &grid, tmp.path())?),
         None => None,
     };
     let (ab, asc) = aligned.pop().unwrap();
@@ -262,6 +329,15 @@ fn place_band(
         return Err(Error::input(
             &file.path,
             format!("has no band {}", file.index),
+        ));
+    }
+    let (w, h) = ds.raster_size();
+    if w as u128 * h as u128 > MAX_SOURCE_PIXELS as u128 {
+        return Err(Error::input(
+            &file.path,
+            format!(
+                "declares {w} x {h} pixels, over the limit of {MAX_SOURCE_PIXELS} pixels per band file"
+            ),
         ));
     }
     let band = ds
@@ -367,9 +443,26 @@ fn upsampling_onto(src: &Grid, grid: &Grid) -> Result<Option<(usize, usize, usiz
     Ok(Some((k, x, y)))
 }
 
+/// The area's polygons in the grid CRS, with their bounds.
+fn read_aoi(aoi: &Aoi, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+    let path = match aoi {
+        Aoi::File(p) => p,
+        Aoi::Area(a) => {
+            let label = aoi.label();
+            let g = a
+                .to_ogr()?
+                .transform_to(&grid.srs()?)
+                .map_err(|e| Error::input(&label, format!("cannot reproject: {}", gdal_msg(&e))))?;
+            let env = g.envelope();
+            return Ok((vec![g], [env.MinX, env.MinY, env.MaxX, env.MaxY]));
+        }
+    };
+    read_aoi_file(path, grid)
+}
+
 /// Reads polygons from a vector file and returns them in the grid CRS, with
 /// their bounds.
-fn read_aoi(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
+fn read_aoi_file(path: &Path, grid: &Grid) -> Result<(Vec<gdal::vector::Geometry>, [f64; 4])> {
     use gdal::vector::LayerAccess;
     let ds = gdal::Dataset::open(path).map_err(|e| {
         Error::input(

@@ -60,9 +60,13 @@ pub(super) fn warp_to_vrt(
     };
     let src_px = Grid::from_dataset(src, &file.path)?;
     // Metres per pixel of source and target, to choose up- or down-sampling.
-    let (smx, _) = src_px.metres_per_unit();
-    let (gmx, _) = grid.metres_per_unit();
+    let (smx, smy) = src_px.metres_per_unit();
+    let (gmx, gmy) = grid.metres_per_unit();
     let downsampling = grid.pixel_size().0 * gmx > src_px.pixel_size().0 * smx * 1.01;
+    let ratio = (
+        grid.pixel_size().0 * gmx / (src_px.pixel_size().0 * smx),
+        grid.pixel_size().1 * gmy / (src_px.pixel_size().1 * smy),
+    );
     let alg = match (categorical, downsampling) {
         (true, false) => "near",
         (true, true) => "mode",
@@ -122,7 +126,63 @@ pub(super) fn warp_to_vrt(
         }
         gdal_sys::GDALClose(h);
     }
-    Ok(())
+    bound_vrt_blocks(vrt, ratio)
+}
+
+/// Source pixels one block of a warped VRT may need (GDAL warps a whole
+/// VRT block at once, reading every source pixel under it: a source 128
+/// times finer than the grid needs 2 GB for one 512 x 128 block).
+const WARP_SOURCE_PIXELS_PER_BLOCK: f64 = 4.0 * 1024.0 * 1024.0;
+
+/// The block size (square, a multiple of 16, 16 to 512 pixels) of a warped
+/// VRT whose grid pixels are `ratio` source pixels wide and tall, so that a
+/// block needs at most about [`WARP_SOURCE_PIXELS_PER_BLOCK`] source pixels.
+/// None when GDAL's default (512 x 128) is within the budget.
+fn warp_block_size(ratio: (f64, f64)) -> Option<usize> {
+    let per_px = ratio.0.max(1.0) * ratio.1.max(1.0);
+    if 512.0 * 128.0 * per_px <= WARP_SOURCE_PIXELS_PER_BLOCK {
+        return None;
+    }
+    let side = (WARP_SOURCE_PIXELS_PER_BLOCK / per_px).sqrt();
+    Some(((side / 16.0).floor() as usize * 16).clamp(16, 512))
+}
+
+/// Rewrites the block size of the warped VRT at `vrt` (gdalwarp takes none
+/// for VRT output) so that a block reads a bounded source window.
+fn bound_vrt_blocks(vrt: &Path, ratio: (f64, f64)) -> Result<()> {
+    let Some(side) = warp_block_size(ratio) else {
+        return Ok(());
+    };
+    let xml = std::fs::read_to_string(vrt)
+        .map_err(|e| Error::output(vrt, format!("cannot read: {e}")))?;
+    let mut out = String::with_capacity(xml.len());
+    for line in xml.lines() {
+        let t = line.trim_start();
+        if t.starts_with("<BlockXSize>") {
+            out.push_str(&format!("  <BlockXSize>{side}</BlockXSize>"));
+        } else if t.starts_with("<BlockYSize>") {
+            out.push_str(&format!("  <BlockYSize>{side}</BlockYSize>"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    std::fs::write(vrt, out).map_err(|e| Error::output(vrt, format!("cannot write: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warp_blocks_shrink_with_finer_sources() {
+        assert_eq!(warp_block_size((1.0, 1.0)), None);
+        assert_eq!(warp_block_size((6.0, 6.0)), None);
+        let s = warp_block_size((128.0, 128.0)).unwrap();
+        assert_eq!(s, 16);
+        let s = warp_block_size((20.0, 20.0)).unwrap();
+        assert!(s * s * 400 <= 4 * 1024 * 1024 && s >= 16, "{s}");
+    }
 }
 
 /// Burns the AOI polygons (already in the grid CRS) into a byte raster on the grid.

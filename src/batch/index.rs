@@ -7,11 +7,15 @@
 //!   error;
 //! - `sites.geojson` and `sites.csv`: the sites of every finished pair in one
 //!   layer, each pair's sites in rank order, with a `pair` property/column;
-//!   ids become `<pair>/<id>` and chip paths point into the pair's folder;
+//!   ids become `<pair>/<id>` and chip paths point into the pair's folder; a
+//!   site seen by several pairs of the same dates (overlapping tiles) is
+//!   there once, as its best observation, with every pair that saw it in
+//!   `pairs` ([`super::regional`]);
 //! - `index.html`: the table of pairs, linking each pair's report.
 //!
 //! Each file is written to a temporary name and renamed into place.
 
+use super::regional::{self, Regional};
 use super::{state, write_atomic, Pair, PairState};
 use crate::error::{Error, Result};
 use crate::sites::export::csv::field;
@@ -44,6 +48,9 @@ pub struct IndexSummary {
     pub pending: usize,
     /// Sites of the finished pairs (those that ran the sites step).
     pub sites: usize,
+    /// Of those, observations of a site another pair saw better: the
+    /// merged layer holds `sites - merged` sites.
+    pub merged: usize,
 }
 
 struct Row<'a> {
@@ -93,8 +100,10 @@ pub fn write_index(out: &Path, pairs: &[Pair]) -> Result<IndexSummary> {
         s.sites += r.sites().unwrap_or(0) as usize;
     }
     write_atomic(&out.join(INDEX_CSV), index_csv(&rows).as_bytes())?;
-    merge_geojson(out, &rows)?;
-    merge_csv(out, &rows)?;
+    let layer = regional_layer(out, &rows)?;
+    s.merged = layer.merged();
+    merge_geojson(out, &rows, &layer)?;
+    merge_csv(out, &rows, &layer)?;
     write_atomic(&out.join(INDEX_HTML), index_html(&rows, &s).as_bytes())?;
     Ok(s)
 }
@@ -199,19 +208,35 @@ impl Drop for Streamed {
     }
 }
 
-/// Sites of the finished pairs that wrote `name`, one pair at a time.
+/// Sites of the finished pairs that wrote `name`, one pair at a time, with
+/// the pair's row.
 fn site_files<'a>(
     out: &'a Path,
     rows: &'a [Row],
     name: &'a str,
-) -> impl Iterator<Item = (&'a Pair, std::path::PathBuf)> + 'a {
+) -> impl Iterator<Item = (usize, &'a Pair, std::path::PathBuf)> + 'a {
     rows.iter()
-        .filter(|r| r.state == PairState::Done && r.sites().is_some())
-        .map(move |r| (r.pair, super::run_dir(out, r.pair).join(name)))
-        .filter(|(_, p)| p.is_file())
+        .enumerate()
+        .filter(|(_, r)| r.state == PairState::Done && r.sites().is_some())
+        .map(move |(i, r)| (i, r.pair, super::run_dir(out, r.pair).join(name)))
+        .filter(|(_, _, p)| p.is_file())
 }
 
-fn merge_geojson(out: &Path, rows: &[Row]) -> Result<()> {
+/// Matches the finished pairs' sites across pairs (pairs by row).
+fn regional_layer(out: &Path, rows: &[Row]) -> Result<Regional> {
+    let mut obs = Vec::new();
+    for (i, _, file) in site_files(out, rows, SITES_GEOJSON) {
+        obs.extend(regional::read_observations(i, &file)?);
+    }
+    Ok(Regional::build(&obs))
+}
+
+/// The names of the pairs (by row) that saw a site.
+fn pair_names<'a>(rows: &'a [Row], seen: &'a [usize]) -> impl Iterator<Item = &'a str> + 'a {
+    seen.iter().map(|&i| rows[i].pair.name.as_str())
+}
+
+fn merge_geojson(out: &Path, rows: &[Row], layer: &Regional) -> Result<()> {
     #[derive(serde::Deserialize)]
     struct Collection {
         #[serde(default)]
@@ -223,7 +248,7 @@ fn merge_geojson(out: &Path, rows: &[Row]) -> Result<()> {
     let mut bbox: Option<[f64; 4]> = None;
     let mut first = true;
     w.put("{\"type\":\"FeatureCollection\",\"features\":[")?;
-    for (pair, file) in site_files(out, rows, SITES_GEOJSON) {
+    for (row, pair, file) in site_files(out, rows, SITES_GEOJSON) {
         // One pair's collection at a time: memory follows the largest pair.
         let text = std::fs::read_to_string(&file).map_err(|e| Error::input(&file, e))?;
         let fc: Collection = serde_json::from_str(&text)
@@ -243,12 +268,18 @@ fn merge_geojson(out: &Path, rows: &[Row]) -> Result<()> {
             let mut f: Value = serde_json::from_str(raw.get())
                 .map_err(|e| Error::input(&file, format!("not a sites GeoJSON: {e}")))?;
             let id = f["properties"]["id"].clone();
+            // Another pair's observation of this site is kept instead.
+            let Some(seen) = layer.seen_by(row, &regional::id_text(&id)) else {
+                continue;
+            };
             if let Some(p) = f["properties"].as_object_mut() {
                 if let Some(Value::String(c)) = p.get("chip") {
                     let c = format!("{}/{c}", pair.name);
                     p.insert("chip".into(), Value::String(c));
                 }
                 p.insert("pair".into(), Value::String(pair.name.clone()));
+                let names = pair_names(rows, &seen).map(|n| Value::String(n.into()));
+                p.insert("pairs".into(), Value::Array(names.collect()));
             }
             f["id"] = Value::String(format!("{}/{}", pair.name, num(&id)));
             w.put(if first { "\n" } else { ",\n" })?;
@@ -264,12 +295,13 @@ fn merge_geojson(out: &Path, rows: &[Row]) -> Result<()> {
     w.finish()
 }
 
-fn merge_csv(out: &Path, rows: &[Row]) -> Result<()> {
+fn merge_csv(out: &Path, rows: &[Row], layer: &Regional) -> Result<()> {
     let path = out.join(SITES_CSV);
     let mut w = Streamed::create(&path)?;
     let mut head: Option<String> = None;
     let mut chip_col = None;
-    for (pair, file) in site_files(out, rows, SITES_CSV) {
+    let mut id_col = None;
+    for (row, pair, file) in site_files(out, rows, SITES_CSV) {
         let text = std::fs::read_to_string(&file).map_err(|e| Error::input(&file, e))?;
         let mut lines = text.lines();
         let h = lines.next().unwrap_or("");
@@ -277,7 +309,8 @@ fn merge_csv(out: &Path, rows: &[Row]) -> Result<()> {
             None => {
                 // Quoted fields never hold a comma in the header.
                 chip_col = h.split(',').position(|c| c == "chip");
-                w.put(&format!("pair,{h}\n"))?;
+                id_col = h.split(',').position(|c| c == "id");
+                w.put(&format!("pair,{h},pairs\n"))?;
                 head = Some(h.to_string());
             }
             Some(first) if first != h => {
@@ -290,17 +323,50 @@ fn merge_csv(out: &Path, rows: &[Row]) -> Result<()> {
         }
         let name = field(&pair.name);
         for line in lines {
+            let seen = match id_col {
+                Some(c) => layer.seen_by(row, &nth_field(line, c)),
+                None => Some(vec![row]),
+            };
+            // Another pair's observation of this site is kept instead.
+            let Some(seen) = seen else { continue };
             let line = match chip_col {
                 Some(c) => prefix_field(line, c, &format!("{}/", pair.name)),
                 None => line.to_string(),
             };
-            w.put(&format!("{name},{line}\n"))?;
+            let pairs = pair_names(rows, &seen).collect::<Vec<_>>().join(";");
+            w.put(&format!("{name},{line},{pairs}\n"))?;
         }
     }
     if head.is_none() {
         w.put("pair\n")?;
     }
     w.finish()
+}
+
+/// Field `col` of an RFC 4180 row, unquoted.
+fn nth_field(line: &str, col: usize) -> String {
+    let (mut i, mut quoted, mut f) = (0usize, false, String::new());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                if i == col {
+                    f.push('"');
+                }
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                if i == col {
+                    break;
+                }
+                i += 1;
+            }
+            _ if i == col => f.push(c),
+            _ => {}
+        }
+    }
+    f
 }
 
 /// `line` with `prefix` put before field `col` when that field is not empty
@@ -411,5 +477,13 @@ mod tests {
         );
         assert_eq!(prefix_field("1,2,,x", 2, "p/"), "1,2,,x");
         assert_eq!(prefix_field("chips/1.png,2", 0, "p/"), "p/chips/1.png,2");
+    }
+
+    #[test]
+    fn fields_of_a_row() {
+        assert_eq!(nth_field("12,3,x", 0), "12");
+        assert_eq!(nth_field("12,\"a,\"\"b\"\"\",x", 1), "a,\"b\"");
+        assert_eq!(nth_field("12,\"a,b\",x", 2), "x");
+        assert_eq!(nth_field("12", 3), "");
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod index;
 pub mod pairs;
+pub mod regional;
+pub mod shard;
 
 pub use pairs::{read_pairs, Pair};
 

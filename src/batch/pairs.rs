@@ -23,6 +23,8 @@ pub struct Pair {
     pub name: String,
     pub before: PathBuf,
     pub after: PathBuf,
+    /// A vector file, or a preset place or region name or `LAT,LON` as
+    /// written (see [`crate::align::Aoi::resolve`]).
     pub aoi: Option<PathBuf>,
 }
 
@@ -111,7 +113,16 @@ fn from_csv(text: &str, base: &Path) -> std::result::Result<Vec<Pair>, String> {
             name: name.to_string(),
             before: resolve(before),
             after: resolve(after),
-            aoi: caoi.map(get).filter(|s| !s.is_empty()).map(resolve),
+            aoi: caoi.map(get).filter(|s| !s.is_empty()).map(|s| {
+                // A place, region or LAT,LON stays as written; a file is
+                // relative to the CSV's folder.
+                let f = resolve(s);
+                if !f.exists() && crate::scenes::area::is_preset_or_point(s) {
+                    PathBuf::from(s)
+                } else {
+                    f
+                }
+            }),
         });
     }
     Ok(pairs)
@@ -234,6 +245,10 @@ mod tests {
         assert_eq!(p[0].before, PathBuf::from("/abs/b1"));
         assert_eq!(p[0].after, PathBuf::from("/data/a2.SAFE.zip"));
         assert_eq!(p[0].aoi, None);
+        let places = "name,before,after,aoi\nk,b,a,Kufra\np,b,a,\"24.18, 23.31\"\n";
+        let q = from_csv(places, Path::new("/data")).unwrap();
+        assert_eq!(q[0].aoi, Some(PathBuf::from("Kufra")));
+        assert_eq!(q[1].aoi, Some(PathBuf::from("24.18, 23.31")));
         assert_eq!(p[1].after, PathBuf::from("/data/x, y/a"));
         assert_eq!(p[1].aoi, Some(PathBuf::from("/data/k.geojson")));
     }

@@ -30,6 +30,10 @@ use std::time::Instant;
 /// same list, and each rewrites the index from what the folder holds when
 /// it finishes; `--index-only` rebuilds it without running anything.
 ///
+/// In a Slurm job array (`sbatch --array=1-N`) without --shard, the shard
+/// is the array task's: K = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1,
+/// N = SLURM_ARRAY_TASK_COUNT (scripts/slurm/batch.sbatch, docs/slurm.md).
+///
 /// Examples:
 ///   dunewatch batch sample_tiles --out out/batch
 ///   dunewatch batch watch.csv --out /mnt/watch --method learned
@@ -44,6 +48,7 @@ pub struct BatchArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Run only this machine's share of the pairs: K/N takes pairs K, K+N, ... (1-based).
+    /// Default: the Slurm array task's shard, if any, else all pairs.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
     /// Run pairs again even when their folder holds a finished run.
@@ -61,18 +66,35 @@ pub fn run(a: &BatchArgs) -> Result<()> {
     let prep = a.flags.prepare()?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
-    let shard = a.shard.unwrap_or(Shard { k: 1, n: 1 });
-    let mine: Vec<_> = pairs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| shard.takes(*i))
-        .map(|(_, p)| p)
-        .collect();
     let say = |s: String| {
         if !a.flags.quiet {
             println!("{s}");
         }
     };
+    let shard = match a.shard {
+        Some(s) => Some(s),
+        None if a.index_only => None,
+        None => {
+            let s = batch::shard::from_slurm_env(|k| std::env::var(k).ok())?;
+            if let Some(s) = s {
+                let var = |k| std::env::var(k).unwrap_or_default();
+                say(format!(
+                    "batch: shard {s} from Slurm array task {} (SLURM_ARRAY_TASK_MIN={}, SLURM_ARRAY_TASK_COUNT={})",
+                    var("SLURM_ARRAY_TASK_ID"),
+                    var("SLURM_ARRAY_TASK_MIN"),
+                    var("SLURM_ARRAY_TASK_COUNT")
+                ));
+            }
+            s
+        }
+    };
+    let all = Shard { k: 1, n: 1 };
+    let mine: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shard.unwrap_or(all).takes(*i))
+        .map(|(_, p)| p)
+        .collect();
     let mut failed = 0usize;
     if !a.index_only {
         let t0 = Instant::now();
@@ -116,7 +138,7 @@ pub fn run(a: &BatchArgs) -> Result<()> {
         }
         say(format!(
             "batch{}: {} run, {} failed, {:.1} s",
-            a.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+            shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
             pairs_n(mine.len()),
             failed,
             t0.elapsed().as_secs_f64()
@@ -124,13 +146,18 @@ pub fn run(a: &BatchArgs) -> Result<()> {
     }
     let s = index::write_index(&a.out, &pairs)?;
     say(format!(
-        "{}: {}: {} done, {} failed, {} pending; {} sites -> {}, {}, {}, {}",
+        "{}: {}: {} done, {} failed, {} pending; {} sites{} -> {}, {}, {}, {}",
         a.out.display(),
         pairs_n(pairs.len()),
         s.done,
         s.failed,
         s.pending,
-        s.sites,
+        s.sites - s.merged,
+        if s.merged > 0 {
+            format!(" ({} observations by a second pair merged)", s.merged)
+        } else {
+            String::new()
+        },
         index::INDEX_CSV,
         index::SITES_GEOJSON,
         index::SITES_CSV,

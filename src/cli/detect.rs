@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use dunewatch::align::AlignOptions;
+use dunewatch::align::{AlignOptions, Aoi};
 use dunewatch::detect::{DetectOptions, Method};
 use dunewatch::progress::Progress;
 use dunewatch::run::{run_detect_with, DetectRequest};
@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 /// Examples:
 ///   dunewatch detect --before sample_tiles/abudhabi/before --after sample_tiles/abudhabi/after --out out/abudhabi
 ///   dunewatch detect --before S2A_MSIL2A_2023...SAFE.zip --after S2B_MSIL2A_2024...SAFE.zip --out out/kufra --aoi kufra.geojson
+///   dunewatch detect --before T34RGM_2023.SAFE.zip --after T34RGM_2024.SAFE.zip --out out/kufra --aoi Kufra --buffer-km 15
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct DetectArgs {
@@ -35,9 +36,11 @@ pub struct DetectArgs {
     /// Output folder (created if missing; must not be an input folder).
     #[arg(long)]
     pub out: PathBuf,
-    /// Area of interest (GeoJSON or any OGR vector file): clip and mask to it.
-    #[arg(long)]
-    pub aoi: Option<PathBuf>,
+    /// Area of interest: clip and mask to it. A GeoJSON or any OGR vector
+    /// file, a LAT,LON point or a preset place name (a box of half-side
+    /// --buffer-km around it), or a preset region (see `dunewatch places`).
+    #[arg(long, value_name = "FILE|PLACE|REGION|LAT,LON")]
+    pub aoi: Option<String>,
     #[command(flatten)]
     pub flags: DetectFlags,
 }
@@ -54,22 +57,28 @@ pub struct DetectFlags {
     pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
     /// calibrated change probability), Otsu's automatic cut for the others.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::limits::threshold)]
     pub threshold: Option<f32>,
     /// Output pixel size in metres (default: the before scene's 10 m bands).
-    #[arg(long)]
+    /// On a geographic (EPSG:4326) scene it becomes degrees at the scene's
+    /// centre latitude. The grid may have at most 2^30 pixels.
+    #[arg(long, value_parser = crate::cli::limits::resolution)]
     pub resolution: Option<f64>,
+    /// Half-side in km of the box around a place or LAT,LON given as the AOI.
+    #[arg(long, default_value_t = 10.0)]
+    pub buffer_km: f64,
     /// Do not correct the after scene's misregistration (by default it is
     /// estimated by phase correlation and, from a quarter pixel up, the after
     /// scene is shifted onto the before scene; run.json records both).
     #[arg(long)]
     pub no_coregister: bool,
     /// Width in pixels of the parallel score pass's column blocks (each 128
-    /// rows tall); the scores do not depend on it.
-    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS)]
+    /// rows tall), 16 to 16384; the scores do not depend on it.
+    #[arg(long, default_value_t = dunewatch::detect::BLOCK_COLS, value_parser = crate::cli::limits::block_size)]
     pub block_size: usize,
-    /// Worker threads (0 = one per core); the run keeps to about this many cores.
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0 = one per core); the run keeps to about this many
+    /// cores. At most 1024, and at most 64 per core.
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -92,15 +101,13 @@ impl DetectFlags {
     /// Checks the options and loads the model (before any pair is read).
     pub fn prepare(&self) -> Result<Prepared> {
         let method: Method = self.method.parse()?;
-        if let Some(t) = self.threshold {
-            anyhow::ensure!(
-                (0.0..=1.0).contains(&t),
-                "--threshold must be in [0, 1], got {t}"
-            );
-        }
         let model = match &self.model {
             Some(p) => {
-                anyhow::ensure!(method == Method::Learned, "--model needs --method learned");
+                if method != Method::Learned {
+                    return Err(
+                        crate::cli::limits::Usage("--model needs --method learned".into()).into(),
+                    );
+                }
                 Some(dunewatch::detect::learned::LearnedModel::load(p)?)
             }
             None => None,
@@ -123,7 +130,7 @@ pub fn run(a: &DetectArgs) -> Result<()> {
         &a.before,
         &a.after,
         &a.out,
-        a.aoi.as_deref(),
+        a.aoi.as_deref().map(Path::new),
         &a.flags,
         &prep,
     )
@@ -145,7 +152,10 @@ pub fn detect_pair(
         out: out.to_path_buf(),
         align: AlignOptions {
             resolution: a.resolution,
-            aoi: aoi.map(Path::to_path_buf),
+            pixel_size: None,
+            aoi: aoi
+                .map(|p| Aoi::resolve(&p.to_string_lossy(), a.buffer_km))
+                .transpose()?,
             coregister: !a.no_coregister,
         },
         detect: DetectOptions {

@@ -4,6 +4,8 @@
 pub mod batch;
 pub mod detect;
 pub mod eval;
+pub mod limits;
 pub mod progress;
 pub mod sites;
+pub mod tiles;
 pub mod train;

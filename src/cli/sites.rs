@@ -37,7 +37,7 @@ pub struct SitesArgs {
     #[arg(long)]
     pub after: Option<PathBuf>,
     /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -51,8 +51,10 @@ pub struct SiteFlags {
     /// which a 10 m grid often shows as 8 pixels after cleaning.
     #[arg(long, default_value_t = 800.0)]
     pub min_area: f64,
-    /// Named points (GeoJSON points with a "name" property); nearby sites are tagged.
-    #[arg(long, value_name = "GEOJSON")]
+    /// Named points (GeoJSON points with a "name" property), a preset region
+    /// (its places), or "none"; nearby sites are tagged. Default: the places
+    /// of the preset region the scene lies in (see `dunewatch places`), if any.
+    #[arg(long, value_name = "GEOJSON|REGION|none")]
     pub watchlist: Option<PathBuf>,
     /// Distance in metres within which a site is tagged with a watch point.
     #[arg(long, default_value_t = 5000.0)]

@@ -38,7 +38,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::cli::limits::threads)]
     pub threads: usize,
     /// Print nothing but errors.
     #[arg(long, short)]

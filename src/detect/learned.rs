@@ -19,11 +19,11 @@
 //! pass stays streamed. The model's output is a probability shifted so that
 //! the cut chosen at training (by leave-one-pair-out) sits at 0.5.
 
+use super::cva::Cva;
 use super::indices::Indices;
 use super::masks::MaskReason;
 use super::pixels::Pixels;
 use super::sample::Sample;
-use super::score::Model;
 use crate::align::Window;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -74,9 +74,10 @@ pub const FEATURES: [&str; NF] = [
 ];
 /// Number of features.
 pub const NF: usize = 41;
-/// Pixels of context each block needs: the largest window radius (8) plus
-/// the combined score's one-pixel misregistration search.
-pub const HALO: usize = 8 + super::score::SHIFT;
+/// The largest window radius of the features: a block needs this much
+/// context on every side, plus the combined score's own misregistration
+/// search (see `score::Model::halo`).
+pub const WINDOW_RADIUS: usize = 8;
 /// Format tag of model files.
 pub const FORMAT: &str = "dunewatch-learned/1";
 /// Features are clipped to this magnitude before standardisation.
@@ -347,16 +348,19 @@ fn logit_of(p: f32) -> f32 {
     (p / (1.0 - p)).ln()
 }
 
-/// Features of every pixel of a read window (`None` where masked).
-pub fn window_features(model: &Model, px: &Pixels, rw: usize, rh: usize) -> Vec<Option<[f32; NF]>> {
-    let stats = &model
-        .learned
-        .as_ref()
-        .expect("the learned method fits index statistics")
-        .index_stats;
+/// Features of every pixel of a read window (`None` where masked), from
+/// the window's raw `combined` score (see `score::Model::learned_features`),
+/// the scene's CVA fit and its index statistics.
+pub fn window_features(
+    raw: &[f32],
+    cva: &Cva,
+    stats: &IndexStats,
+    px: &Pixels,
+    rw: usize,
+    rh: usize,
+) -> Vec<Option<[f32; NF]>> {
     let n = px.len();
     let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
-    let raw = model.combined_raw(px, rw, rh);
     let raw: Vec<f32> = raw
         .iter()
         .map(|v| if v.is_nan() { 0.0 } else { *v })
@@ -372,7 +376,7 @@ pub fn window_features(model: &Model, px: &Pixels, rw: usize, rh: usize) -> Vec<
             continue;
         }
         let (x, y) = (&px.x(i), &px.y(i));
-        mag[i] = ((model.cva.magnitude2(x, y)).ln_1p()) as f32;
+        mag[i] = ((cva.magnitude2(x, y)).ln_1p()) as f32;
         let (b, a) = (index_values(&Indices::of(x)), index_values(&Indices::of(y)));
         for k in 0..5 {
             dz[k][i] = ((((a[k] - b[k]) as f64) - stats.median[k]) / stats.scale[k]) as f32;
@@ -465,14 +469,14 @@ pub fn window_features(model: &Model, px: &Pixels, rw: usize, rh: usize) -> Vec<
         .collect()
 }
 
-/// Learned scores of the `block` part of a read window.
-pub fn score_block(model: &Model, px: &Pixels, read: Window, block: Window) -> Vec<Option<f32>> {
-    let weights = model
-        .learned
-        .as_ref()
-        .and_then(|l| l.weights.as_ref())
-        .expect("the learned method carries weights when scoring");
-    let feats = window_features(model, px, read.w, read.h);
+/// Learned scores of the `block` part of a read window, from the features
+/// of the whole read window.
+pub fn score_block(
+    weights: &LearnedModel,
+    feats: &[Option<[f32; NF]>],
+    read: Window,
+    block: Window,
+) -> Vec<Option<f32>> {
     let (ox, oy) = (block.x - read.x, block.y - read.y);
     let mut out = Vec::with_capacity(block.len());
     for r in 0..block.h {

@@ -19,6 +19,7 @@
 //! the sites are described without decoding the scenes again.
 
 pub mod chi2;
+pub mod cloud_cells;
 pub mod clouds;
 pub mod cva;
 pub mod indices;
@@ -30,6 +31,7 @@ pub mod masks;
 pub mod pixels;
 pub mod sample;
 pub mod score;
+pub mod sun;
 pub mod threshold;
 
 use crate::align::read_ahead::read_ahead;
@@ -39,7 +41,8 @@ use crate::export::raster::create_working;
 use crate::per_thread::PerThread;
 use crate::progress::Progress;
 use crate::read::Band;
-use clouds::{CellCounts, CellMask, CloudCells};
+use cloud_cells::{CellMask, CloudCells};
+use clouds::CellCounts;
 use kept_pixels::{KeptBlock, KeptPixels, KeptWriter};
 use masks::{MaskReason, REASONS};
 use rayon::prelude::*;
@@ -147,7 +150,7 @@ pub fn detect_keeping(
     progress: &dyn Progress,
 ) -> Result<(DetectSummary, Option<KeptPixels>)> {
     if opts.block_size < 16 {
-        return Err(Error::invalid("--block-size must be at least 16"));
+        return Err(Error::usage("--block-size must be at least 16"));
     }
     let mut timings = BTreeMap::new();
     let t = Instant::now();
@@ -171,7 +174,7 @@ pub fn detect_keeping(
     timings.insert("score", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let cells = clouds::decide(&counts, &clouds::Geometry::of(pair));
+    let cells = cloud_cells::decide(&counts, &cloud_cells::Geometry::of(pair));
     if cells.any() {
         let mask = early.map(|t| (mask_path, t, &mut changed));
         remove_cloud_cells(score_path, &cells, &mut hist, &mut reasons, mask)?;

@@ -50,7 +50,7 @@ impl FromStr for Method {
             "irmad" | "ir-mad" => Ok(Method::Irmad),
             "indices" => Ok(Method::Indices),
             "learned" => Ok(Method::Learned),
-            _ => Err(Error::invalid(format!(
+            _ => Err(Error::usage(format!(
                 "unknown method '{s}' (combined, cva, irmad, indices, learned)"
             ))),
         }
@@ -156,7 +156,7 @@ impl Model {
     /// Pixels of context a block needs on every side.
     pub fn halo(&self) -> usize {
         match self.method {
-            Method::Learned => super::learned::HALO,
+            Method::Learned => super::learned::WINDOW_RADIUS + SHIFT,
             _ => HALO,
         }
     }
@@ -244,7 +244,13 @@ impl Model {
         let (rw, rh) = (read.w, read.h);
         let (ox, oy) = (block.x - read.x, block.y - read.y);
         if self.method == Method::Learned {
-            return super::learned::score_block(self, px, read, block);
+            let weights = self
+                .learned
+                .as_ref()
+                .and_then(|l| l.weights.as_ref())
+                .expect("the learned method carries weights when scoring");
+            let feats = self.learned_features(px, read.w, read.h);
+            return super::learned::score_block(weights, &feats, read, block);
         }
         if self.method != Method::Combined {
             let mut out = Vec::with_capacity(block.len());
@@ -304,6 +310,23 @@ impl Model {
     /// pixel of the other date within `SHIFT` pixels, in both directions, so
     /// that sub-pixel to one-pixel misregistration between dates (common
     /// across MGRS tiles) does not paint every edge as change.
+    /// The learned method's features of every pixel of a read window
+    /// (`None` where masked): the same code for training and detection.
+    pub fn learned_features(
+        &self,
+        px: &Pixels,
+        rw: usize,
+        rh: usize,
+    ) -> Vec<Option<[f32; super::learned::NF]>> {
+        let stats = &self
+            .learned
+            .as_ref()
+            .expect("the learned method fits index statistics")
+            .index_stats;
+        let raw = self.combined_raw(px, rw, rh);
+        super::learned::window_features(&raw, &self.cva, stats, px, rw, rh)
+    }
+
     pub(crate) fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
         let n = px.len();
         let irmad = self.irmad.as_ref().expect("combined method fits IR-MAD");

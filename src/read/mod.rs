@@ -7,8 +7,11 @@ pub mod band;
 pub mod band_folder;
 pub mod dates;
 pub mod multiband;
+pub mod predictor;
 pub mod safe;
+pub mod tiff_ifd;
 pub mod tiff_tiles;
+pub mod tile_codecs;
 
 pub use band::Band;
 

@@ -1,8 +1,10 @@
 //! Full-resolution window reads of tiled or stripped UInt16 GeoTIFFs (COGs
 //! from a cloud archive, OSCD and ESA-style band files) decoded here instead
 //! of by GDAL: the tile's bytes are read from the file, inflated with
-//! libdeflate (the system's, which GDAL's libtiff uses too), and TIFF's
-//! horizontal predictor is undone in a register.
+//! libdeflate (the system's, which GDAL's libtiff uses too; see
+//! [`super::tile_codecs`]), and TIFF's horizontal predictor is undone in a
+//! register ([`super::predictor`]). The file's directory is
+//! [`super::tiff_ifd`]'s.
 //!
 //! Why: Sentinel-2 COGs are DEFLATE with the horizontal predictor, and
 //! libtiff undoes that predictor with a read-modify-write of memory per
@@ -18,6 +20,10 @@
 //! from [`TiffTiles::open`] and is read through GDAL as before. The numbers
 //! are GDAL's to the bit: the same integers, converted to f32.
 
+pub use super::tiff_ifd::Ifd;
+
+use super::predictor::undo_horizontal_predictor;
+use super::tile_codecs::{Inflated, Inflater, Unzstd, PREFIX_SLACK};
 use crate::align::Window;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -387,28 +393,6 @@ impl TiffTiles {
     }
 }
 
-/// Output bytes past the last one wanted that a shallow decode asks
-/// libdeflate for. Given a buffer too small for the stream, libdeflate
-/// writes the output in order and stops, with `LIBDEFLATE_INSUFFICIENT_SPACE`,
-/// at the first literal, match (at most 258 bytes) or stored block (at most
-/// 65 535 bytes) that would overrun it: everything before that point is
-/// written, so with this much slack every wanted byte is. (The API leaves
-/// the buffer's content unspecified then; the tests
-/// `a_buffer_too_small_still_gets_every_byte_before_the_slack` and
-/// `a_shallow_decode_gives_the_rows_a_whole_one_does` hold it to this.)
-const PREFIX_SLACK: usize = 1 << 16;
-
-/// What came of inflating a stream into a buffer.
-#[derive(Debug, PartialEq)]
-enum Inflated {
-    /// The whole stream, this many bytes.
-    Whole(usize),
-    /// The buffer filled before the stream ended (see [`PREFIX_SLACK`]).
-    Full,
-    /// Not a valid stream.
-    Bad,
-}
-
 /// How the file's tiles are compressed.
 enum Codec {
     None,
@@ -417,303 +401,12 @@ enum Codec {
     Zstd(Unzstd),
 }
 
-/// The system's libzstd decompression context (the library the COG writer
-/// and GDAL's libtiff use).
-struct Unzstd(std::ptr::NonNull<std::ffi::c_void>);
-
-#[link(name = "zstd")]
-extern "C" {
-    fn ZSTD_createDCtx() -> *mut std::ffi::c_void;
-    fn ZSTD_freeDCtx(d: *mut std::ffi::c_void) -> usize;
-    fn ZSTD_decompressDCtx(
-        d: *mut std::ffi::c_void,
-        dst: *mut std::ffi::c_void,
-        dst_capacity: usize,
-        src: *const std::ffi::c_void,
-        src_size: usize,
-    ) -> usize;
-    fn ZSTD_isError(code: usize) -> std::ffi::c_uint;
-}
-
-impl Unzstd {
-    fn new() -> Option<Unzstd> {
-        // SAFETY: allocates a context, or returns null.
-        std::ptr::NonNull::new(unsafe { ZSTD_createDCtx() }).map(Unzstd)
-    }
-
-    /// Decompresses the frames of `input` into `out`; the bytes written,
-    /// or None when the data is not valid or does not fit.
-    fn decompress(&mut self, input: &[u8], out: &mut [u8]) -> Option<usize> {
-        // SAFETY: both buffers are valid for the lengths passed; the
-        // context is ours alone (&mut self).
-        let r = unsafe {
-            ZSTD_decompressDCtx(
-                self.0.as_ptr(),
-                out.as_mut_ptr().cast(),
-                out.len(),
-                input.as_ptr().cast(),
-                input.len(),
-            )
-        };
-        // SAFETY: a pure function of the code.
-        (unsafe { ZSTD_isError(r) } == 0).then_some(r)
-    }
-}
-
-impl Drop for Unzstd {
-    fn drop(&mut self) {
-        // SAFETY: created by ZSTD_createDCtx, freed once.
-        unsafe {
-            ZSTD_freeDCtx(self.0.as_ptr());
-        }
-    }
-}
-
-// SAFETY: a context holds no thread-affine state; one thread at a time
-// uses it (&mut self).
-unsafe impl Send for Unzstd {}
-
-/// libdeflate's zlib decompressor: the system's libdeflate (Debian
-/// libdeflate-dev, which libgdal-dev depends on), the one GDAL's libtiff
-/// uses. A copy built into the binary would serve GDAL's calls too (its
-/// symbols would be exported), with another version than GDAL was built for.
-struct Inflater(std::ptr::NonNull<std::ffi::c_void>);
-
-#[link(name = "deflate")]
-extern "C" {
-    fn libdeflate_alloc_decompressor() -> *mut std::ffi::c_void;
-    fn libdeflate_free_decompressor(d: *mut std::ffi::c_void);
-    fn libdeflate_zlib_decompress(
-        d: *mut std::ffi::c_void,
-        input: *const std::ffi::c_void,
-        in_nbytes: usize,
-        out: *mut std::ffi::c_void,
-        out_nbytes_avail: usize,
-        actual_out_nbytes: *mut usize,
-    ) -> std::ffi::c_int;
-}
-
-impl Inflater {
-    fn new() -> Option<Inflater> {
-        // SAFETY: allocates a decompressor, or returns null.
-        std::ptr::NonNull::new(unsafe { libdeflate_alloc_decompressor() }).map(Inflater)
-    }
-
-    /// Inflates the zlib stream `input` into `out`.
-    fn zlib(&mut self, input: &[u8], out: &mut [u8]) -> Inflated {
-        let mut got = 0usize;
-        // SAFETY: both buffers are valid for the lengths passed; the
-        // decompressor is ours alone (&mut self).
-        let r = unsafe {
-            libdeflate_zlib_decompress(
-                self.0.as_ptr(),
-                input.as_ptr().cast(),
-                input.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
-                &mut got,
-            )
-        };
-        // libdeflate_result: SUCCESS 0, BAD_DATA 1, SHORT_OUTPUT 2
-        // (not returned when the size is asked for), INSUFFICIENT_SPACE 3.
-        match r {
-            0 => Inflated::Whole(got),
-            3 => Inflated::Full,
-            _ => Inflated::Bad,
-        }
-    }
-}
-
-impl Drop for Inflater {
-    fn drop(&mut self) {
-        // SAFETY: allocated by libdeflate_alloc_decompressor, freed once.
-        unsafe { libdeflate_free_decompressor(self.0.as_ptr()) }
-    }
-}
-
-// SAFETY: a decompressor holds no thread-affine state; it is used by one
-// thread at a time (&mut self).
-unsafe impl Send for Inflater {}
-
-/// TIFF's horizontal predictor (tag 317 = 2) on one row of 16-bit samples:
-/// each sample was stored as its difference from the one before (mod 2^16).
-/// The running sum stays in a register, unlike libtiff's loop.
-#[inline]
-pub fn undo_horizontal_predictor(row: &mut [u16]) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512bw"))]
-    {
-        // SAFETY: the build targets AVX-512BW (cfg above).
-        unsafe { prefix_sum_avx512(row) }
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512bw")))]
-    prefix_sum_from(row, 0);
-}
-
-/// Running sum of `row` (mod 2^16), continuing from `acc`.
-#[inline]
-fn prefix_sum_from(row: &mut [u16], mut acc: u16) {
-    for v in row.iter_mut() {
-        acc = acc.wrapping_add(*v);
-        *v = acc;
-    }
-}
-
-/// [`prefix_sum_from`] 32 samples at a time: each chunk's running sum in
-/// five shift-and-add steps within a register, plus the sum carried from
-/// the chunk before (a one-sample-a-cycle dependency chain in scalar code;
-/// it was 2-3% of a full tile run's CPU). Integer adds mod 2^16: the same
-/// numbers in any order.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512bw"))]
-#[target_feature(enable = "avx512bw")]
-unsafe fn prefix_sum_avx512(row: &mut [u16]) {
-    use std::arch::x86_64::*;
-    const IOTA: [u16; 32] = {
-        let mut a = [0u16; 32];
-        let mut i = 0;
-        while i < 32 {
-            a[i] = i as u16;
-            i += 1;
-        }
-        a
-    };
-    let iota = _mm512_loadu_si512(IOTA.as_ptr().cast());
-    // Lane i takes lane i - k, for lanes i >= k.
-    let shift = |k: i16| _mm512_sub_epi16(iota, _mm512_set1_epi16(k));
-    let steps = [
-        (shift(1), !0u32 << 1),
-        (shift(2), !0u32 << 2),
-        (shift(4), !0u32 << 4),
-        (shift(8), !0u32 << 8),
-        (shift(16), !0u32 << 16),
-    ];
-    let last = _mm512_set1_epi16(31);
-    let mut carry = _mm512_setzero_si512();
-    let mut chunks = row.chunks_exact_mut(32);
-    for ch in &mut chunks {
-        let mut x = _mm512_loadu_si512(ch.as_ptr().cast());
-        for (idx, lanes) in steps {
-            x = _mm512_add_epi16(x, _mm512_maskz_permutexvar_epi16(lanes, idx, x));
-        }
-        x = _mm512_add_epi16(x, carry);
-        _mm512_storeu_si512(ch.as_mut_ptr().cast(), x);
-        carry = _mm512_permutexvar_epi16(last, x);
-    }
-    let acc = _mm_extract_epi16::<0>(_mm512_castsi512_si128(carry)) as u16;
-    prefix_sum_from(chunks.into_remainder(), acc);
-}
-
 /// The bytes of a u16 buffer (the file's little-endian samples land in it
 /// as they are, on a little-endian machine).
 fn bytemuck_u16(v: &mut [u16]) -> &mut [u8] {
     // SAFETY: u8 has no alignment or validity requirements, and the length
     // covers exactly the u16s' bytes.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
-}
-
-/// A TIFF's first image file directory: where each tag's values are.
-pub(crate) struct Ifd {
-    big: bool,
-    /// (tag, type, count, the entry's value/offset field as raw bytes).
-    entries: Vec<(u16, u16, u64, [u8; 8])>,
-}
-
-impl Ifd {
-    /// Little-endian TIFF or BigTIFF only (what GDAL writes on this kind of
-    /// machine); anything else is None.
-    pub(crate) fn first(file: &File) -> Option<Ifd> {
-        if cfg!(target_endian = "big") {
-            return None;
-        }
-        let mut head = [0u8; 16];
-        file.read_exact_at(&mut head, 0).ok()?;
-        if &head[0..2] != b"II" {
-            return None;
-        }
-        let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        let (big, ifd_at) = match u16_at(&head, 2) {
-            42 => (
-                false,
-                u32::from_le_bytes(head[4..8].try_into().ok()?) as u64,
-            ),
-            43 => (true, u64::from_le_bytes(head[8..16].try_into().ok()?)),
-            _ => return None,
-        };
-        let (count_len, entry_len) = if big { (8, 20) } else { (2, 12) };
-        let mut count = [0u8; 8];
-        file.read_exact_at(&mut count[..count_len], ifd_at).ok()?;
-        let n = u64::from_le_bytes(count) as usize;
-        if n == 0 || n > 4096 {
-            return None;
-        }
-        let mut raw = vec![0u8; n * entry_len];
-        file.read_exact_at(&mut raw, ifd_at + count_len as u64)
-            .ok()?;
-        let entries = raw
-            .chunks_exact(entry_len)
-            .map(|e| {
-                let mut field = [0u8; 8];
-                let (count, value) = if big {
-                    (u64::from_le_bytes(e[4..12].try_into().unwrap()), &e[12..20])
-                } else {
-                    (
-                        u32::from_le_bytes(e[4..8].try_into().unwrap()) as u64,
-                        &e[8..12],
-                    )
-                };
-                field[..value.len()].copy_from_slice(value);
-                (u16_at(e, 0), u16_at(e, 2), count, field)
-            })
-            .collect();
-        Some(Ifd { big, entries })
-    }
-
-    /// `tag`'s type, count and value bytes (inline or at their offset), as
-    /// they are in the file: what a writer needs to copy the entry.
-    pub(crate) fn raw(&self, file: &File, tag: u16) -> Option<(u16, u64, Vec<u8>)> {
-        let &(_, typ, count, field) = self.entries.iter().find(|e| e.0 == tag)?;
-        let size = match typ {
-            1 | 2 | 6 | 7 => 1,
-            3 | 8 => 2,
-            4 | 9 | 11 => 4,
-            _ => 8,
-        };
-        let bytes = usize::try_from(count).ok().filter(|&c| c <= 1 << 24)? * size;
-        let inline = if self.big { 8 } else { 4 };
-        let data = if bytes <= inline {
-            field[..bytes].to_vec()
-        } else {
-            let at = if self.big {
-                u64::from_le_bytes(field)
-            } else {
-                u32::from_le_bytes(field[..4].try_into().ok()?) as u64
-            };
-            let mut v = vec![0u8; bytes];
-            file.read_exact_at(&mut v, at).ok()?;
-            v
-        };
-        Some((typ, count, data))
-    }
-
-    /// The integer values of `tag` (SHORT, LONG or LONG8), inline or at
-    /// their offset.
-    pub(crate) fn values(&self, file: &File, tag: u16) -> Option<Vec<u64>> {
-        let (typ, _, data) = self.raw(file, tag)?;
-        let size = match typ {
-            3 => 2,  // SHORT
-            4 => 4,  // LONG
-            16 => 8, // LONG8
-            _ => return None,
-        };
-        Some(
-            data.chunks_exact(size)
-                .map(|c| match size {
-                    2 => u16::from_le_bytes([c[0], c[1]]) as u64,
-                    4 => u32::from_le_bytes(c.try_into().unwrap()) as u64,
-                    _ => u64::from_le_bytes(c.try_into().unwrap()),
-                })
-                .collect(),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -949,25 +642,6 @@ mod tests {
     }
 
     #[test]
-    fn the_predictor_gives_the_scalar_running_sum_at_every_length() {
-        let mut seed = 12345u64;
-        for len in [0, 1, 5, 31, 32, 33, 63, 64, 65, 1000, 1024] {
-            let row: Vec<u16> = (0..len)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (seed >> 40) as u16
-                })
-                .collect();
-            let (mut a, mut b) = (row.clone(), row);
-            undo_horizontal_predictor(&mut a);
-            prefix_sum_from(&mut b, 0);
-            assert_eq!(a, b, "length {len}");
-        }
-    }
-
-    #[test]
     fn a_shallow_decode_gives_the_rows_a_whole_one_does() {
         // Tiles of 256 x 256 (128 KiB decoded), deep enough for a shallow
         // decode to stop early: one file that compresses and one of noise
@@ -1025,43 +699,5 @@ mod tests {
             t.read(win(10, 0, 50, 3)).unwrap();
             assert!(t.cache[0].2 < 256, "{p:?}: {} rows", t.cache[0].2);
         }
-    }
-
-    #[test]
-    fn a_buffer_too_small_still_gets_every_byte_before_the_slack() {
-        // A zlib stream of stored (uncompressed) blocks, the largest single
-        // steps libdeflate takes, and none of them written when it would
-        // overrun the buffer.
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
-        let mut z = vec![0x78, 0x01];
-        let blocks: Vec<&[u8]> = data.chunks(65_535).collect();
-        for (k, b) in blocks.iter().enumerate() {
-            z.push((k + 1 == blocks.len()) as u8);
-            z.extend((b.len() as u16).to_le_bytes());
-            z.extend((!(b.len() as u16)).to_le_bytes());
-            z.extend_from_slice(b);
-        }
-        let (mut s1, mut s2) = (1u32, 0u32);
-        for &b in &data {
-            s1 = (s1 + b as u32) % 65_521;
-            s2 = (s2 + s1) % 65_521;
-        }
-        z.extend(((s2 << 16) | s1).to_be_bytes());
-        let mut inf = Inflater::new().unwrap();
-        let mut out = vec![0u8; data.len()];
-        assert_eq!(inf.zlib(&z, &mut out), Inflated::Whole(data.len()));
-        assert_eq!(out, data);
-        for want in [1, 1000, 65_535, 70_000, 130_000] {
-            let mut out = vec![0u8; want + PREFIX_SLACK];
-            assert_eq!(inf.zlib(&z, &mut out), Inflated::Full);
-            assert_eq!(out[..want], data[..want], "{want} bytes wanted");
-        }
-    }
-
-    #[test]
-    fn the_predictor_is_a_wrapping_running_sum() {
-        let mut row = [65535u16, 2, 0, 65534];
-        undo_horizontal_predictor(&mut row);
-        assert_eq!(row, [65535, 1, 1, 65535]);
     }
 }

@@ -75,7 +75,9 @@ pub struct SitesOptions {
     pub opening: bool,
     /// 3x3 closing (fills one-pixel holes and gaps).
     pub closing: bool,
-    /// Named points (GeoJSON, property `name`).
+    /// Named points (GeoJSON, property `name`), a preset region's name, or
+    /// "none"; without one, the places of the preset region the scene lies
+    /// in (see [`watchlist::choose`]).
     pub watchlist: Option<PathBuf>,
     /// Sites within this distance (m) of a watch point are tagged.
     pub watch_distance_m: f64,
@@ -189,6 +191,17 @@ pub struct SitesSummary {
     pub scene: SceneSummary,
     pub background: Background,
     pub timings_s: BTreeMap<&'static str, f64>,
+    /// The watch points used and where they came from.
+    pub watchlist: watchlist::Chosen,
+}
+
+/// The lon/lat of the grid's centre (None when it cannot be transformed).
+fn grid_centre_lonlat(g: &crate::align::grid::Grid) -> Option<(f64, f64)> {
+    let (x, y) = g.pixel_center(g.width as f64 / 2.0 - 0.5, g.height as f64 / 2.0 - 0.5);
+    let ct = g.to_lonlat().ok()?;
+    let (mut xs, mut ys, mut zs) = ([x], [y], [0.0]);
+    ct.transform_coords(&mut xs, &mut ys, &mut zs).ok()?;
+    Some((xs[0], ys[0]))
 }
 
 pub const GEOJSON_FILE: &str = "sites.geojson";
@@ -717,12 +730,8 @@ fn scene_summary(run: &RunInfo, opts: &SitesOptions) -> Result<SceneSummary> {
 
 /// Adds the sites step (count, kinds, timings per stage) to run.json, when
 /// the run folder has one: written to a temporary name, then renamed.
-fn record_in_run_json(
-    run_dir: &Path,
-    sites: usize,
-    by_kind: &BTreeMap<&'static str, usize>,
-    timings: &BTreeMap<&'static str, f64>,
-) -> Result<()> {
+fn record_in_run_json(summary: &SitesSummary) -> Result<()> {
+    let run_dir = &summary.run_dir;
     let path = run_dir.join(crate::run::RUN_FILE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(());
@@ -733,7 +742,13 @@ fn record_in_run_json(
     if let Some(obj) = json.as_object_mut() {
         obj.insert(
             "sites".into(),
-            serde_json::json!({ "sites": sites, "by_kind": by_kind, "timings_s": timings }),
+            serde_json::json!({
+                "sites": summary.sites,
+                "by_kind": summary.by_kind,
+                "compounds": summary.compounds,
+                "watchlist": summary.watchlist,
+                "timings_s": summary.timings_s,
+            }),
         );
     }
     let tmp = run_dir.join(format!(
@@ -776,12 +791,7 @@ impl StagedSites {
     pub fn commit(self) -> Result<SitesSummary> {
         let summary = self.summary;
         self.staging.commit(&export::FILES)?;
-        record_in_run_json(
-            &summary.run_dir,
-            summary.sites,
-            &summary.by_kind,
-            &summary.timings_s,
-        )?;
+        record_in_run_json(&summary)?;
         Ok(summary)
     }
 }
@@ -789,19 +799,19 @@ impl StagedSites {
 /// Refuses options no run could use, naming the option.
 pub fn check_options(opts: &SitesOptions) -> Result<()> {
     if !(opts.min_area_m2 >= 0.0 && opts.min_area_m2.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--min-area must be a non-negative number of m2, got {}",
             opts.min_area_m2
         )));
     }
     if !(opts.watch_distance_m >= 0.0 && opts.watch_distance_m.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--watch-distance must be a non-negative number of metres, got {}",
             opts.watch_distance_m
         )));
     }
     if !(opts.compound_distance_m >= 0.0 && opts.compound_distance_m.is_finite()) {
-        return Err(Error::invalid(format!(
+        return Err(Error::usage(format!(
             "--compound-distance must be a non-negative number of metres, got {}",
             opts.compound_distance_m
         )));
@@ -829,10 +839,8 @@ pub fn stage_sites(
     check_options(opts)?;
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
-    let watch = match &opts.watchlist {
-        Some(p) => watchlist::read_watchlist(p)?,
-        None => Vec::new(),
-    };
+    let chosen = watchlist::choose(opts.watchlist.as_deref(), grid_centre_lonlat(&run.grid))?;
+    let watch = chosen.points.clone();
     let t = Instant::now();
     let mut scenes =
         Scenes::open_with_decoded(run, opts.before.as_deref(), opts.after.as_deref(), decoded)?;
@@ -927,6 +935,7 @@ pub fn stage_sites(
         scene,
         background: bg,
         timings_s: timings,
+        watchlist: chosen,
     };
     // Freeing tens of thousands of sites took 0.2 s on one core at the very
     // end of a run; nothing waits for it.

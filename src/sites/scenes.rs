@@ -83,7 +83,6 @@ impl Scenes {
         let b = read::open_scene(&bp)?;
         let a = read::open_scene(&ap)?;
         let mut opts = AlignOptions::default();
-        let (mx, _) = run.grid.metres_per_unit();
         let pair = align::align(b.clone(), a.clone(), &STAT_BANDS, &[], &opts)?;
         if let Some((x, y)) = offset_in(&pair.grid, &run.grid) {
             return Ok(Scenes {
@@ -94,8 +93,9 @@ impl Scenes {
                 kept: None,
             });
         }
-        // The run used --resolution: align again at the run's pixel size.
-        opts.resolution = Some(run.grid.pixel_size().0 * mx);
+        // The run used --resolution: align again at the run's exact pixel
+        // size (in CRS units: metres to degrees depends on the latitude).
+        opts.pixel_size = Some(run.grid.pixel_size());
         let pair = align::align(b, a, &STAT_BANDS, &[], &opts)?;
         match offset_in(&pair.grid, &run.grid) {
             Some((x, y)) => Ok(Scenes {

@@ -114,6 +114,78 @@ pub fn read_watchlist(path: &Path) -> Result<Vec<WatchPoint>> {
     Ok(points)
 }
 
+/// The watch points a run uses, and where they came from (recorded in
+/// run.json under `sites.watchlist`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Chosen {
+    #[serde(skip)]
+    pub points: Vec<WatchPoint>,
+    /// "file", "preset" or "none".
+    pub source: &'static str,
+    /// The file, or the preset region's name.
+    pub name: Option<String>,
+    /// True when chosen because the scene lies in a preset region (no
+    /// `--watchlist` given).
+    pub default: bool,
+    pub points_count: usize,
+}
+
+/// Chooses the watchlist: `spec` is a vector file, a preset region name
+/// (its places), or "none"; without one, the places of the preset region
+/// containing the scene's centre `centre` (lon, lat), if any.
+pub fn choose(spec: Option<&Path>, centre: Option<(f64, f64)>) -> Result<Chosen> {
+    use crate::scenes::places;
+    let preset = |r: &places::Region, default: bool| {
+        let points: Vec<WatchPoint> = r
+            .places()
+            .into_iter()
+            .map(|p| WatchPoint {
+                name: p.name.clone(),
+                lon: p.lon,
+                lat: p.lat,
+            })
+            .collect();
+        Chosen {
+            source: "preset",
+            name: Some(r.name.clone()),
+            default,
+            points_count: points.len(),
+            points,
+        }
+    };
+    let none = Chosen {
+        points: Vec::new(),
+        source: "none",
+        name: None,
+        default: false,
+        points_count: 0,
+    };
+    match spec {
+        Some(p) if p.is_file() => {
+            let points = read_watchlist(p)?;
+            Ok(Chosen {
+                source: "file",
+                name: Some(p.display().to_string()),
+                default: false,
+                points_count: points.len(),
+                points,
+            })
+        }
+        Some(p) if p.as_os_str().eq_ignore_ascii_case("none") => Ok(none),
+        Some(p) => match p.to_str().and_then(places::find_region) {
+            Some(r) => Ok(preset(r, false)),
+            None => Err(Error::input(
+                p,
+                "watchlist not found (a GeoJSON file, a preset region name, or none)",
+            )),
+        },
+        None => Ok(centre
+            .and_then(|(lon, lat)| places::region_at(lon, lat))
+            .map(|r| preset(r, true))
+            .unwrap_or(none)),
+    }
+}
+
 /// Watch points within `max_m` of (lon, lat), nearest first.
 pub fn near(points: &[WatchPoint], lon: f64, lat: f64, max_m: f64) -> Vec<WatchHit> {
     let mut hits: Vec<WatchHit> = points
@@ -137,6 +209,28 @@ mod tests {
         // One degree of latitude on the mean sphere: 111.195 km.
         assert!((haversine_m(54.0, 24.0, 54.0, 25.0) - 111_195.1).abs() < 1.0);
         assert!(haversine_m(54.37, 24.45, 54.37, 24.45) == 0.0);
+    }
+
+    #[test]
+    fn default_watchlist_is_the_region_of_the_scene() {
+        // A scene centred on Kufra: the southern-libya places, by default.
+        let c = choose(None, Some((23.3, 24.2))).unwrap();
+        assert_eq!((c.source, c.default), ("preset", true));
+        assert_eq!(c.name.as_deref(), Some("southern-libya"));
+        assert!(c.points.iter().any(|p| p.name == "Kufra Airport"));
+        assert!(c.points.iter().any(|p| p.name == "Matan al-Sarra Air Base"));
+        assert_eq!(c.points_count, c.points.len());
+        // Abu Dhabi lies in no preset region: no watchlist.
+        let c = choose(None, Some((54.37, 24.45))).unwrap();
+        assert_eq!((c.source, c.points.len()), ("none", 0));
+        // "none" switches the default off; a region can be named anywhere.
+        let c = choose(Some(Path::new("none")), Some((23.3, 24.2))).unwrap();
+        assert_eq!((c.source, c.points.len()), ("none", 0));
+        let c = choose(Some(Path::new("southern-libya")), Some((54.37, 24.45))).unwrap();
+        assert_eq!((c.source, c.default), ("preset", false));
+        assert!(!c.points.is_empty());
+        let e = choose(Some(Path::new("nowhere.geojson")), None).unwrap_err();
+        assert!(e.to_string().contains("nowhere.geojson"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! For every pair the scenes are read and aligned exactly as `detect` does,
 //! the pass-1 sample gives the scene statistics, and the block pass computes
-//! the features with [`crate::detect::learned::window_features`], the code
+//! the features with [`crate::detect::score::Model::learned_features`], the code
 //! `detect --method learned` uses. Kept pixels: every change pixel (on a
 //! lattice when there are very many) and the no-change pixels on a regular
 //! lattice; each kept pixel stands for the pixels its lattice cell holds.
@@ -24,7 +24,8 @@
 //! is one pair only).
 
 use crate::align::{self, AlignOptions, AlignedPair, SceneReader};
-use crate::detect::clouds::{self, CellCounts, CellMask};
+use crate::detect::cloud_cells::{self, CellMask};
+use crate::detect::clouds::CellCounts;
 use crate::detect::learned::{self, sigmoid, LearnedModel, Provenance, FEATURES, NF};
 use crate::detect::masks::MaskReason;
 use crate::detect::{collect_sample, expand, pixels, Method, Model, OPTIONAL_BANDS, STAT_BANDS};
@@ -175,7 +176,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
                 |reader| -> Result<BlockPart> {
                     let read = expand(block, model.halo(), g.width, g.height);
                     let px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
-                    let feats = learned::window_features(&model, &px, read.w, read.h);
+                    let feats = model.learned_features(&px, read.w, read.h);
                     let mut out = PairData::default();
                     let mut pos = Vec::new();
                     let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
@@ -210,7 +211,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
     for (_, _, c) in &parts {
         counts.merge(c);
     }
-    let clouds = clouds::decide(&counts, &clouds::Geometry::of(&pair));
+    let clouds = cloud_cells::decide(&counts, &cloud_cells::Geometry::of(&pair));
     let mut d = PairData {
         name: p.name.clone(),
         ..Default::default()
