@@ -483,7 +483,7 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
         .map(|f| prop(f, "rank").as_u64().unwrap())
         .collect();
     assert_eq!(ranks, vec![1, 2, 3, 4, 5], "features in rank order");
-    for name in ["sites.geojson", "sites.csv", "sites.kml"] {
+    for name in ["sites.geojson", "sites.csv"] {
         assert_eq!(ogr_count(&c.run.join(name)), 5, "{name}");
     }
     // Three chips, named by site id (beside the compounds'); no staging
@@ -500,6 +500,54 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn ogr_reads_the_kml_with_pins_folders_by_kind_and_compounds() {
+    let c = roofs_on_sand();
+    let s = run_sites(&c.run, &opts()).unwrap();
+    let ds = gdal::Dataset::open(c.run.join("sites.kml")).unwrap();
+    let mut names = Vec::new();
+    let mut sites = 0;
+    for i in 0..ds.layer_count() {
+        let mut layer = ds.layer(i).unwrap();
+        let name = layer.name();
+        for f in layer.features() {
+            // A pin and the outline in one MultiGeometry.
+            let g = f.geometry().unwrap();
+            let wkt = g.wkt().unwrap();
+            assert!(
+                wkt.starts_with("GEOMETRYCOLLECTION (POINT ("),
+                "{name}: {wkt}"
+            );
+            assert!(wkt.contains("POLYGON (("), "{name}: {wkt}");
+            if name != "Compounds" {
+                sites += 1;
+                assert_eq!(
+                    f.field_as_string(f.field_index("kind").unwrap())
+                        .unwrap()
+                        .unwrap(),
+                    name
+                );
+            }
+        }
+        names.push(name);
+    }
+    assert_eq!(sites, s.sites, "every site in a kind's folder");
+    assert_eq!(names[0], "Compounds", "{names:?}");
+    assert!(names.contains(&"structure".to_string()), "{names:?}");
+    let kml = std::fs::read_to_string(c.run.join("sites.kml")).unwrap();
+    assert!(kml.contains("<TimeSpan><begin>2020-01-05</begin><end>2021-06-20</end></TimeSpan>"));
+    // The balloons of the top 3 show their chips, relative to the KML.
+    assert_eq!(
+        kml.matches("<img src=\"chips/").count(),
+        3 + 1,
+        "3 sites, 1 compound"
+    );
+    for chip in kml.split("<img src=\"").skip(1) {
+        let file = chip.split('"').next().unwrap();
+        assert!(c.run.join(file).is_file(), "{file}");
+    }
 }
 
 #[test]

@@ -139,7 +139,8 @@ fn compounds(o: &mut Sink, ctx: &Context) {
         let _ = writeln!(p, "<Placemark id=\"compound-{}\">", c.id);
         let _ = writeln!(p, "<name>Compound #{}</name>", c.rank);
         time_span(&mut p, ctx);
-        let chip = ((c.rank as usize) <= ctx.opts.chips).then(|| format!("chips/compound-{}.png", c.id));
+        let chip =
+            ((c.rank as usize) <= ctx.opts.chips).then(|| format!("chips/compound-{}.png", c.id));
         balloon(
             &mut p,
             &format!(
@@ -203,8 +204,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
     style(&mut o, "compound", super::chips::COMPOUND_COLOUR);
     compounds(&mut o, ctx);
     for k in KINDS {
-        let of_kind: Vec<&crate::sites::Site> =
-            ctx.sites.iter().filter(|s| s.kind == k).collect();
+        let of_kind: Vec<&crate::sites::Site> = ctx.sites.iter().filter(|s| s.kind == k).collect();
         if of_kind.is_empty() {
             continue;
         }
