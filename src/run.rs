@@ -354,6 +354,7 @@ pub fn run_detect_with<T>(
         detect::detect_keeping(&pair, &req.detect, &work_score, &work_mask, keep, progress)
     })?;
     let kept = kept.map(std::sync::Arc::new);
+    crate::export::qgis::describe_working(&work_mask, &work_score)?;
     shrink_block_cache();
     release_free_memory();
 
@@ -491,7 +492,15 @@ pub fn run_detect_with<T>(
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     std::fs::write(staging.path(RUN_FILE), json)
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
-    staging.commit(&[SCORE_FILE, MASK_FILE, RUN_FILE])?;
+    crate::export::qgis::write_raster_sidecars(&staging.path(""))?;
+    staging.commit(&[
+        SCORE_FILE,
+        MASK_FILE,
+        crate::export::qgis::MASK_AUX,
+        crate::export::qgis::MASK_QML,
+        crate::export::qgis::SCORE_QML,
+        RUN_FILE,
+    ])?;
     Ok((record, during?))
 }
 

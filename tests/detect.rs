@@ -110,6 +110,37 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
         );
         assert_eq!(band.block_size(), (512, 512));
     }
+    // Styled for QGIS and described for GDAL: the mask is a palette with
+    // category names, both bands are described, styles sit beside them.
+    let info = std::process::Command::new("gdalinfo")
+        .arg(out.join("change_mask.tif"))
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    for line in [
+        "ColorInterp=Palette",
+        "Color Table (RGB with 256 entries)",
+        "1: 255,150,0,255",
+        "Categories:",
+        "0: no change",
+        "1: change",
+        "255: masked",
+        "Description = change: 0 no change, 1 change, 255 masked",
+    ] {
+        assert!(info.contains(line), "gdalinfo has no {line:?}: {info}");
+    }
+    let score = gdal::Dataset::open(out.join("change_score.tif")).unwrap();
+    use gdal::Metadata as _;
+    assert!(score
+        .rasterband(1)
+        .unwrap()
+        .description()
+        .unwrap()
+        .starts_with("change score"));
+    for qml in ["change_mask.qml", "change_score.qml"] {
+        let text = std::fs::read_to_string(out.join(qml)).unwrap();
+        assert!(text.contains("<rasterrenderer"), "{qml}");
+    }
     // The overviews dunewatch computes: the mask's first pixel of every 2x2
     // square, the score's mean of the compared pixels of each.
     for (name, nodata) in [("change_mask.tif", 255.0), ("change_score.tif", -1.0)] {
@@ -181,16 +212,23 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     assert_eq!(
         names,
         [
+            "change_mask.qml",
             "change_mask.tif",
+            "change_mask.tif.aux.xml",
+            "change_score.qml",
             "change_score.tif",
             "chips",
             "compounds.csv",
+            "compounds.csvt",
             "compounds.geojson",
+            "compounds.qml",
             "report.html",
             "run.json",
             "sites.csv",
+            "sites.csvt",
             "sites.geojson",
-            "sites.kml"
+            "sites.kml",
+            "sites.qml"
         ]
     );
     let site_chips = std::fs::read_dir(out.join("chips"))

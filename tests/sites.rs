@@ -486,6 +486,21 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
     for name in ["sites.geojson", "sites.csv"] {
         assert_eq!(ogr_count(&c.run.join(name)), 5, "{name}");
     }
+    // sites.csvt types the CSV's columns for OGR (and QGIS).
+    let ds = gdal::Dataset::open(c.run.join("sites.csv")).unwrap();
+    let layer = ds.layer(0).unwrap();
+    let types: std::collections::HashMap<String, u32> = layer
+        .defn()
+        .fields()
+        .map(|f| (f.name(), f.field_type()))
+        .collect();
+    assert_eq!(types["id"], gdal_sys::OGRFieldType::OFTInteger);
+    assert_eq!(types["score"], gdal_sys::OGRFieldType::OFTReal);
+    assert_eq!(types["after_date"], gdal_sys::OGRFieldType::OFTDate);
+    assert_eq!(types["kind"], gdal_sys::OGRFieldType::OFTString);
+    // QGIS styles by kind beside the GeoJSON.
+    let qml = std::fs::read_to_string(c.run.join("sites.qml")).unwrap();
+    assert!(qml.contains("attr=\"kind\"") && qml.contains("value=\"structure\""));
     // Three chips, named by site id (beside the compounds'); no staging
     // left behind.
     let chips: Vec<_> = std::fs::read_dir(c.run.join("chips"))
@@ -888,6 +903,81 @@ fn report_renders_in_headless_chromium_with_one_row_per_site() {
         info.width,
         info.height
     );
+}
+
+/// The sites table's rows in the DOM as (id, kind, area, hidden).
+fn dom_rows(dom: &str) -> Vec<(u32, String, f64, bool)> {
+    dom.split("<tr class=\"site\"")
+        .skip(1)
+        .map(|r| {
+            let head = &r[..r.find('>').unwrap()];
+            let attr = |k: &str| {
+                let i = head.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
+                head[i..i + head[i..].find('"').unwrap()].to_string()
+            };
+            (
+                attr("id").trim_start_matches("site-").parse().unwrap(),
+                attr("data-kind"),
+                attr("data-area").parse().unwrap(),
+                head.contains(" hidden"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn report_table_sorts_and_filters_in_headless_chromium() {
+    let browser = chromium();
+    let c = roofs_on_sand();
+    let s = run_sites(&c.run, &opts()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!(
+        "file://{}",
+        c.run.join("report.html").canonicalize().unwrap().display()
+    );
+    let dump = |profile: &str, fragment: &str| {
+        let o = headless(
+            &browser,
+            &tmp.path().join(profile),
+            &["--dump-dom"],
+            &format!("{url}#{fragment}"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    // As written: rank order, all shown.
+    let plain = dom_rows(&dump("p0", ""));
+    assert_eq!(plain.len(), s.sites);
+    assert!(plain.iter().all(|r| !r.3));
+    // A click on the area header: largest first.
+    let dom = dump("p1", "sort=area");
+    assert!(
+        dom.contains("data-sorted=\"area descending\""),
+        "the script did not run"
+    );
+    let rows = dom_rows(&dom);
+    let areas: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    assert!(areas.windows(2).all(|w| w[0] >= w[1]), "{areas:?}");
+    assert_ne!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        plain.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "sorting by area changed nothing: pick shapes whose areas are not in rank order"
+    );
+    // Two clicks: smallest first.
+    let rows = dom_rows(&dump("p2", "sort=area&sort=area"));
+    let areas: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    assert!(areas.windows(2).all(|w| w[0] <= w[1]), "{areas:?}");
+    // The kind filter hides the other kinds' rows.
+    let kind = &plain[0].1;
+    let rows = dom_rows(&dump("p3", &format!("kind={kind}")));
+    assert!(rows.iter().all(|r| r.3 == (&r.1 != kind)), "{rows:?}");
+    // And the area filter the smaller sites.
+    let mut a: Vec<f64> = plain.iter().map(|r| r.2).collect();
+    a.sort_by(f64::total_cmp);
+    let cut = a[a.len() / 2];
+    let rows = dom_rows(&dump("p4", &format!("min-area={cut}")));
+    assert!(rows.iter().all(|r| r.3 == (r.2 < cut)), "{rows:?}");
+    assert!(rows.iter().any(|r| r.3) && rows.iter().any(|r| !r.3));
 }
 
 // ------------------------------------------------------------ sample tiles

@@ -900,7 +900,8 @@ pub fn stage_sites(
             },
         );
         geojson.and(csv).and(kml)?;
-        export::compounds::write(&staging, &ctx)
+        export::compounds::write(&staging, &ctx)?;
+        export::styles::write(&staging, &ctx)
     };
     // And the report's overview, which reads the whole scene decimated.
     let chips = || -> Result<_> {

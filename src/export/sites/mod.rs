@@ -16,6 +16,8 @@ pub mod kml;
 pub mod links;
 pub mod report;
 pub mod report_compounds;
+pub mod report_table;
+pub mod styles;
 
 use super::run_info::RunInfo;
 use super::{SceneSummary, Site, SitesOptions};
@@ -97,7 +99,7 @@ impl std::fmt::Write for Sink {
 }
 
 /// The files and folders the sites step publishes into the run folder.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 11] = [
     super::GEOJSON_FILE,
     super::CSV_FILE,
     super::KML_FILE,
@@ -105,6 +107,10 @@ pub const FILES: [&str; 7] = [
     super::REPORT_FILE,
     super::COMPOUNDS_GEOJSON_FILE,
     super::COMPOUNDS_CSV_FILE,
+    styles::SITES_QML,
+    styles::COMPOUNDS_QML,
+    styles::SITES_CSVT,
+    styles::COMPOUNDS_CSVT,
 ];
 
 /// Everything the writers need.
