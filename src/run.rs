@@ -441,6 +441,7 @@ pub fn run_detect_with<T>(
         detect::detect_keeping(&pair, &req.detect, &work_score, &work_mask, keep, progress)
     })?;
     let kept = kept.map(std::sync::Arc::new);
+    crate::export::qgis::describe_working(&work_mask, &work_score)?;
     shrink_block_cache();
     release_free_memory();
 
@@ -584,6 +585,7 @@ pub fn run_detect_with<T>(
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
     std::fs::write(staging.path(RUN_FILE), json)
         .map_err(|e| Error::output(staging.path(RUN_FILE), e))?;
+    crate::export::qgis::write_raster_sidecars(staging.dir())?;
     Ok(StagedRun {
         record,
         during,

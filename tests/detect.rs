@@ -110,6 +110,37 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
         );
         assert_eq!(band.block_size(), (512, 512));
     }
+    // Styled for QGIS and described for GDAL: the mask is a palette with
+    // category names, both bands are described, styles sit beside them.
+    let info = std::process::Command::new("gdalinfo")
+        .arg(out.join("change_mask.tif"))
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    for line in [
+        "ColorInterp=Palette",
+        "Color Table (RGB with 256 entries)",
+        "1: 255,150,0,255",
+        "Categories:",
+        "0: no change",
+        "1: change",
+        "255: masked",
+        "Description = change: 0 no change, 1 change, 255 masked",
+    ] {
+        assert!(info.contains(line), "gdalinfo has no {line:?}: {info}");
+    }
+    let score = gdal::Dataset::open(out.join("change_score.tif")).unwrap();
+    use gdal::Metadata as _;
+    assert!(score
+        .rasterband(1)
+        .unwrap()
+        .description()
+        .unwrap()
+        .starts_with("change score"));
+    for qml in ["change_mask.qml", "change_score.qml"] {
+        let text = std::fs::read_to_string(out.join(qml)).unwrap();
+        assert!(text.contains("<rasterrenderer"), "{qml}");
+    }
     // The overviews dunewatch computes: the mask's first pixel of every 2x2
     // square, the score's mean of the compared pixels of each.
     for (name, nodata) in [("change_mask.tif", 255.0), ("change_score.tif", -1.0)] {
@@ -181,17 +212,36 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
     assert_eq!(
         names,
         [
+            "change_mask.qml",
             "change_mask.tif",
+            "change_mask.tif.aux.xml",
+            "change_score.qml",
             "change_score.tif",
             "chips",
+            "compounds.csv",
+            "compounds.csvt",
+            "compounds.geojson",
+            "compounds.qml",
             "report.html",
             "run.json",
             "sites.csv",
+            "sites.csvt",
             "sites.geojson",
-            "sites.kml"
+            "sites.kml",
+            "sites.qml"
         ]
     );
-    assert_eq!(std::fs::read_dir(out.join("chips")).unwrap().count(), 3);
+    let site_chips = std::fs::read_dir(out.join("chips"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("compound-")
+        })
+        .count();
+    assert_eq!(site_chips, 3);
     // Scene paths are absolute, so `sites` can re-read them from anywhere.
     assert!(Path::new(rec["before"]["path"].as_str().unwrap()).is_absolute());
 }
@@ -974,16 +1024,26 @@ fn assert_sites_equal_from_published(run: &Path, again: &Path, chips: usize) {
         &n,
         again.to_str().unwrap(),
     ]));
-    let mut files: Vec<String> = ["sites.csv", "sites.geojson", "sites.kml"]
-        .map(String::from)
-        .to_vec();
+    let mut files: Vec<String> = [
+        "sites.csv",
+        "sites.geojson",
+        "sites.kml",
+        "compounds.csv",
+        "compounds.geojson",
+    ]
+    .map(String::from)
+    .to_vec();
     for e in std::fs::read_dir(run.join("chips")).unwrap() {
         files.push(format!(
             "chips/{}",
             e.unwrap().file_name().to_string_lossy()
         ));
     }
-    assert_eq!(files.len(), 3 + chips, "{chips} chips");
+    let site_chips = files
+        .iter()
+        .filter(|f| f.starts_with("chips/") && !f.starts_with("chips/compound-"))
+        .count();
+    assert_eq!(site_chips, chips, "{chips} chips");
     for f in &files {
         let a = std::fs::read(run.join(f)).unwrap();
         assert!(a.len() > 200, "{f} is empty");

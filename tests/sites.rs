@@ -483,13 +483,30 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
         .map(|f| prop(f, "rank").as_u64().unwrap())
         .collect();
     assert_eq!(ranks, vec![1, 2, 3, 4, 5], "features in rank order");
-    for name in ["sites.geojson", "sites.csv", "sites.kml"] {
+    for name in ["sites.geojson", "sites.csv"] {
         assert_eq!(ogr_count(&c.run.join(name)), 5, "{name}");
     }
-    // Three chips, named by site id; no staging left behind.
+    // sites.csvt types the CSV's columns for OGR (and QGIS).
+    let ds = gdal::Dataset::open(c.run.join("sites.csv")).unwrap();
+    let layer = ds.layer(0).unwrap();
+    let types: std::collections::HashMap<String, u32> = layer
+        .defn()
+        .fields()
+        .map(|f| (f.name(), f.field_type()))
+        .collect();
+    assert_eq!(types["id"], gdal_sys::OGRFieldType::OFTInteger);
+    assert_eq!(types["score"], gdal_sys::OGRFieldType::OFTReal);
+    assert_eq!(types["after_date"], gdal_sys::OGRFieldType::OFTDate);
+    assert_eq!(types["kind"], gdal_sys::OGRFieldType::OFTString);
+    // QGIS styles by kind beside the GeoJSON.
+    let qml = std::fs::read_to_string(c.run.join("sites.qml")).unwrap();
+    assert!(qml.contains("attr=\"kind\"") && qml.contains("value=\"structure\""));
+    // Three chips, named by site id (beside the compounds'); no staging
+    // left behind.
     let chips: Vec<_> = std::fs::read_dir(c.run.join("chips"))
         .unwrap()
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("compound-"))
         .collect();
     assert_eq!(chips.len(), 3);
     let leftovers: Vec<_> = std::fs::read_dir(&c.run)
@@ -498,6 +515,54 @@ fn geojson_is_rfc7946_inside_the_footprint_and_ogr_reads_every_output() {
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn ogr_reads_the_kml_with_pins_folders_by_kind_and_compounds() {
+    let c = roofs_on_sand();
+    let s = run_sites(&c.run, &opts()).unwrap();
+    let ds = gdal::Dataset::open(c.run.join("sites.kml")).unwrap();
+    let mut names = Vec::new();
+    let mut sites = 0;
+    for i in 0..ds.layer_count() {
+        let mut layer = ds.layer(i).unwrap();
+        let name = layer.name();
+        for f in layer.features() {
+            // A pin and the outline in one MultiGeometry.
+            let g = f.geometry().unwrap();
+            let wkt = g.wkt().unwrap();
+            assert!(
+                wkt.starts_with("GEOMETRYCOLLECTION (POINT ("),
+                "{name}: {wkt}"
+            );
+            assert!(wkt.contains("POLYGON (("), "{name}: {wkt}");
+            if name != "Compounds" {
+                sites += 1;
+                assert_eq!(
+                    f.field_as_string(f.field_index("kind").unwrap())
+                        .unwrap()
+                        .unwrap(),
+                    name
+                );
+            }
+        }
+        names.push(name);
+    }
+    assert_eq!(sites, s.sites, "every site in a kind's folder");
+    assert_eq!(names[0], "Compounds", "{names:?}");
+    assert!(names.contains(&"structure".to_string()), "{names:?}");
+    let kml = std::fs::read_to_string(c.run.join("sites.kml")).unwrap();
+    assert!(kml.contains("<TimeSpan><begin>2020-01-05</begin><end>2021-06-20</end></TimeSpan>"));
+    // The balloons of the top 3 show their chips, relative to the KML.
+    assert_eq!(
+        kml.matches("<img src=\"chips/").count(),
+        3 + 1,
+        "3 sites, 1 compound"
+    );
+    for chip in kml.split("<img src=\"").skip(1) {
+        let file = chip.split('"').next().unwrap();
+        assert!(c.run.join(file).is_file(), "{file}");
+    }
 }
 
 #[test]
@@ -805,8 +870,9 @@ fn report_renders_in_headless_chromium_with_one_row_per_site() {
         3,
         "a chip for each of the top 3"
     );
+    // Self-contained: nothing fetched (links to web maps are only links).
     assert!(
-        !dom.contains("src=\"http") && !dom.contains("href=\"http"),
+        !dom.contains("src=\"http") && !dom.contains("<link") && !dom.contains("<script src"),
         "self-contained"
     );
 
@@ -837,6 +903,81 @@ fn report_renders_in_headless_chromium_with_one_row_per_site() {
         info.width,
         info.height
     );
+}
+
+/// The sites table's rows in the DOM as (id, kind, area, hidden).
+fn dom_rows(dom: &str) -> Vec<(u32, String, f64, bool)> {
+    dom.split("<tr class=\"site\"")
+        .skip(1)
+        .map(|r| {
+            let head = &r[..r.find('>').unwrap()];
+            let attr = |k: &str| {
+                let i = head.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
+                head[i..i + head[i..].find('"').unwrap()].to_string()
+            };
+            (
+                attr("id").trim_start_matches("site-").parse().unwrap(),
+                attr("data-kind"),
+                attr("data-area").parse().unwrap(),
+                head.contains(" hidden"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn report_table_sorts_and_filters_in_headless_chromium() {
+    let browser = chromium();
+    let c = roofs_on_sand();
+    let s = run_sites(&c.run, &opts()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!(
+        "file://{}",
+        c.run.join("report.html").canonicalize().unwrap().display()
+    );
+    let dump = |profile: &str, fragment: &str| {
+        let o = headless(
+            &browser,
+            &tmp.path().join(profile),
+            &["--dump-dom"],
+            &format!("{url}#{fragment}"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    // As written: rank order, all shown.
+    let plain = dom_rows(&dump("p0", ""));
+    assert_eq!(plain.len(), s.sites);
+    assert!(plain.iter().all(|r| !r.3));
+    // A click on the area header: largest first.
+    let dom = dump("p1", "sort=area");
+    assert!(
+        dom.contains("data-sorted=\"area descending\""),
+        "the script did not run"
+    );
+    let rows = dom_rows(&dom);
+    let areas: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    assert!(areas.windows(2).all(|w| w[0] >= w[1]), "{areas:?}");
+    assert_ne!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        plain.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "sorting by area changed nothing: pick shapes whose areas are not in rank order"
+    );
+    // Two clicks: smallest first.
+    let rows = dom_rows(&dump("p2", "sort=area&sort=area"));
+    let areas: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    assert!(areas.windows(2).all(|w| w[0] <= w[1]), "{areas:?}");
+    // The kind filter hides the other kinds' rows.
+    let kind = &plain[0].1;
+    let rows = dom_rows(&dump("p3", &format!("kind={kind}")));
+    assert!(rows.iter().all(|r| r.3 == (&r.1 != kind)), "{rows:?}");
+    // And the area filter the smaller sites.
+    let mut a: Vec<f64> = plain.iter().map(|r| r.2).collect();
+    a.sort_by(f64::total_cmp);
+    let cut = a[a.len() / 2];
+    let rows = dom_rows(&dump("p4", &format!("min-area={cut}")));
+    assert!(rows.iter().all(|r| r.3 == (r.2 < cut)), "{rows:?}");
+    assert!(rows.iter().any(|r| r.3) && rows.iter().any(|r| !r.3));
 }
 
 // ------------------------------------------------------------ sample tiles

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 /// Turn the changed pixels of a finished `detect` run into ranked sites, and
 /// write sites.geojson, sites.csv, sites.kml, chips/<id>.png and report.html
-/// into the run folder. The change mask is read, not recomputed; the scenes
+/// into the run folder, with the candidate compounds (groups of nearby sites
+/// ranked by how much they look like a base) in compounds.geojson and
+/// compounds.csv. The change mask is read, not recomputed; the scenes
 /// named in run.json are re-read for the spectral features and the chips.
 /// The run folder is rebuilt beside it (its other files carried over) and
 /// swapped in whole: a failed or interrupted run leaves it as it was.
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 /// Examples:
 ///   dunewatch sites out/abudhabi
 ///   dunewatch sites out/kufra --watchlist camps.geojson --watch-distance 3000 --chips 40
+///   dunewatch sites out/kufra --compound-distance 400
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct SitesArgs {
@@ -78,6 +81,12 @@ pub struct SiteFlags {
     /// and nobody reviewed) in report.html and the sites files. Needs --register.
     #[arg(long)]
     pub new_only: bool,
+    /// Sites closer than this many metres (gap between their outlines' hulls)
+    /// are grouped into a candidate compound; roads and tracks join the
+    /// group they come this close to. Written to compounds.geojson and
+    /// compounds.csv, ranked by base-likeness, and at the top of report.html.
+    #[arg(long, default_value_t = dunewatch::sites::compounds::DEFAULT_DISTANCE_M, value_name = "METRES")]
+    pub compound_distance: f64,
 }
 
 impl SiteFlags {
@@ -90,6 +99,7 @@ impl SiteFlags {
             watch_distance_m: self.watch_distance,
             chips: self.chips,
             report_rows: self.report_rows,
+            compound_distance_m: self.compound_distance,
             threads,
             ..Default::default()
         }
@@ -131,7 +141,7 @@ pub fn print_summary(run_dir: &std::path::Path, s: &dunewatch::sites::SitesSumma
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     println!(
-        "{}: {} sites ({}), {} chips, {:.1} s -> {}",
+        "{}: {} sites ({}), {} compounds, {} chips, {:.1} s -> {}",
         run_dir.display(),
         s.sites,
         if kinds.is_empty() {
@@ -139,6 +149,7 @@ pub fn print_summary(run_dir: &std::path::Path, s: &dunewatch::sites::SitesSumma
         } else {
             kinds.join(", ")
         },
+        s.compounds,
         s.chips,
         s.timings_s.get("total").copied().unwrap_or(0.0),
         s.outputs.join(", ")

@@ -16,6 +16,7 @@ pub mod cog_pipeline;
 pub mod cog_sample;
 pub mod direct_file;
 pub mod pyramid;
+pub mod qgis;
 pub mod raster;
 pub mod staging;
 pub mod tiff_layout;

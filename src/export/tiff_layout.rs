@@ -7,6 +7,7 @@ use super::cog_sample::Sample;
 use super::pyramid::COG_BLOCK;
 use crate::error::{gdal_msg, Error, Result};
 use crate::read::tiff_ifd::Ifd;
+use gdal::Metadata as _;
 use std::fs::File;
 use std::path::Path;
 
@@ -24,6 +25,9 @@ KNOWN_INCOMPATIBLE_EDITION=NO\n ";
 pub const GEO_TAGS: [u16; 7] = [33550, 33922, 34264, 34735, 34736, 34737, 42112];
 /// GDAL_NODATA, on every image.
 pub const NODATA_TAG: u16 = 42113;
+/// Photometric and ColorMap, on every image when the source has a colour
+/// table (a palette image needs its map on each IFD).
+pub const PALETTE_TAGS: [u16; 2] = [262, 320];
 
 /// One IFD entry: tag, TIFF type, count, value bytes (little-endian).
 pub struct Entry(pub u16, pub u16, pub u64, pub Vec<u8>);
@@ -75,7 +79,6 @@ pub fn entries<T: Sample>(
         dim(257, size.1),
         short(258, T::BITS),
         short(259, T::COMPRESSION),
-        short(262, 1),
         short(277, 1),
         short(284, 1),
         short(317, T::PREDICTOR),
@@ -85,8 +88,11 @@ pub fn entries<T: Sample>(
         array(325, tiles.1),
         short(339, T::FORMAT),
     ]);
+    if !copied.iter().any(|c| c.0 == 262) {
+        e.push(short(262, 1));
+    }
     for c in copied {
-        if !overview || c.0 == NODATA_TAG {
+        if !overview || c.0 == NODATA_TAG || PALETTE_TAGS.contains(&c.0) {
             e.push(Entry(c.0, c.1, c.2, c.3.clone()));
         }
     }
@@ -137,7 +143,9 @@ pub fn ifd_bytes(entries: &[Entry], at: u64, next: u64, big: bool) -> Vec<u8> {
 }
 
 /// The GeoTIFF and nodata tags GDAL writes for `ds`'s grid, read back from
-/// a 1 x 1 GeoTIFF it writes beside `dst` (then removed).
+/// a 1 x 1 GeoTIFF it writes beside `dst` (then removed), with the band's
+/// description (in GDAL_METADATA) and colour table (palette photometric and
+/// ColorMap) when `ds` has them.
 pub fn geo_entries<T: Sample>(ds: &gdal::Dataset, nodata: f64, dst: &Path) -> Result<Vec<Entry>> {
     let path = dst.with_extension("grid.tif");
     let err = |e: gdal::errors::GdalError| Error::output(&path, gdal_msg(&e));
@@ -149,10 +157,15 @@ pub fn geo_entries<T: Sample>(ds: &gdal::Dataset, nodata: f64, dst: &Path) -> Re
         t.set_geo_transform(&ds.geo_transform().map_err(err)?)
             .map_err(err)?;
         t.set_projection(&ds.projection()).map_err(err)?;
-        t.rasterband(1)
-            .map_err(err)?
-            .set_no_data_value(Some(nodata))
-            .map_err(err)?;
+        let src = ds.rasterband(1).map_err(err)?;
+        let mut band = t.rasterband(1).map_err(err)?;
+        band.set_no_data_value(Some(nodata)).map_err(err)?;
+        if let Some(d) = src.description().ok().filter(|d| !d.is_empty()) {
+            band.set_description(&d).map_err(err)?;
+        }
+        if let Some(ct) = src.color_table() {
+            band.set_color_table(&ct);
+        }
         t.close().map_err(err)?;
     }
     let file = File::open(&path).map_err(|e| Error::output(&path, e))?;
@@ -160,6 +173,7 @@ pub fn geo_entries<T: Sample>(ds: &gdal::Dataset, nodata: f64, dst: &Path) -> Re
     let out = GEO_TAGS
         .iter()
         .chain(&[NODATA_TAG])
+        .chain(&PALETTE_TAGS)
         .filter_map(|&tag| {
             ifd.raw(&file, tag)
                 .map(|(typ, count, data)| Entry(tag, typ, count, data))

@@ -26,6 +26,7 @@
 mod area;
 pub mod classify;
 pub mod components;
+pub mod compounds;
 mod describe;
 pub mod label_runs;
 pub mod morphology;
@@ -96,6 +97,8 @@ pub struct SitesOptions {
     pub report_rows: usize,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Sites closer than this (m) are grouped into compounds.
+    pub compound_distance_m: f64,
     /// Keeps only the sites it accepts in every output (`--new-only`).
     pub filter: Option<SiteFilter>,
 }
@@ -131,6 +134,7 @@ impl Default for SitesOptions {
             report_rows: 500,
             threads: 0,
             filter: None,
+            compound_distance_m: compounds::DEFAULT_DISTANCE_M,
         }
     }
 }
@@ -197,6 +201,7 @@ pub struct SitesSummary {
     pub run_dir: PathBuf,
     pub sites: usize,
     pub by_kind: BTreeMap<&'static str, usize>,
+    pub compounds: usize,
     pub chips: usize,
     pub outputs: Vec<String>,
     pub scene: SceneSummary,
@@ -220,6 +225,8 @@ pub const CSV_FILE: &str = "sites.csv";
 pub const KML_FILE: &str = "sites.kml";
 pub const CHIPS_DIR: &str = "chips";
 pub const REPORT_FILE: &str = "report.html";
+pub const COMPOUNDS_GEOJSON_FILE: &str = "compounds.geojson";
+pub const COMPOUNDS_CSV_FILE: &str = "compounds.csv";
 
 /// Pass 1: clean, label and measure components; returns them with the
 /// provisional labels as runs.
@@ -387,6 +394,7 @@ pub fn record_in_run_json(dir: &Path, s: &SitesSummary) -> Result<()> {
         serde_json::json!({
             "sites": s.sites,
             "by_kind": s.by_kind,
+            "compounds": s.compounds,
             "watchlist": s.watchlist,
             "timings_s": s.timings_s,
         }),
@@ -394,7 +402,7 @@ pub fn record_in_run_json(dir: &Path, s: &SitesSummary) -> Result<()> {
 }
 
 /// The files the sites step writes into a run folder.
-pub const OUTPUTS: [&str; 5] = [GEOJSON_FILE, CSV_FILE, KML_FILE, CHIPS_DIR, REPORT_FILE];
+pub const OUTPUTS: [&str; 11] = export::FILES;
 
 /// Turns a finished detect run's change mask into ranked sites and writes
 /// sites.geojson, sites.csv, sites.kml, chips/ and report.html into the run
@@ -440,6 +448,12 @@ pub fn check_options(opts: &SitesOptions) -> Result<()> {
         return Err(Error::usage(format!(
             "--watch-distance must be a non-negative number of metres, got {}",
             opts.watch_distance_m
+        )));
+    }
+    if !(opts.compound_distance_m >= 0.0 && opts.compound_distance_m.is_finite()) {
+        return Err(Error::usage(format!(
+            "--compound-distance must be a non-negative number of metres, got {}",
+            opts.compound_distance_m
         )));
     }
     Ok(())
@@ -499,6 +513,9 @@ pub fn stage_sites(
     }
 
     let t = Instant::now();
+    let compounds = compounds::find(&sites, &run.grid, opts.compound_distance_m)?;
+    timings.insert("compounds", t.elapsed().as_secs_f64());
+    let t = Instant::now();
     let scene = scene_summary(run, opts)?;
     let mut by_kind: BTreeMap<&'static str, usize> = KINDS.iter().map(|k| (k.name(), 0)).collect();
     for s in &sites {
@@ -508,6 +525,7 @@ pub fn stage_sites(
         run,
         scene: &scene,
         sites: &sites,
+        compounds: &compounds,
         by_kind: &by_kind,
         opts,
     };
@@ -526,25 +544,38 @@ pub fn stage_sites(
                 )
             },
         );
-        geojson.and(csv).and(kml)
+        geojson.and(csv).and(kml)?;
+        export::compounds::write(into, &ctx)?;
+        export::styles::write(into, &ctx)
     };
     // And the report's overview, which reads the whole scene decimated.
-    let chips = || export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress);
+    let chips = || -> Result<_> {
+        let sites = export::chips::write_all(&chips_dir, &ctx, &scenes, &run.mask, progress)?;
+        let compounds = export::chips::write_compounds(&chips_dir, &ctx, &scenes, &run.mask)?;
+        Ok((sites, compounds))
+    };
     let overview = || export::report::overview_png(&ctx, &scenes);
     let (written, (chips, overview)) =
         pool.install(|| rayon::join(text, || rayon::join(chips, overview)));
     written?;
-    let chips = chips?;
+    let (chips, compound_chips) = chips?;
     let overview = overview?;
     timings.insert("chips", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    export::report::write(&into.join(REPORT_FILE), &ctx, overview, &chips_dir, &chips)?;
+    export::report::write(
+        &into.join(REPORT_FILE),
+        &ctx,
+        overview,
+        &compound_chips,
+        &chips,
+    )?;
     timings.insert("report", t.elapsed().as_secs_f64());
     timings.insert("total", t0.elapsed().as_secs_f64());
     let summary = SitesSummary {
         run_dir: run.dir.clone(),
         sites: sites.len(),
         by_kind,
+        compounds: compounds.len(),
         chips: chips.len(),
         outputs: OUTPUTS.iter().map(|s| s.to_string()).collect(),
         scene,

@@ -39,7 +39,12 @@ pub struct Chip {
 
 /// The chip window on the run grid for a site.
 pub fn chip_window(s: &Site, gw: usize, gh: usize) -> Window {
-    let [c0, r0, c1, r1] = s.bbox_px;
+    window_of(s.bbox_px, gw, gh)
+}
+
+/// The chip window on the run grid for inclusive pixel bounds.
+pub fn window_of(bbox_px: [usize; 4], gw: usize, gh: usize) -> Window {
+    let [c0, r0, c1, r1] = bbox_px;
     let side = ((((c1 - c0 + 1).max(r1 - r0 + 1)) as f64 * 1.6) as usize + 16).max(48);
     let (w, h) = (side.min(gw), side.min(gh));
     let cx = (c0 + c1).div_ceil(2);
@@ -67,16 +72,54 @@ pub fn true_colour(
     ))
 }
 
+/// What a chip shows: a site or a compound.
+struct Subject<'a> {
+    bbox_px: [usize; 4],
+    /// Outline rings in run grid pixel coordinates.
+    rings: Vec<&'a [(f64, f64)]>,
+    /// Whether the outline is filled in the change panel (a site's pixels;
+    /// a compound's hull is only drawn).
+    fill: bool,
+    title: String,
+    colour: [u8; 3],
+    lat: f64,
+}
+
+impl<'a> Subject<'a> {
+    fn site(s: &'a Site) -> Subject<'a> {
+        Subject {
+            bbox_px: s.bbox_px,
+            rings: s
+                .outline_px
+                .iter()
+                .flatten()
+                .map(|r| r.as_slice())
+                .collect(),
+            fill: true,
+            title: format!(
+                "#{} {}  SCORE {:.2}  {}  SITE {}",
+                s.rank,
+                s.kind.name().replace('_', " "),
+                s.score,
+                area_text(s.area_m2),
+                s.id
+            ),
+            colour: s.kind.colour(),
+            lat: s.lat,
+        }
+    }
+}
+
 fn make_chip<'a>(
     (reader, full_res): (&mut SceneReader<'a>, &mut SceneReader<'a>),
     mask: &gdal::Dataset,
     mask_path: &Path,
     ctx: &Context,
     scenes: &Scenes,
-    s: &Site,
+    s: &Subject,
 ) -> Result<(Canvas, f64, f64)> {
     let g = &ctx.run.grid;
-    let win = chip_window(s, g.width, g.height);
+    let win = window_of(s.bbox_px, g.width, g.height);
     let long = win.w.max(win.h);
     let (shape, k) = if long <= PANEL {
         ((win.w, win.h), (PANEL / long).max(1))
@@ -116,32 +159,24 @@ fn make_chip<'a>(
     // PNG pixels per grid pixel.
     let sc = before.w as f64 / win.w as f64;
     let rings: Vec<Vec<(f64, f64)>> = s
-        .outline_px
+        .rings
         .iter()
-        .flatten()
         .map(|r| {
             r.iter()
                 .map(|&(x, y)| ((x - win.x as f64) * sc, (y - win.y as f64) * sc))
                 .collect()
         })
         .collect();
-    change.fill_rings(&rings, [255, 0, 0], 0.45);
+    if s.fill {
+        change.fill_rings(&rings, [255, 0, 0], 0.45);
+    }
 
     let (pw, ph) = (before.w, before.h);
     let width = 3 * pw + 4 * GAP;
     let height = TITLE + ph + 2 * GAP;
     let mut c = Canvas::new(width, height, [24, 24, 28]);
-    let title = format!(
-        "#{} {}  SCORE {:.2}  {}  SITE {}",
-        s.rank,
-        s.kind.name().replace('_', " "),
-        s.score,
-        area_text(s.area_m2),
-        s.id
-    );
-    c.text(GAP as i64, 6, &title, 2, [255, 255, 255]);
-    let kind_c = s.kind.colour();
-    c.fill_rect(0, 0, 3, TITLE as i64, kind_c);
+    c.text(GAP as i64, 6, &s.title, 2, [255, 255, 255]);
+    c.fill_rect(0, 0, 3, TITLE as i64, s.colour);
     let t = if sc >= 3.0 { 2 } else { 1 };
     let dates = [
         format!("BEFORE {}", ctx.scene.before_date.as_deref().unwrap_or("")),
@@ -196,8 +231,14 @@ pub fn write_all(
                     ))
                 },
                 |(reader, full_res, mask)| -> Result<Chip> {
-                    let (c, bar, mpp) =
-                        make_chip((reader, full_res), mask, mask_path, ctx, scenes, s)?;
+                    let (c, bar, mpp) = make_chip(
+                        (reader, full_res),
+                        mask,
+                        mask_path,
+                        ctx,
+                        scenes,
+                        &Subject::site(s),
+                    )?;
                     let name = format!("{}.png", s.id);
                     let texts = [
                         (
@@ -235,6 +276,91 @@ pub fn write_all(
                     Ok(Chip {
                         id: s.id,
                         rank: s.rank,
+                        file: format!("chips/{name}"),
+                        png,
+                        scale_bar_m: bar,
+                        metres_per_png_px: mpp,
+                    })
+                },
+            )
+        })
+        .collect()
+}
+
+/// Colour of compounds on maps, chips and KML (RGB): apart from every kind's.
+pub const COMPOUND_COLOUR: [u8; 3] = [0, 220, 255];
+
+/// Writes `chips/compound-<id>.png` for the top `ctx.opts.chips` compounds
+/// (in parallel): the window round the compound's members, its hull drawn.
+pub fn write_compounds(
+    dir: &Path,
+    ctx: &Context,
+    scenes: &Scenes,
+    mask_path: &Path,
+) -> Result<Vec<Chip>> {
+    let top: Vec<&crate::sites::compounds::Compound> =
+        ctx.compounds.iter().take(ctx.opts.chips).collect();
+    let workers = crate::per_thread::PerThread::new();
+    top.par_iter()
+        .map(|c| {
+            workers.with(
+                || {
+                    Ok((
+                        SceneReader::scattered(&scenes.pair),
+                        SceneReader::scattered(scenes.full_res()),
+                        crate::sites::run_info::open_run_raster(mask_path)
+                            .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
+                    ))
+                },
+                |(reader, full_res, mask)| -> Result<Chip> {
+                    let subject = Subject {
+                        bbox_px: c.bbox_px,
+                        rings: vec![c.outline_px.as_slice()],
+                        fill: false,
+                        title: format!(
+                            "COMPOUND #{}  SCORE {:.2}  {} SITES  {}",
+                            c.rank,
+                            c.score,
+                            c.members.len(),
+                            area_text(c.area_m2)
+                        ),
+                        colour: COMPOUND_COLOUR,
+                        lat: c.lat,
+                    };
+                    let (canvas, bar, mpp) =
+                        make_chip((reader, full_res), mask, mask_path, ctx, scenes, &subject)?;
+                    let name = format!("compound-{}.png", c.id);
+                    let texts = [
+                        (
+                            "Title",
+                            format!("dunewatch compound {} (rank {})", c.id, c.rank),
+                        ),
+                        (
+                            "Description",
+                            format!(
+                                "before {} | after {} | change; centre {:.6} E {:.6} N; score {:.3}; sites {:?}",
+                                ctx.scene.before_date.as_deref().unwrap_or("?"),
+                                ctx.scene.after_date.as_deref().unwrap_or("?"),
+                                c.lon,
+                                c.lat,
+                                c.score,
+                                c.members
+                            ),
+                        ),
+                        (
+                            "Scale",
+                            format!(
+                                "scale bar {}; {:.2} m per image pixel",
+                                format_metres(bar),
+                                mpp
+                            ),
+                        ),
+                        ("Software", format!("dunewatch {}", crate::VERSION)),
+                    ];
+                    let png = canvas.write_png(&dir.join(&name), &texts)?;
+                    Ok(Chip {
+                        id: c.id,
+                        rank: c.rank,
                         file: format!("chips/{name}"),
                         png,
                         scale_bar_m: bar,

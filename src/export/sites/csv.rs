@@ -18,8 +18,8 @@ pub fn field(s: &str) -> String {
     }
 }
 
-pub fn write(path: &Path, ctx: &Context) -> Result<()> {
-    let mut out = Sink::create(path)?;
+/// The columns, in order.
+pub fn header() -> Vec<&'static str> {
     let head = [
         "id",
         "rank",
@@ -40,11 +40,31 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    let header: Vec<&str> = head
-        .iter()
+    head.iter()
         .copied()
         .chain(feat_names.iter().copied())
-        .collect();
+        .collect()
+}
+
+/// Each column's OGR type, for sites.csvt.
+pub fn column_types() -> Vec<&'static str> {
+    header()
+        .into_iter()
+        .map(|c| match c {
+            "id" | "rank" | "pixels" | "valid_pixels" | "decimation" => "Integer",
+            c if c.starts_with("bbox_col") || c.starts_with("bbox_row") => "Integer",
+            "kind" | "watch_name" | "chip" | "reasons" => "String",
+            "before_date" | "after_date" => "Date",
+            _ => "Real",
+        })
+        .collect()
+}
+
+pub fn write(path: &Path, ctx: &Context) -> Result<()> {
+    let mut out = Sink::create(path)?;
+    let header = header();
+    // The features follow the 13 fixed columns.
+    let feat_names = &header[13..];
     let _ = writeln!(out, "{}", header.join(","));
     let (before_date, after_date) = (
         ctx.scene.before_date.as_deref().unwrap_or_default(),
@@ -77,7 +97,7 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
         // A site's features are the header's in the same order, some
         // optional ones left out: those columns stay empty.
         let mut have = feature_pairs(s).into_iter().peekable();
-        for n in &feat_names {
+        for n in feat_names {
             out.push(',');
             if let Some((_, v)) = have.next_if(|(k, _)| k == n) {
                 let _ = write!(out, "{}", Decimal(v));

@@ -1,8 +1,14 @@
 //! sites.kml: KML 2.2 for Google Earth and GIS viewers. One Style per kind
-//! (outline and translucent fill in the kind's colour), one Placemark per
-//! site in rank order named `"#<rank> <kind>"`, with the reasons as its
-//! description, the fields as ExtendedData, and the outline as Polygon(s)
-//! in lon/lat.
+//! (pin, outline and translucent fill in the kind's colour) and one for
+//! compounds; a Folder `Compounds` first (one Placemark per compound in
+//! rank order: a pin at its centre and its outline), then a Folder per kind
+//! holding its sites in rank order, each Placemark named `"#<rank> <kind>"`
+//! with a pin at the site's centroid and its outline as Polygon(s) in
+//! lon/lat (one MultiGeometry), so that small sites stay visible zoomed
+//! out. Every Placemark has a TimeSpan from the before to the after date,
+//! a balloon (HTML description) with the score, reasons and the chip image
+//! (`chips/<id>.png`, relative to the KML, as Google Earth resolves it),
+//! and its fields as ExtendedData. OGR reads each Folder as a layer.
 
 use super::decimal::Decimal;
 use super::{nearest_watch, round, Context, Sink};
@@ -66,6 +72,121 @@ fn coords(o: &mut String, r: &[[f64; 2]]) {
     }
 }
 
+/// The Placemark's TimeSpan: before to after date (what is known of them).
+fn time_span(o: &mut String, ctx: &Context) {
+    let (b, a) = (&ctx.scene.before_date, &ctx.scene.after_date);
+    if b.is_none() && a.is_none() {
+        return;
+    }
+    o.push_str("<TimeSpan>");
+    if let Some(b) = b {
+        let _ = write!(o, "<begin>{}</begin>", escape(b));
+    }
+    if let Some(a) = a {
+        let _ = write!(o, "<end>{}</end>", escape(a));
+    }
+    o.push_str("</TimeSpan>\n");
+}
+
+/// A balloon: HTML in CDATA (every text in it escaped, so it cannot hold
+/// `]]>`), with the chip when there is one.
+fn balloon(o: &mut String, head: &str, reasons: &[String], chip: Option<&str>) {
+    o.push_str("<description><![CDATA[");
+    let _ = write!(o, "<p>{}</p><ul>", escape(head));
+    for r in reasons {
+        let _ = write!(o, "<li>{}</li>", escape(r));
+    }
+    o.push_str("</ul>");
+    if let Some(c) = chip {
+        let _ = write!(
+            o,
+            "<p><img src=\"{}\" width=\"760\"><br>before | after | change</p>",
+            escape(c)
+        );
+    }
+    o.push_str("]]></description>\n");
+}
+
+fn point(o: &mut String, lon: f64, lat: f64) {
+    let _ = write!(
+        o,
+        "<Point><coordinates>{},{}</coordinates></Point>",
+        Decimal(round(lon, 7)),
+        Decimal(round(lat, 7))
+    );
+}
+
+/// Pin icon of the styles (Google Earth's own, as its styles name it).
+const PIN: &str = "https://maps.google.com/mapfiles/kml/shapes/placemark_circle.png";
+
+fn style(o: &mut Sink, id: &str, c: [u8; 3]) {
+    let _ = writeln!(
+        o,
+        "<Style id=\"{id}\"><IconStyle><color>{}</color><scale>1.1</scale><Icon><href>{PIN}</href></Icon></IconStyle><LabelStyle><scale>0.8</scale></LabelStyle><LineStyle><color>{}</color><width>2</width></LineStyle><PolyStyle><color>{}</color></PolyStyle></Style>",
+        kml_colour(c, 0xff),
+        kml_colour(c, 0xff),
+        kml_colour(c, 0x55)
+    );
+}
+
+fn compounds(o: &mut Sink, ctx: &Context) {
+    if ctx.compounds.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "<Folder><name>Compounds</name>");
+    for c in ctx.compounds {
+        let mut p = String::new();
+        let _ = writeln!(p, "<Placemark id=\"compound-{}\">", c.id);
+        let _ = writeln!(p, "<name>Compound #{}</name>", c.rank);
+        time_span(&mut p, ctx);
+        let chip =
+            ((c.rank as usize) <= ctx.opts.chips).then(|| format!("chips/compound-{}.png", c.id));
+        balloon(
+            &mut p,
+            &format!(
+                "compound {}: base-likeness {:.3}, {} sites ({}), {:.0} m2 changed in {:.1} ha",
+                c.id,
+                c.score,
+                c.members.len(),
+                c.members
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.area_m2,
+                c.hull_area_m2 / 10_000.0
+            ),
+            &c.reasons,
+            chip.as_deref(),
+        );
+        p.push_str("<styleUrl>#compound</styleUrl>\n<ExtendedData>\n");
+        data(&mut p, "id", |o| {
+            let _ = write!(o, "{}", c.id);
+        });
+        data(&mut p, "rank", |o| {
+            let _ = write!(o, "{}", c.rank);
+        });
+        data(&mut p, "score", |o| {
+            let _ = write!(o, "{}", Decimal(round(c.score, 4)));
+        });
+        data(&mut p, "members", |o| {
+            let m: Vec<String> = c.members.iter().map(|m| m.to_string()).collect();
+            o.push_str(&m.join(";"));
+        });
+        data(&mut p, "area_m2", |o| {
+            let _ = write!(o, "{}", Decimal(round(c.area_m2, 1)));
+        });
+        data(&mut p, "reasons", |o| o.push_str(&c.reasons.join("; ")));
+        p.push_str("</ExtendedData>\n<MultiGeometry>");
+        point(&mut p, c.lon, c.lat);
+        p.push_str("<Polygon><outerBoundaryIs><LinearRing><coordinates>");
+        coords(&mut p, &c.outline_lonlat);
+        p.push_str("</coordinates></LinearRing></outerBoundaryIs></Polygon></MultiGeometry>\n</Placemark>\n");
+        let _ = std::fmt::Write::write_str(o, &p);
+    }
+    let _ = writeln!(o, "</Folder>");
+}
+
 pub fn write(path: &Path, ctx: &Context) -> Result<()> {
     let mut o = Sink::create(path)?;
     let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
@@ -78,27 +199,38 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
     );
     let _ = writeln!(o, "<name>{}</name>", escape(&title));
     for k in KINDS {
-        let c = k.colour();
-        let _ = writeln!(
-            o,
-            "<Style id=\"{}\"><LineStyle><color>{}</color><width>2</width></LineStyle><PolyStyle><color>{}</color></PolyStyle></Style>",
-            k.name(),
-            kml_colour(c, 0xff),
-            kml_colour(c, 0x55)
-        );
+        style(&mut o, k.name(), k.colour());
     }
-    o.write_each(ctx.sites, |o, _, s| {
+    style(&mut o, "compound", super::chips::COMPOUND_COLOUR);
+    compounds(&mut o, ctx);
+    for k in KINDS {
+        let of_kind: Vec<&crate::sites::Site> = ctx.sites.iter().filter(|s| s.kind == k).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "<Folder><name>{}</name>", k.name());
+        o.write_each(&of_kind, |o, _, s| site(o, s, ctx));
+        let _ = writeln!(o, "</Folder>");
+    }
+    let _ = writeln!(o, "</Document>\n</kml>");
+    o.finish()
+}
+
+/// One site's Placemark.
+fn site(o: &mut String, s: &crate::sites::Site, ctx: &Context) {
+    {
         let _ = writeln!(o, "<Placemark id=\"site-{}\">", s.id);
         let _ = writeln!(o, "<name>#{} {}</name>", s.rank, s.kind.name());
-        let _ = writeln!(
+        time_span(o, ctx);
+        let chip = ((s.rank as usize) <= ctx.opts.chips).then(|| format!("chips/{}.png", s.id));
+        balloon(
             o,
-            "<description>{}</description>",
-            escape(&format!(
-                "score {:.3}, {:.0} m2: {}",
-                s.score,
-                s.area_m2,
-                s.reasons.join("; ")
-            ))
+            &format!(
+                "site {}: structure score {:.3}, {:.0} m2, centroid {:.6} E {:.6} N",
+                s.id, s.score, s.area_m2, s.lon, s.lat
+            ),
+            &s.reasons,
+            chip.as_deref(),
         );
         let _ = writeln!(o, "<styleUrl>#{}</styleUrl>", s.kind.name());
         let _ = writeln!(o, "<ExtendedData>");
@@ -143,9 +275,8 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             });
         }
         let _ = writeln!(o, "</ExtendedData>");
-        if s.outline_lonlat.len() > 1 {
-            let _ = writeln!(o, "<MultiGeometry>");
-        }
+        o.push_str("<MultiGeometry>");
+        point(o, s.lon, s.lat);
         for p in &s.outline_lonlat {
             o.push_str("<Polygon><outerBoundaryIs><LinearRing><coordinates>");
             coords(o, &p[0]);
@@ -157,13 +288,9 @@ pub fn write(path: &Path, ctx: &Context) -> Result<()> {
             }
             let _ = writeln!(o, "</Polygon>");
         }
-        if s.outline_lonlat.len() > 1 {
-            let _ = writeln!(o, "</MultiGeometry>");
-        }
+        let _ = writeln!(o, "</MultiGeometry>");
         let _ = writeln!(o, "</Placemark>");
-    });
-    let _ = writeln!(o, "</Document>\n</kml>");
-    o.finish()
+    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,17 @@
 //! writers while `export/mod.rs` stays untouched.
 
 pub mod chips;
+pub mod compounds;
 pub mod csv;
 pub mod decimal;
 pub mod geojson;
 pub mod image;
 pub mod kml;
+pub mod links;
 pub mod report;
+pub mod report_compounds;
+pub mod report_table;
+pub mod styles;
 
 use super::run_info::RunInfo;
 use super::{SceneSummary, Site, SitesOptions};
@@ -93,12 +98,29 @@ impl std::fmt::Write for Sink {
     }
 }
 
+/// The files and folders the sites step publishes into the run folder.
+pub const FILES: [&str; 11] = [
+    super::GEOJSON_FILE,
+    super::CSV_FILE,
+    super::KML_FILE,
+    super::CHIPS_DIR,
+    super::REPORT_FILE,
+    super::COMPOUNDS_GEOJSON_FILE,
+    super::COMPOUNDS_CSV_FILE,
+    styles::SITES_QML,
+    styles::COMPOUNDS_QML,
+    styles::SITES_CSVT,
+    styles::COMPOUNDS_CSVT,
+];
+
 /// Everything the writers need.
 pub struct Context<'a> {
     pub run: &'a RunInfo,
     pub scene: &'a SceneSummary,
     /// Sorted by rank.
     pub sites: &'a [Site],
+    /// Sorted by rank.
+    pub compounds: &'a [super::compounds::Compound],
     pub by_kind: &'a BTreeMap<&'static str, usize>,
     pub opts: &'a SitesOptions,
 }

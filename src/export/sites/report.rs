@@ -137,7 +137,7 @@ pub fn write(
     path: &Path,
     ctx: &Context,
     (ov_png, ov_bar): (Vec<u8>, f64),
-    _chips_dir: &Path,
+    compound_chips: &[Chip],
     chips: &[Chip],
 ) -> Result<()> {
     let sc = ctx.scene;
@@ -157,6 +157,8 @@ pub fn write(
         crate::VERSION,
         escape(&ctx.run.dir.display().to_string())
     );
+
+    super::report_compounds::section(&mut o, ctx, compound_chips);
 
     let _ = writeln!(o, "<h2>Scene</h2><table class=\"summary\" id=\"summary\">");
     let rows: Vec<(&str, String)> = vec![
@@ -222,13 +224,28 @@ pub fn write(
         format_metres(ov_bar),
         base64(&ov_png)
     );
-
+    // The numbers on the map, linked to their rows.
     let listed = ctx.sites.len().min(ctx.opts.report_rows);
+    let numbered: Vec<String> = ctx
+        .sites
+        .iter()
+        .take(NUMBERED.min(listed))
+        .map(|s| format!("<a href=\"#site-{}\">{}</a>", s.id, s.rank))
+        .collect();
+    if !numbered.is_empty() {
+        let _ = writeln!(
+            o,
+            "<p id=\"numbered\" class=\"muted\">Numbered on the map: {}</p>",
+            numbered.join(" · ")
+        );
+    }
+
     let _ = writeln!(o, "<h2>Sites by structure score</h2>");
     if listed < ctx.sites.len() {
         let _ = writeln!(o, "<p class=\"muted\">The top {listed} of {} sites; all are in sites.geojson, sites.csv and sites.kml.</p>", ctx.sites.len());
     }
-    let _ = writeln!(o, "<table id=\"sites\"><thead><tr><th>Rank</th><th>Site</th><th>Kind</th><th>Score</th><th>Area (m²)</th><th>Lon, lat</th><th>Watch</th><th>Reasons; chip: before | after | change</th></tr></thead><tbody>");
+    super::report_table::controls(&mut o);
+    let _ = writeln!(o, "<table id=\"sites\"><thead><tr><th data-sort=\"rank\">Rank</th><th>Site</th><th>Kind</th><th data-sort=\"score\">Structure score (0–1)</th><th data-sort=\"area\">Changed area (m²)</th><th>Centroid (lon, lat)</th><th>Watch</th><th>Reasons; chip: before | after | change</th></tr></thead><tbody>");
     for s in ctx.sites.iter().take(listed) {
         let c = s.kind.colour();
         let watch = match s.watch.first() {
@@ -251,13 +268,15 @@ pub fn write(
         };
         let _ = writeln!(
             o,
-            "<tr class=\"site\" id=\"site-{id}\"><td class=\"num\">{rank}</td><td class=\"num\">{id}</td><td><span class=\"kind\" style=\"background:rgb({r},{g},{b})\">{kind}</span></td><td class=\"num\">{score:.3}</td><td class=\"num\">{area:.0}</td><td class=\"num\">{lon:.6}, {lat:.6}</td><td>{watch}</td><td><ul class=\"reasons\">{reasons}</ul>{chip}</td></tr>",
+            "<tr class=\"site\" id=\"site-{id}\" data-rank=\"{rank}\" data-kind=\"{kname}\" data-score=\"{score:.4}\" data-area=\"{area:.1}\"><td class=\"num\">{rank}</td><td class=\"num\">{id}</td><td><span class=\"kind\" style=\"background:rgb({r},{g},{b})\">{kind}</span></td><td class=\"num\">{score:.3}</td><td class=\"num\">{area:.0}</td><td class=\"num\">{lon:.6}, {lat:.6}<br>{links}</td><td>{watch}</td><td><ul class=\"reasons\">{reasons}</ul>{chip}</td></tr>",
             id = s.id,
             rank = s.rank,
             r = c[0],
             g = c[1],
             b = c[2],
             kind = s.kind.name().replace('_', " "),
+            kname = s.kind.name(),
+            links = super::links::html(s.lat, s.lon),
             score = s.score,
             area = s.area_m2,
             lon = s.lon,
@@ -265,7 +284,8 @@ pub fn write(
         );
     }
     let _ = writeln!(o, "</tbody></table>");
-    let _ = writeln!(o, "<p class=\"muted\">Score: structure score in [0, 1] (detector confidence × built-like shape × material change × edges × plausible size × not vegetation, water or haze). Chips: true colour B04/B03/B02, 2–98% stretch shared by both dates; change panel: change mask orange, site red, masked blue; outline yellow.</p>");
+    let _ = writeln!(o, "{}", super::report_table::SCRIPT);
+    let _ = writeln!(o, "<p class=\"muted\">Structure score in [0, 1] (detector confidence × built-like shape × material change × edges × plausible size × not vegetation, water or haze). Chips: true colour B04/B03/B02, 2–98% stretch shared by both dates; change panel: change mask orange, site red, masked blue; outline yellow.</p>");
     let _ = writeln!(o, "</body></html>");
     std::fs::write(path, o).map_err(|e| Error::output(path, e))
 }
