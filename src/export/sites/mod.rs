@@ -128,7 +128,20 @@ pub struct Context<'a> {
 /// Rounds for output: `d` decimals.
 pub fn round(v: f64, d: i32) -> f64 {
     let p = 10f64.powi(d);
-    (v * p).round() / p
+    // Adding 0.0 turns -0.0 into 0.0: a value that rounds to zero is
+    // written `0`, never `-0`.
+    (v * p).round() / p + 0.0
+}
+
+/// Decimals for grid coordinates: millimetres on a projected grid (metres),
+/// about a millimetre too on a geographic one (degrees). The same for x and
+/// y of a site, so neither is cut coarser than the other.
+fn grid_decimals(x: f64, y: f64) -> i32 {
+    if x.abs() > 360.0 || y.abs() > 360.0 {
+        3
+    } else {
+        8
+    }
 }
 
 /// The numeric features of a site, flat, in output order: shape, scores,
@@ -154,8 +167,8 @@ pub fn feature_pairs(s: &Site) -> Vec<(&'static str, f64)> {
         ("bbox_lon1", round(s.bbox_lonlat[2], 7)),
         ("bbox_lat1", round(s.bbox_lonlat[3], 7)),
         ("pixels", s.pixels as f64),
-        ("x", round(s.x, 3)),
-        ("y", round(s.y, 8)),
+        ("x", round(s.x, grid_decimals(s.x, s.y))),
+        ("y", round(s.y, grid_decimals(s.x, s.y))),
     ];
     if let Some(m) = s.mean_score {
         v.push(("mean_score", round(m, 4)));
@@ -246,6 +259,14 @@ pub fn nearest_watch(s: &Site) -> Option<(&str, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_never_gives_negative_zero_and_grid_coordinates_share_decimals() {
+        assert_eq!(round(-0.00001, 3).to_string(), "0");
+        assert_eq!(format!("{}", super::decimal::Decimal(round(-0.00001, 3))), "0");
+        assert_eq!(grid_decimals(54.123456789, 24.1), 8);
+        assert_eq!(grid_decimals(754321.5, 2671234.25), 3);
+    }
     use std::fmt::Write as _;
 
     #[test]
