@@ -32,11 +32,11 @@ fi
 # PyPI packages, one a line, installed for the system python (the tests
 # run their binaries, e.g. `rustac serve`, from /usr/local/bin).
 pip_pkgs=(
-  rustac
+  rustac==0.9.18
 )
 need=()
 for pkg in "${pip_pkgs[@]}"; do
-  /usr/bin/python3 -m pip show -q "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  /usr/bin/python3 -m pip show -q "${pkg%%==*}" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup-tests.sh: pip installing ${need[*]}"
