@@ -211,8 +211,15 @@ fn a_failing_sites_step_publishes_nothing_and_a_no_sites_rerun_leaves_no_sites_f
     );
     assert_eq!(
         names(&out),
-        ["change_mask.tif", "change_score.tif", "run.json"],
-        "a --no-sites run replaces the whole folder"
+        [
+            "change_mask.qml",
+            "change_mask.tif",
+            "change_mask.tif.aux.xml",
+            "change_score.qml",
+            "change_score.tif",
+            "run.json"
+        ],
+        "a --no-sites run replaces the whole folder (the rasters and their QGIS sidecars only)"
     );
     assert_eq!(names(t.path()), ["junk.geojson", "run"]);
 
