@@ -263,7 +263,10 @@ mod tests {
     #[test]
     fn rounding_never_gives_negative_zero_and_grid_coordinates_share_decimals() {
         assert_eq!(round(-0.00001, 3).to_string(), "0");
-        assert_eq!(format!("{}", super::decimal::Decimal(round(-0.00001, 3))), "0");
+        assert_eq!(
+            format!("{}", super::decimal::Decimal(round(-0.00001, 3))),
+            "0"
+        );
         assert_eq!(grid_decimals(54.123456789, 24.1), 8);
         assert_eq!(grid_decimals(754321.5, 2671234.25), 3);
     }
