@@ -208,6 +208,20 @@ fn area_text(m2: f64) -> String {
     }
 }
 
+/// One worker's readers for drawing chips: the scenes on the run grid, at
+/// full resolution, and the run's mask.
+fn chip_readers<'a>(
+    scenes: &'a Scenes,
+    mask_path: &Path,
+) -> Result<(SceneReader<'a>, SceneReader<'a>, gdal::Dataset)> {
+    Ok((
+        SceneReader::scattered(&scenes.pair),
+        SceneReader::scattered(scenes.full_res()),
+        crate::sites::run_info::open_run_raster(mask_path)
+            .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
+    ))
+}
+
 /// Writes chips for the top `ctx.opts.chips` sites into `dir` (in parallel).
 pub fn write_all(
     dir: &Path,
@@ -222,14 +236,7 @@ pub fn write_all(
     top.par_iter()
         .map(|s| {
             workers.with(
-                || {
-                    Ok((
-                        SceneReader::scattered(&scenes.pair),
-                        SceneReader::scattered(scenes.full_res()),
-                        crate::sites::run_info::open_run_raster(mask_path)
-                            .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
-                    ))
-                },
+                || chip_readers(scenes, mask_path),
                 |(reader, full_res, mask)| -> Result<Chip> {
                     let (c, bar, mpp) = make_chip(
                         (reader, full_res),
@@ -304,14 +311,7 @@ pub fn write_compounds(
     top.par_iter()
         .map(|c| {
             workers.with(
-                || {
-                    Ok((
-                        SceneReader::scattered(&scenes.pair),
-                        SceneReader::scattered(scenes.full_res()),
-                        crate::sites::run_info::open_run_raster(mask_path)
-                            .map_err(|e| Error::input(mask_path, gdal_msg(&e)))?,
-                    ))
-                },
+                || chip_readers(scenes, mask_path),
                 |(reader, full_res, mask)| -> Result<Chip> {
                     let subject = Subject {
                         bbox_px: c.bbox_px,
