@@ -573,3 +573,160 @@ fn binary_prints_json_and_table() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("10 x 6") && err.contains("11 x 6"), "{err}");
 }
+
+// ---------------------------------------------------------------- top-k sites on real data
+
+/// Pixels a GeoJSON geometry covers on the sample's grid (EPSG:4326, so the
+/// GeoJSON's lon/lat are grid coordinates), by GDAL's own rasterizer:
+/// pixel centres inside, the rule `dunewatch eval` implements itself.
+fn gdal_cover(geometry: &serde_json::Value, gt: [f64; 6], w: usize, h: usize) -> Vec<bool> {
+    let drv = DriverManager::get_driver_by_name("MEM").unwrap();
+    let mut ds = drv.create_with_band_type::<u8, _>("", w, h, 1).unwrap();
+    ds.set_geo_transform(&gt).unwrap();
+    ds.set_spatial_ref(&SpatialRef::from_epsg(4326).unwrap())
+        .unwrap();
+    let g = gdal::vector::Geometry::from_geojson(&geometry.to_string()).unwrap();
+    gdal::raster::rasterize(&mut ds, &[1], &[g], &[1.0], None).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    let buf = band.read_as::<u8>((0, 0), (w, h), (w, h), None).unwrap();
+    buf.data().iter().map(|&v| v == 1).collect()
+}
+
+#[test]
+fn top_k_site_precision_on_the_sample_tiles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_tiles/abudhabi");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let label = root.join("abudhabi-cm.tif");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+        .args(["detect", "--quiet", "--threads", "2", "--before"])
+        .arg(root.join("before"))
+        .arg("--after")
+        .arg(root.join("after"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dunewatch(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        run.as_os_str(),
+        "--truth".as_ref(),
+        label.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &j["sites"];
+    assert_eq!(s["ranked_by"], "rank");
+
+    // The reference: each of the first 50 sites (the file is in rank order)
+    // rasterized by GDAL on the mask's grid and judged against the label.
+    let mask = gdal::Dataset::open(run.join("change_mask.tif")).unwrap();
+    let (w, h) = mask.raster_size();
+    let gt = mask.geo_transform().unwrap();
+    let lab = gdal::Dataset::open(&label).unwrap();
+    let truth: Vec<bool> = lab
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .unwrap()
+        .data()
+        .iter()
+        .map(|&v| v == 2)
+        .collect();
+    let geo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("sites.geojson")).unwrap()).unwrap();
+    let features = geo["features"].as_array().unwrap();
+    let n = features.len();
+    assert!(n >= 50, "the sample gives {n} sites");
+    let mut is_true = Vec::new();
+    for (i, f) in features.iter().take(50).enumerate() {
+        assert_eq!(f["properties"]["rank"], i + 1, "file in rank order");
+        let cover = gdal_cover(&f["geometry"], gt, w, h);
+        let pixels = cover.iter().filter(|&&c| c).count() as u64;
+        let change = cover.iter().zip(&truth).filter(|(&c, &t)| c && t).count() as u64;
+        // The outline follows the site's pixel edges: its centres are its pixels.
+        let own = f["properties"]["features"]["pixels"].as_f64().unwrap() as u64;
+        assert_eq!(pixels, own, "site rank {}", i + 1);
+        is_true.push(change >= 5 || 10 * change >= 3 * pixels);
+    }
+    let tops = s["top"].as_array().unwrap();
+    assert_eq!(tops.len(), 3);
+    for (t, k) in tops.iter().zip([10usize, 20, 50]) {
+        let want = is_true[..k].iter().filter(|&&b| b).count();
+        assert_eq!(t["k"], k);
+        assert_eq!(t["sites"], k);
+        assert_eq!(t["true_sites"], want, "top {k}");
+        let p = t["precision"].as_f64().unwrap();
+        assert!((p - want as f64 / k as f64).abs() < 1e-12);
+    }
+    // A true site touches change.
+    assert!(s["true_sites"].as_u64().unwrap() <= s["touching"].as_u64().unwrap());
+
+    // The table shows the top-k and object recall by size class next to pixel F1.
+    let out = dunewatch(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        run.as_os_str(),
+        "--truth".as_ref(),
+        label.as_os_str(),
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let summary = table
+        .lines()
+        .find(|l| l.contains("pixel F1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let want = format!(
+        "top-10 {:.3} ({}/10)",
+        tops[0]["precision"].as_f64().unwrap(),
+        tops[0]["true_sites"]
+    );
+    assert!(summary.contains(&want), "{summary}");
+    assert!(
+        summary.contains("> 1 ha") && summary.contains("< 0.1 ha"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn top_k_with_fewer_sites_than_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let pp = dir.path().join("pred.tif");
+    let tp = dir.path().join("truth.tif");
+    write_tif(&pp, 20, 20, &[0u8; 400], Some(UTM));
+    write_tif(&tp, 20, 20, &site_truth(), Some(UTM));
+    // Three sites: ranks 2 (on change pixel (5, 5) only: 1 of 1 pixels, true), 1 (a 3 x 3
+    // block around (12, 3..4): 2 of 9 changed, 22 %, false), 3 (no change, false).
+    let with_rank =
+        |f: String, rank: u32| f.replace("\"score\": 0.9", &format!("\"rank\": {rank}"));
+    let features = [
+        with_rank(utm_feature("building", 5.0, 5.0, 6.0, 6.0), 2),
+        with_rank(utm_feature("building", 11.0, 2.0, 14.0, 5.0), 1),
+        with_rank(utm_feature("building", 0.0, 0.0, 2.0, 2.0), 3),
+    ];
+    let sp = dir.path().join("sites.geojson");
+    std::fs::write(
+        &sp,
+        format!(
+            r#"{{"type": "FeatureCollection", "features": [{}]}}"#,
+            features.join(",")
+        ),
+    )
+    .unwrap();
+    let r = eval::evaluate(&pp, &tp, Some(&sp), &opts(0)).unwrap();
+    let s = r.sites.unwrap();
+    assert_eq!((s.touching, s.true_sites), (2, 1));
+    let got: Vec<(usize, u64, u64)> = s.top.iter().map(|t| (t.k, t.sites, t.true_sites)).collect();
+    assert_eq!(got, vec![(10, 3, 1), (20, 3, 1), (50, 3, 1)]);
+    assert!(close(s.top[0].precision, 1.0 / 3.0));
+}
