@@ -19,7 +19,7 @@
 # (trained on the other labelled cities only), then detect with
 #   --method learned --model <out>/models/<city>.json
 # TRAIN_ARGS (e.g. "--threads 1") are passed to train.
-# Uses target/release/dunewatch, building it when missing. Needs python3 (stdlib only).
+# Uses target/release/dunewatch (or $DUNEWATCH), building it when missing. Needs python3 (stdlib only).
 # Exits 1 if any city failed (the others are still scored).
 set -euo pipefail
 
@@ -32,7 +32,7 @@ oscd="$(cd "$1" && pwd)"
 out="${2:-$root/out/eval_oscd}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-bin="$root/target/release/dunewatch"
+bin="${DUNEWATCH:-$root/target/release/dunewatch}"
 command -v python3 >/dev/null || { echo "$0: python3 is needed for the table" >&2; exit 1; }
 
 if [ ! -x "$bin" ]; then

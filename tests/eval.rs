@@ -730,3 +730,95 @@ fn top_k_with_fewer_sites_than_k() {
     assert_eq!(got, vec![(10, 3, 1), (20, 3, 1), (50, 3, 1)]);
     assert!(close(s.top[0].precision, 1.0 / 3.0));
 }
+
+#[test]
+fn eval_oscd_script_tables_top_k_and_size_classes() {
+    // An OSCD-style folder holding the sample pair, linked from the repository.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("sample_tiles/abudhabi");
+    let dir = tempfile::tempdir().unwrap();
+    let oscd = dir.path().join("oscd");
+    std::fs::create_dir_all(oscd.join("images/abudhabi")).unwrap();
+    std::fs::create_dir_all(oscd.join("labels/abudhabi")).unwrap();
+    std::os::unix::fs::symlink(sample.join("before"), oscd.join("images/abudhabi/imgs_1")).unwrap();
+    std::os::unix::fs::symlink(sample.join("after"), oscd.join("images/abudhabi/imgs_2")).unwrap();
+    std::os::unix::fs::symlink(
+        sample.join("abudhabi-cm.tif"),
+        oscd.join("labels/abudhabi/abudhabi-cm.tif"),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/eval_oscd.sh"))
+        .arg(&oscd)
+        .arg(&out_dir)
+        .env("DUNEWATCH", env!("CARGO_BIN_EXE_dunewatch"))
+        .env("DETECT_ARGS", "--threads 2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = stdout.lines().find(|l| l.starts_with("city")).unwrap();
+    for col in [
+        "F1",
+        "obj<0.1ha",
+        "obj0.1-1ha",
+        "obj>1ha",
+        "top10",
+        "top20",
+        "top50",
+    ] {
+        assert!(head.contains(col), "{head}");
+    }
+
+    // The CSV carries the figures of the city's eval.json; ALL (one city) the same.
+    let j: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("runs/abudhabi/eval.json")).unwrap(),
+    )
+    .unwrap();
+    let csv = std::fs::read_to_string(out_dir.join("eval.csv")).unwrap();
+    let mut lines = csv.lines();
+    let cols: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    let get = |row: &Vec<&str>, col: &str| -> f64 {
+        let i = cols
+            .iter()
+            .position(|c| *c == col)
+            .unwrap_or_else(|| panic!("no {col}"));
+        row[i].parse().unwrap()
+    };
+    for row in &rows {
+        for (i, k) in [10, 20, 50].iter().enumerate() {
+            let t = &j["sites"]["top"][i];
+            assert_eq!(
+                get(row, &format!("top{k}_true")),
+                t["true_sites"].as_f64().unwrap()
+            );
+            assert_eq!(
+                get(row, &format!("top{k}_sites")),
+                t["sites"].as_f64().unwrap()
+            );
+            assert!(
+                (get(row, &format!("top{k}_precision")) - t["precision"].as_f64().unwrap()).abs()
+                    < 1e-6
+            );
+        }
+        for class in ["under_0_1_ha", "from_0_1_to_1_ha", "over_1_ha"] {
+            let c = &j["objects"][class];
+            assert_eq!(
+                get(row, &format!("objects_{class}")),
+                c["objects"].as_f64().unwrap()
+            );
+            assert!(
+                (get(row, &format!("object_recall_{class}")) - c["recall"].as_f64().unwrap()).abs()
+                    < 1e-6
+            );
+        }
+        assert!((get(row, "f1") - j["pixels"]["f1"].as_f64().unwrap()).abs() < 1e-6);
+    }
+}
