@@ -8,7 +8,8 @@ scene of real desert backgrounds, and unchanged desert pairs.
 A regression check for the mission's case (new structures in open desert),
 not a replacement for real labels: the structures are pasted, not built.
 
-Backgrounds. The sandy parts of the OSCD Abu Dhabi and Dubai pairs (real
+Backgrounds. The sandy parts of the OSCD Abu Dhabi and Dubai pairs (those of
+the two present in --oscd; real
 Sentinel-2 L1C, both dates). Every band of both dates is warped to UTM 40N
 (EPSG:32640) at its native resolution (10, 20 or 60 m) on one grid whose
 origin is a multiple of 60 m, so 20 m and 60 m pixels nest exactly in 10 m
@@ -458,7 +459,10 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     listing = []
-    for city in BACKGROUNDS:
+    backgrounds = [c for c in BACKGROUNDS if os.path.isdir(os.path.join(args.oscd, "images", c, "imgs_1"))]
+    if not backgrounds:
+        sys.exit(f"make_desert_scenarios: none of {', '.join(BACKGROUNDS)} in {args.oscd}/images")
+    for city in backgrounds:
         arrays, ext, label = warp_city(args.oscd, city)
         for wi, (score, r, c) in enumerate(choose_windows(arrays, label, args.windows_per_city)):
             x0, y0 = ext[0] + c * 10, ext[3] - r * 10

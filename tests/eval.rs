@@ -822,3 +822,155 @@ fn eval_oscd_script_tables_top_k_and_size_classes() {
         assert!((get(row, "f1") - j["pixels"]["f1"].as_f64().unwrap()).abs() < 1e-6);
     }
 }
+
+// ---------------------------------------------------------------- desert scenarios
+
+/// Every file under `dir` with its bytes, by relative path.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn desert_scenarios_are_deterministic_and_match_their_truth() {
+    // The sample pair is OSCD's Abu Dhabi pair: background and donor of real change pixels.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("sample_tiles/abudhabi");
+    let dir = tempfile::tempdir().unwrap();
+    let oscd = dir.path().join("oscd");
+    std::fs::create_dir_all(oscd.join("images/abudhabi")).unwrap();
+    std::fs::create_dir_all(oscd.join("labels/abudhabi")).unwrap();
+    std::os::unix::fs::symlink(sample.join("before"), oscd.join("images/abudhabi/imgs_1")).unwrap();
+    std::os::unix::fs::symlink(sample.join("after"), oscd.join("images/abudhabi/imgs_2")).unwrap();
+    std::os::unix::fs::symlink(
+        sample.join("abudhabi-cm.tif"),
+        oscd.join("labels/abudhabi/abudhabi-cm.tif"),
+    )
+    .unwrap();
+    let make = |out: &Path| {
+        let o = std::process::Command::new("/usr/bin/python3")
+            .arg(root.join("scripts/make_desert_scenarios.py"))
+            .args([
+                "--windows-per-city",
+                "1",
+                "--pasted-per-window",
+                "1",
+                "--oscd",
+            ])
+            .arg(&oscd)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    make(&a);
+    make(&b);
+    let ta = tree(&a);
+    assert!(ta.len() > 50, "{} files", ta.len());
+    assert!(ta == tree(&b), "same seed, different files");
+
+    // Structures of every type, footprints that are exactly the truth's change pixels.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&ta[Path::new("abudhabi1_pasted1/structures.json")]).unwrap();
+    let structs = meta["structures"].as_array().unwrap();
+    let mut types: Vec<&str> = structs
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "apron",
+            "compound",
+            "hangar",
+            "hangar",
+            "runway",
+            "tent_camp"
+        ]
+    );
+    let truth = gdal::Dataset::open(a.join("abudhabi1_pasted1/truth.tif")).unwrap();
+    assert_eq!(truth.spatial_ref().unwrap().auth_code().unwrap(), 32640);
+    let (w, h) = truth.raster_size();
+    let t = truth
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .unwrap();
+    let mut from_json = vec![0u8; w * h];
+    for s in structs {
+        let fp = s["footprint"].as_array().unwrap();
+        assert_eq!(fp.len() as u64, s["pixels"].as_u64().unwrap());
+        assert!(!fp.is_empty(), "{} has no truth pixel", s["type"]);
+        for p in fp {
+            let (c, r) = (
+                p[0].as_u64().unwrap() as usize,
+                p[1].as_u64().unwrap() as usize,
+            );
+            from_json[r * w + c] += 1;
+        }
+    }
+    assert!(from_json == t.data(), "footprints and truth.tif differ");
+    let runway = structs.iter().find(|s| s["type"] == "runway").unwrap();
+    let len = runway["length_m"].as_f64().unwrap();
+    assert!((1000.0..=3000.0).contains(&len));
+
+    // The unchanged pair has no truth change; dunewatch reads both pairs.
+    let zero = gdal::Dataset::open(a.join("abudhabi1_unchanged/truth.tif")).unwrap();
+    let z = zero
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .unwrap();
+    assert!(z.data().iter().all(|&v| v == 0));
+    let scene = a.join("abudhabi1_pasted1");
+    let run = dir.path().join("run");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+        .args([
+            "detect",
+            "--quiet",
+            "--threads",
+            "2",
+            "--method",
+            "combined",
+        ])
+        .arg("--before")
+        .arg(scene.join("imgs_1"))
+        .arg("--after")
+        .arg(scene.join("imgs_2"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = dunewatch(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        run.as_os_str(),
+        "--truth".as_ref(),
+        scene.join("truth.tif").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The runway alone is a truth object over 1 ha, and the pasted structures are found.
+    assert!(j["objects"]["over_1_ha"]["objects"].as_u64().unwrap() >= 1);
+    let recall = j["pixels"]["recall"].as_f64().unwrap();
+    assert!(recall > 0.3, "{}", j["pixels"]);
+}
