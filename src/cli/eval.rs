@@ -35,7 +35,7 @@ Rules:
 ///   dunewatch eval --pred out/run --truth labels/abudhabi/abudhabi-cm.tif
 ///   dunewatch eval --pred out/run --truth label.tif --json
 #[derive(Args, Debug)]
-#[command(after_long_help = RULES)]
+#[command(verbatim_doc_comment, after_long_help = RULES)]
 pub struct EvalArgs {
     /// Change mask GeoTIFF (0 = no change, 1 = change, 255 = masked), or a run
     /// folder: its change_mask.tif, and its sites.geojson when present.
