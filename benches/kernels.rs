@@ -34,6 +34,9 @@ struct Data {
     /// Compared pixels of the whole sample pair (about 600 000), as the lattice sample.
     sample: Sample,
     model: Model,
+    /// The same block read with the wider halos of the learned and cnn
+    /// methods: (halo, pixels, read window, block).
+    wide: Vec<(usize, Pixels, Window, Window)>,
 }
 
 fn load() -> Data {
@@ -84,12 +87,36 @@ fn load() -> Data {
     };
     let px = read_pixels(&mut reader, &pair, read, (side, side)).expect("read block");
     let model = Model::fit(&sample, Method::Combined).expect("fit");
+    let wide = [
+        dunewatch::detect::learned::WINDOW_RADIUS + dunewatch::detect::score::SHIFT,
+        dunewatch::detect::cnn::HALO,
+    ]
+    .iter()
+    .map(|&h| {
+        let side = BLOCK + 2 * h;
+        let read = Window {
+            x: 0,
+            y: 0,
+            w: side,
+            h: side,
+        };
+        let block = Window {
+            x: h,
+            y: h,
+            w: BLOCK,
+            h: BLOCK,
+        };
+        let px = read_pixels(&mut reader, &pair, read, (side, side)).expect("read block");
+        (h, px, read, block)
+    })
+    .collect();
     Data {
         px,
         read,
         block,
         sample,
         model,
+        wide,
     }
 }
 
@@ -172,6 +199,20 @@ fn bench_score(c: &mut Criterion, d: &Data) {
         g.bench_function(
             BenchmarkId::new(method.to_string(), format!("{BLOCK}px")),
             |b| b.iter(|| model.score_block(black_box(&d.px), d.read, d.block)),
+        );
+    }
+    // The trained methods with their shipped weights, each on the block
+    // read with its own halo.
+    for method in [Method::Learned, Method::Cnn] {
+        let model = Model::fit(&lattice(&d.sample, 262_144), method).unwrap();
+        let (_, px, read, block) = d
+            .wide
+            .iter()
+            .find(|w| w.0 == model.halo())
+            .expect("a read with the method's halo");
+        g.bench_function(
+            BenchmarkId::new(method.to_string(), format!("{BLOCK}px")),
+            |b| b.iter(|| model.score_block(black_box(px), *read, *block)),
         );
     }
     g.finish();

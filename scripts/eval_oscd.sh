@@ -18,7 +18,12 @@
 #   dunewatch train --oscd <oscd dir> --exclude <city> --out <out>/models/<city>.json
 # (trained on the other labelled cities only), then detect with
 #   --method learned --model <out>/models/<city>.json
+# LOCO=1 LOCO_METHOD=cnn: the same for the cnn method: train gets --arch
+#   ${ARCH:-unet4}, detect --method cnn.
 # TRAIN_ARGS (e.g. "--threads 1") are passed to train.
+# CITIES="a b": score these cities only. REUSE=1: a city whose run already
+#   holds an eval.json is taken as scored (so several instances over
+#   disjoint CITIES, then one with REUSE=1, give the whole table).
 # Uses target/release/dunewatch (or $DUNEWATCH), building it when missing. Needs python3 (stdlib only).
 # Exits 1 if any city failed (the others are still scored).
 set -euo pipefail
@@ -54,19 +59,32 @@ for label_dir in "$oscd"/labels/*/; do
     echo "skip $city: needs $label, $before and $after" >&2
     continue
   fi
+  if [ -n "${CITIES:-}" ] && [[ " $CITIES " != *" $city "* ]]; then
+    continue
+  fi
   run="$out/runs/$city"
+  if [ -n "${REUSE:-}" ] && [ -f "$run/eval.json" ]; then
+    cities+=("$city")
+    continue
+  fi
   mkdir -p "$run"
   loco_args=()
   if [ -n "${LOCO:-}" ]; then
     echo "$city: train on the other cities ..." >&2
     mkdir -p "$out/models"
     read -r -a train_args <<< "${TRAIN_ARGS:-}"
+    loco_method="${LOCO_METHOD:-learned}"
+    case "$loco_method" in
+      learned) ;;
+      cnn) train_args+=(--arch "${ARCH:-unet4}") ;;
+      *) echo "$0: LOCO_METHOD must be learned or cnn" >&2; exit 2 ;;
+    esac
     if ! "$bin" train --oscd "$oscd" --exclude "$city" --out "$out/models/$city.json" --quiet "${train_args[@]}"; then
       echo "$city: train failed" >&2
       failed+=("$city")
       continue
     fi
-    loco_args=(--method learned --model "$out/models/$city.json")
+    loco_args=(--method "$loco_method" --model "$out/models/$city.json")
   fi
   echo "$city: detect ..." >&2
   if ! "$bin" detect --before "$before" --after "$after" --out "$run" --quiet "${loco_args[@]}" "${detect_args[@]}"; then

@@ -322,13 +322,14 @@ fn widened_copy(src: &Path, dst: &Path, copies: usize) {
 fn scores_across_panel_seams_equal_those_of_one_panel() {
     // Over 4096 px wide: with 512 px blocks the score pass cuts it into two
     // panels and carries the columns around the seam from one to the next;
-    // with blocks as wide as the scene it reads one panel. Both methods
-    // (their halos differ) must give the same rasters either way.
+    // with blocks as wide as the scene it reads one panel. Every method
+    // with spatial context (their halos differ; cnn's pooling cells must
+    // stay on the grid's lattice) must give the same rasters either way.
     let t = tmp();
     let (b, a) = (t.path().join("before"), t.path().join("after"));
     widened_copy(&sample_before(), &b, 6);
     widened_copy(&sample_after(), &a, 6);
-    for method in ["combined", "learned"] {
+    for method in ["combined", "learned", "cnn"] {
         let (x, y) = (
             t.path().join(format!("{method}_x")),
             t.path().join(format!("{method}_y")),

@@ -132,3 +132,135 @@ fn bad_use_fails_cleanly() {
     ]);
     assert!(!o.status.success());
 }
+
+/// Trains the cnn method's network on the sample pair (few steps: the test
+/// is about the plumbing, not the accuracy).
+fn train_cnn(out: &Path, threads: &str) {
+    assert_ok(&dunewatch(&[
+        "train",
+        "--quiet",
+        "--threads",
+        threads,
+        "--arch",
+        "unet4",
+        "--steps",
+        "40",
+        "--pair",
+        sample_before().to_str().unwrap(),
+        sample_after().to_str().unwrap(),
+        sample_label().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+}
+
+#[test]
+fn cnn_trains_the_same_for_any_thread_count_and_scores_the_same_for_any_block() {
+    let t = tempfile::tempdir().unwrap();
+    let (m1, m2) = (t.path().join("m1.json"), t.path().join("m2.json"));
+    train_cnn(&m1, "1");
+    train_cnn(&m2, "2");
+    let (j1, j2) = (json(&m1), json(&m2));
+    assert_eq!(j1["format"], "dunewatch-cnn/1");
+    assert_eq!(j1["arch_name"], "unet4");
+    assert_eq!(j1["params"], j2["params"], "weights depend on --threads");
+    assert_eq!(j1["probability_threshold"], j2["probability_threshold"]);
+    let p = &j1["provenance"];
+    assert!(p["licence"].as_str().unwrap().contains("CC BY-NC-SA"));
+    assert!(p["citation"].as_str().unwrap().contains("Daudt"));
+    assert!(j1["training"]["augmentation"]
+        .as_str()
+        .unwrap()
+        .contains("quarter turns"));
+
+    // Block sizes that put block, strip and pooling-cell edges in different
+    // places, on one and two threads: the same bytes.
+    let runs: Vec<_> = [("64", "1"), ("300", "2"), ("16", "2"), ("8192", "1")]
+        .iter()
+        .map(|(bs, threads)| {
+            let out = t.path().join(format!("run_{bs}_{threads}"));
+            assert_ok(&detect(
+                &sample_before(),
+                &sample_after(),
+                &out,
+                &[
+                    "--method",
+                    "cnn",
+                    "--model",
+                    m1.to_str().unwrap(),
+                    "--block-size",
+                    bs,
+                    "--threads",
+                    threads,
+                ],
+            ));
+            out
+        })
+        .collect();
+    for f in ["change_score.tif", "change_mask.tif"] {
+        let (scores, _) = read_band(&runs[0].join(f));
+        if f == "change_score.tif" {
+            assert!(scores.iter().any(|&v| v > 0.0 && v < 1.0));
+        }
+        for r in &runs[1..] {
+            assert!(
+                read_band(&r.join(f)).0 == scores,
+                "{f} differs: {}",
+                r.display()
+            );
+        }
+    }
+    let rec = json(&runs[0].join("run.json"));
+    assert_eq!(rec["detect"]["method"], "cnn");
+    assert_eq!(rec["detect"]["threshold"], 0.5);
+    let cnn = &rec["detect"]["model"]["cnn"];
+    assert_eq!(cnn["arch_name"], "unet4");
+    assert!(cnn["provenance"]["licence"]
+        .as_str()
+        .unwrap()
+        .contains("CC BY-NC-SA"));
+    assert!(
+        cnn.get("params").is_none(),
+        "run.json leaves the weights out"
+    );
+    // Said plainly at the top of run.json too.
+    assert_eq!(rec["weights"]["source"], "--model");
+    assert!(rec["weights"]["notice"]
+        .as_str()
+        .unwrap()
+        .contains("CC BY-NC-SA"));
+}
+
+#[test]
+fn cnn_bad_use_fails_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    // A learned model given to the cnn method names the file.
+    let o = detect(
+        &sample_before(),
+        &sample_after(),
+        &t.path().join("o"),
+        &[
+            "--method",
+            "cnn",
+            "--model",
+            root().join("models/oscd_v1.json").to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("oscd_v1.json") && err.contains("CNN"), "{err}");
+    let o = dunewatch(&[
+        "train",
+        "--arch",
+        "resnet50",
+        "--pair",
+        sample_before().to_str().unwrap(),
+        sample_after().to_str().unwrap(),
+        sample_label().to_str().unwrap(),
+        "--out",
+        t.path().join("m.json").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --arch"));
+    assert!(!t.path().join("m.json").exists());
+}

@@ -60,10 +60,13 @@ pub struct DetectFlags {
     /// features, the most accurate method in leave-one-city-out; its shipped
     /// weights derive from the OSCD change labels, CC BY-NC-SA 4.0, for
     /// non-commercial use only), combined (the label-free new-structure
-    /// score), cva, irmad, indices. See --model.
+    /// score), cva, irmad, indices, cnn (a small convolutional network over
+    /// the learned method's features, `dunewatch train --arch`; its shipped
+    /// weights derive from the same non-commercial labels). See --model.
     #[arg(long, default_value = "learned")]
     pub method: String,
-    /// Model for --method learned (default: the shipped models/oscd_v1.json).
+    /// Model for --method learned (default: the shipped models/oscd_v1.json)
+    /// or --method cnn (default: models/oscd_cnn_v1.json).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
@@ -111,6 +114,7 @@ pub struct DetectFlags {
 pub struct Prepared {
     method: Method,
     model: Option<dunewatch::detect::learned::LearnedModel>,
+    cnn: Option<dunewatch::detect::cnn::CnnModel>,
     sites: dunewatch::sites::SitesOptions,
     pub register: dunewatch::register::AddOptions,
 }
@@ -119,16 +123,23 @@ impl DetectFlags {
     /// Checks the options and loads the model (before any pair is read).
     pub fn prepare(&self) -> Result<Prepared> {
         let method: Method = self.method.parse()?;
-        let model = match &self.model {
+        let (model, cnn) = match &self.model {
+            Some(p) if method == Method::Cnn => {
+                (None, Some(dunewatch::detect::cnn::CnnModel::load(p)?))
+            }
             Some(p) => {
                 if method != Method::Learned {
-                    return Err(
-                        crate::cli::limits::Usage("--model needs --method learned".into()).into(),
-                    );
+                    return Err(crate::cli::limits::Usage(
+                        "--model needs --method learned or cnn".into(),
+                    )
+                    .into());
                 }
-                Some(dunewatch::detect::learned::LearnedModel::load(p)?)
+                (
+                    Some(dunewatch::detect::learned::LearnedModel::load(p)?),
+                    None,
+                )
             }
-            None => None,
+            None => (None, None),
         };
         let mut sites = self.sites.options(self.threads);
         if self.sites.new_only {
@@ -152,6 +163,7 @@ impl DetectFlags {
         Ok(Prepared {
             method,
             model,
+            cnn,
             sites,
             register,
         })
@@ -209,17 +221,24 @@ impl DetectFlags {
 /// carry, said plainly in run.json: the shipped weights derive from
 /// non-commercial (CC BY-NC-SA) labels. None for label-free methods.
 fn weights_notice(prep: &Prepared) -> Option<serde_json::Value> {
-    if prep.method != Method::Learned {
-        return None;
-    }
-    let (source, model) = match &prep.model {
-        Some(m) => ("--model", m.clone()),
-        None => (
-            "shipped models/oscd_v1.json",
-            dunewatch::detect::learned::LearnedModel::shipped(),
-        ),
+    let (source, p) = match prep.method {
+        Method::Learned => match &prep.model {
+            Some(m) => ("--model", m.provenance.clone()),
+            None => (
+                "shipped models/oscd_v1.json",
+                dunewatch::detect::learned::LearnedModel::shipped().provenance,
+            ),
+        },
+        Method::Cnn => match &prep.cnn {
+            Some(m) => ("--model", m.provenance.clone()),
+            None => (
+                "shipped models/oscd_cnn_v1.json",
+                dunewatch::detect::cnn::CnnModel::shipped().provenance,
+            ),
+        },
+        _ => return None,
     };
-    let p = &model.provenance;
+    let p = &p;
     Some(serde_json::json!({
         "source": source,
         "trained_on": p.trained_on,
@@ -263,6 +282,7 @@ pub fn detect_pair(
             block_size: a.block_size,
             threshold: a.threshold,
             model: prep.model.clone(),
+            cnn: prep.cnn.clone(),
             ..Default::default()
         },
         threads: a.threads,

@@ -21,6 +21,7 @@
 pub mod chi2;
 pub mod cloud_cells;
 pub mod clouds;
+pub mod cnn;
 pub mod cva;
 pub mod indices;
 pub mod irmad;
@@ -86,6 +87,8 @@ pub struct DetectOptions {
     pub max_samples: usize,
     /// Weights of the learned method (None: the shipped model).
     pub model: Option<learned::LearnedModel>,
+    /// Network of the cnn method (None: the shipped model).
+    pub cnn: Option<cnn::CnnModel>,
 }
 
 impl Default for DetectOptions {
@@ -96,6 +99,7 @@ impl Default for DetectOptions {
             threshold: None,
             max_samples: 1 << 18,
             model: None,
+            cnn: None,
         }
     }
 }
@@ -155,7 +159,8 @@ pub fn detect_keeping(
     let mut timings = BTreeMap::new();
     let t = Instant::now();
     let (sample, step) = collect_sample(pair, opts.max_samples, progress)?;
-    let model = Model::fit_with(&sample, opts.method, opts.model.as_ref())?;
+    let model =
+        Model::fit_with_models(&sample, opts.method, opts.model.as_ref(), opts.cnn.as_ref())?;
     timings.insert("fit", t.elapsed().as_secs_f64());
 
     // A threshold known before scoring (the combined and learned methods'

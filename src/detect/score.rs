@@ -10,6 +10,7 @@
 
 use super::chi2::{chi2_cdf, chi2_cdf_even};
 use super::clouds::CloudStats;
+use super::cnn::CnnModel;
 use super::cva::Cva;
 use super::indices::Indices;
 use super::irmad::IrMad;
@@ -39,6 +40,9 @@ pub enum Method {
     /// Logistic regression over context features, trained on labelled pairs
     /// (`dunewatch train`; see detect/learned.rs).
     Learned,
+    /// A small fully convolutional network over the learned method's
+    /// features (`dunewatch train --arch`; see detect/cnn.rs).
+    Cnn,
 }
 
 impl FromStr for Method {
@@ -50,8 +54,9 @@ impl FromStr for Method {
             "irmad" | "ir-mad" => Ok(Method::Irmad),
             "indices" => Ok(Method::Indices),
             "learned" => Ok(Method::Learned),
+            "cnn" => Ok(Method::Cnn),
             _ => Err(Error::usage(format!(
-                "unknown method '{s}' (combined, cva, irmad, indices, learned)"
+                "unknown method '{s}' (combined, cva, irmad, indices, learned, cnn)"
             ))),
         }
     }
@@ -65,6 +70,7 @@ impl fmt::Display for Method {
             Method::Irmad => "irmad",
             Method::Indices => "indices",
             Method::Learned => "learned",
+            Method::Cnn => "cnn",
         })
     }
 }
@@ -99,6 +105,33 @@ pub struct Model {
     /// Index statistics and weights of the learned method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learned: Option<Learned>,
+    /// The network of the cnn method (its architecture, cut and
+    /// provenance are recorded; the weights are in its model file).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "cnn_summary"
+    )]
+    pub cnn: Option<CnnModel>,
+}
+
+/// run.json's record of a CNN model: everything but the weights.
+fn cnn_summary<S: serde::Serializer>(
+    m: &Option<CnnModel>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let Some(m) = m else {
+        return s.serialize_none();
+    };
+    let mut st = s.serialize_struct("CnnModel", 7)?;
+    st.serialize_field("format", &m.format)?;
+    st.serialize_field("arch_name", &m.arch_name)?;
+    st.serialize_field("arch", &m.arch)?;
+    st.serialize_field("parameters", &m.params.len())?;
+    st.serialize_field("probability_threshold", &m.probability_threshold)?;
+    st.serialize_field("training", &m.training)?;
+    st.serialize_field("provenance", &m.provenance)?;
+    st.end()
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {
@@ -123,7 +156,7 @@ impl Method {
         match self {
             Method::Combined => Some(COMBINED_SIGNIFICANCE),
             // The learned score is shifted so the trained cut sits at 0.5.
-            Method::Learned => Some(0.5),
+            Method::Learned | Method::Cnn => Some(0.5),
             _ => None,
         }
     }
@@ -146,9 +179,25 @@ impl Model {
         method: Method,
         weights: Option<&LearnedModel>,
     ) -> Result<Model> {
+        Self::fit_with_models(sample, method, weights, None)
+    }
+
+    /// As [`Model::fit_with`], with the cnn method's network given too
+    /// (None: the shipped one).
+    pub fn fit_with_models(
+        sample: &Sample,
+        method: Method,
+        weights: Option<&LearnedModel>,
+        network: Option<&CnnModel>,
+    ) -> Result<Model> {
         let mut m = Self::fit_stats(sample, method)?;
-        if let Some(l) = &mut m.learned {
-            l.weights = Some(weights.cloned().unwrap_or_else(LearnedModel::shipped));
+        if method == Method::Learned {
+            if let Some(l) = &mut m.learned {
+                l.weights = Some(weights.cloned().unwrap_or_else(LearnedModel::shipped));
+            }
+        }
+        if method == Method::Cnn {
+            m.cnn = Some(network.cloned().unwrap_or_else(CnnModel::shipped));
         }
         Ok(m)
     }
@@ -157,6 +206,7 @@ impl Model {
     pub fn halo(&self) -> usize {
         match self.method {
             Method::Learned => super::learned::WINDOW_RADIUS + SHIFT,
+            Method::Cnn => super::cnn::HALO,
             _ => HALO,
         }
     }
@@ -171,7 +221,7 @@ impl Model {
         }
         let cva = Cva::fit(sample);
         let irmad = match method {
-            Method::Combined | Method::Irmad | Method::Learned => Some(
+            Method::Combined | Method::Irmad | Method::Learned | Method::Cnn => Some(
                 IrMad::fit(sample, 30).ok_or_else(|| Error::invalid("IR-MAD failed: the band covariances are singular (constant or duplicated bands?)"))?,
             ),
             _ => None,
@@ -196,7 +246,7 @@ impl Model {
             }
             None => 1.0,
         };
-        let learned = (method == Method::Learned).then(|| Learned {
+        let learned = matches!(method, Method::Learned | Method::Cnn).then(|| Learned {
             index_stats: IndexStats::fit(sample),
             weights: None,
         });
@@ -208,6 +258,7 @@ impl Model {
             irmad_calibration,
             cva_calibration,
             learned,
+            cnn: None,
         })
     }
 
@@ -228,7 +279,7 @@ impl Model {
                     .max((a.brightness - b.brightness).abs());
                 step(0.02, 0.2, built) * not_natural(&b, &a)
             }
-            Method::Combined | Method::Learned => {
+            Method::Combined | Method::Learned | Method::Cnn => {
                 let ci =
                     self.irmad.as_ref().map_or(0.0, |m| m.chi2_f32(x, y)) * self.irmad_calibration;
                 let cc = self.cva.magnitude2(x, y) * self.cva_calibration;
@@ -251,6 +302,14 @@ impl Model {
                 .expect("the learned method carries weights when scoring");
             let feats = self.learned_features(px, read.w, read.h);
             return super::learned::score_block(weights, &feats, read, block);
+        }
+        if self.method == Method::Cnn {
+            let net = self
+                .cnn
+                .as_ref()
+                .expect("the cnn method carries its network when scoring");
+            let feats = self.learned_features(px, read.w, read.h);
+            return net.score_block(&feats, read, block);
         }
         if self.method != Method::Combined {
             let mut out = Vec::with_capacity(block.len());

@@ -23,6 +23,8 @@
 //! kept. A model's own training pixels never choose its cut (unless there
 //! is one pair only).
 
+pub mod cnn;
+
 use crate::align::{self, AlignOptions, AlignedPair, SceneReader};
 use crate::detect::cloud_cells::{self, CellMask};
 use crate::detect::clouds::CellCounts;
@@ -105,12 +107,12 @@ impl PairData {
 /// per pair.
 pub const KEEP_PER_CLASS: usize = 60_000;
 
-fn lattice_step(n: u64) -> usize {
+pub(crate) fn lattice_step(n: u64) -> usize {
     ((n as f64 / KEEP_PER_CLASS as f64).sqrt().ceil() as usize).max(1)
 }
 
 /// The label as change flags on the pair's grid.
-fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, u64)> {
+pub(crate) fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, u64)> {
     let ds = crate::error::open_raster(path)?;
     let (w, h) = ds.raster_size();
     if (w, h) != (pair.grid.width, pair.grid.height) {
@@ -455,7 +457,7 @@ fn confusion(model: &Logistic, data: &PairData, grid: &[f64]) -> Vec<[f64; 3]> {
     c
 }
 
-fn f1(c: &[f64; 3]) -> f64 {
+pub(crate) fn f1(c: &[f64; 3]) -> f64 {
     let d = 2.0 * c[0] + c[1] + c[2];
     if d > 0.0 {
         2.0 * c[0] / d
