@@ -412,6 +412,33 @@ fn fetched_crops_give_the_same_detect_result_offline() {
         full.metadata().unwrap().len(),
     );
     assert!((c as f64) < 0.8 * f as f64, "copy {c} bytes, full file {f}");
+    // The area as LAT,LON with a box around it, or a preset place (which is
+    // far from this scene: a one-line error, not "file not found").
+    let by_point = t.path().join("by-point");
+    let o = dunewatch(&[
+        "fetch",
+        &url(&before),
+        "--aoi",
+        "24.3275,54.577",
+        "--buffer-km",
+        "2",
+        "--out",
+        by_point.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let red = gdal::Dataset::open(by_point.join(BEFORE.id).join("red.tif")).unwrap();
+    assert_eq!(red.raster_size(), (785, 799));
+    let o = dunewatch(&[
+        "fetch",
+        &url(&before),
+        "--aoi",
+        "Kufra",
+        "--out",
+        t.path().join("kufra").to_str().unwrap(),
+    ]);
+    let err = one_line_error(&o);
+    assert!(err.contains("does not overlap"), "{err}");
+    assert!(!t.path().join("kufra").exists());
     // Offline from here on.
     servers.stop();
 
@@ -437,4 +464,145 @@ fn fetched_crops_give_the_same_detect_result_offline() {
             "{f} differs between the fetched crops and the full files"
         );
     }
+}
+
+/// A minimal Earth Search-like L2A item with a lon/lat box as footprint.
+fn footprint_item(id: &str, datetime: &str, cloud: f64, b: [f64; 4]) -> serde_json::Value {
+    let [w, s, e, n] = b;
+    serde_json::json!({
+        "type": "Feature", "stac_version": "1.0.0", "stac_extensions": [],
+        "id": id, "collection": "sentinel-2-l2a", "bbox": b,
+        "geometry": {"type": "Polygon",
+                     "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+        "properties": {"datetime": datetime, "eo:cloud_cover": cloud},
+        "links": [], "assets": {}
+    })
+}
+
+/// Degrees of longitude per km at `lat` on WGS 84 (prime vertical radius).
+fn lon_deg_per_km(lat: f64) -> f64 {
+    let (a, f) = (6_378_137.0, 1.0 / 298.257_223_563);
+    let e2 = f * (2.0 - f);
+    let phi = f64::to_radians(lat);
+    let n = a / (1.0 - e2 * phi.sin().powi(2)).sqrt();
+    1.0 / (n * phi.cos() * std::f64::consts::PI / 180.0 / 1000.0)
+}
+
+/// The listed items of a `scenes` output: id -> the row's fields.
+fn listed(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with("S2"))
+        .map(|l| {
+            let f: Vec<String> = l.split_whitespace().map(String::from).collect();
+            (f[0].clone(), f)
+        })
+        .collect()
+}
+
+#[test]
+fn scenes_takes_a_place_name_or_the_region_as_its_area() {
+    let t = tempfile::tempdir().unwrap();
+    // Kufra Airport as shipped: 24.1787N 23.3140E. A 10 km box spans
+    // 23.314 +- 0.0984 degrees of longitude there.
+    let (lat, lon) = (24.1787, 23.314);
+    let catalogue = serde_json::json!({"type": "FeatureCollection", "features": [
+        // West of the airfield's meridian: half of any box around it.
+        footprint_item("S2A_34RGM_20240105_0_L2A", "2024-01-05T08:40:00Z", 2.0,
+                       [22.8, 23.9, lon, 24.5]),
+        // From 23.40E: a sliver of the 10 km box.
+        footprint_item("S2B_34RGM_20240420_0_L2A", "2024-04-20T08:40:00Z", 1.0,
+                       [23.40, 23.9, 23.9, 24.5]),
+        // From 23.45E: outside the 10 km box, inside a 15 km one.
+        footprint_item("S2A_35RJG_20240601_0_L2A", "2024-06-01T08:40:00Z", 0.5,
+                       [23.45, 23.9, 23.9, 24.5]),
+        // Around Maaten al-Sarra (21.6877N 21.8309E).
+        footprint_item("S2A_34QEK_20240110_0_L2A", "2024-01-10T08:40:00Z", 0.0,
+                       [21.5, 21.4, 22.2, 22.0]),
+        // Abu Dhabi: outside the region.
+        footprint_item("S2A_39QZG_20240105_0_L2A", "2024-01-05T07:00:00Z", 0.0,
+                       [54.0, 24.0, 55.0, 25.0]),
+    ]});
+    std::fs::create_dir_all(t.path().join("stac")).unwrap();
+    std::fs::write(t.path().join("stac/items.json"), catalogue.to_string()).unwrap();
+    let servers = Servers::start(t.path(), free_port(), free_port());
+    let stac = servers.stac();
+    let search = |area: &[&str]| {
+        let mut args = vec![
+            "scenes",
+            "--stac",
+            &stac,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-06-30",
+        ];
+        args.extend_from_slice(area);
+        let o = dunewatch(&args);
+        assert_ok(&o);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let covers = |rows: &std::collections::BTreeMap<String, Vec<String>>, id: &str| -> f64 {
+        rows[id][4].parse().unwrap()
+    };
+
+    // A place name: a box of half-side 10 km around the airfield.
+    let text = search(&["--aoi", "kufra"]);
+    assert!(
+        text.contains("area: Kufra Airport (box of half-side 10 km)"),
+        "{text}"
+    );
+    let rows = listed(&text);
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        ["S2A_34RGM_20240105_0_L2A", "S2B_34RGM_20240420_0_L2A"],
+        "{text}"
+    );
+    assert_eq!(covers(&rows, "S2A_34RGM_20240105_0_L2A"), 50.0, "{text}");
+    let half = 10.0 * lon_deg_per_km(lat);
+    let sliver = 100.0 * (lon + half - 23.40) / (2.0 * half);
+    assert!(
+        (covers(&rows, "S2B_34RGM_20240420_0_L2A") - sliver).abs() < 0.11,
+        "expected {sliver:.2}%: {text}"
+    );
+
+    // --buffer-km widens the box; the ICAO code names the same place.
+    let rows = listed(&search(&["--aoi", "HLKF", "--buffer-km", "15"]));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let half = 15.0 * lon_deg_per_km(lat);
+    let edge = 100.0 * (lon + half - 23.45) / (2.0 * half);
+    assert!((covers(&rows, "S2A_35RJG_20240601_0_L2A") - edge).abs() < 0.11);
+
+    // A name with spaces, and the whole region.
+    let rows = listed(&search(&["--aoi", "Maaten al-Sarra"]));
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        ["S2A_34QEK_20240110_0_L2A"]
+    );
+    assert_eq!(covers(&rows, "S2A_34QEK_20240110_0_L2A"), 100.0);
+    let text = search(&["--aoi", "southern-libya"]);
+    assert!(text.contains("area: region southern-libya"), "{text}");
+    let rows = listed(&text);
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(!rows.contains_key("S2A_39QZG_20240105_0_L2A"), "{text}");
+
+    // The pair CSV of a place carries its box as the aoi file.
+    let pairs = t.path().join("kufra.csv");
+    let text = search(&["--aoi", "Kufra", "--pairs", pairs.to_str().unwrap()]);
+    assert!(text.contains("suggested pair"), "{text}");
+    let csv = String::from_utf8_lossy(&read(&pairs)).to_string();
+    assert!(csv.trim_end().ends_with(",kufra-aoi.geojson"), "{csv}");
+    let aoi: serde_json::Value =
+        serde_json::from_slice(&read(&t.path().join("kufra-aoi.geojson"))).unwrap();
+    let ring = aoi["features"][0]["geometry"]["coordinates"][0]
+        .as_array()
+        .unwrap();
+    let xs: Vec<f64> = ring.iter().map(|p| p[0].as_f64().unwrap()).collect();
+    let w = xs.iter().cloned().fold(f64::INFINITY, f64::min);
+    let half = 10.0 * lon_deg_per_km(lat);
+    assert!((w - (lon - half)).abs() < 1e-4, "west edge {w}");
+
+    // A name that is no place: one line naming it.
+    let o = dunewatch(&["scenes", "--stac", &stac, "--aoi", "Atlantis"]);
+    let err = one_line_error(&o);
+    assert!(err.contains("Atlantis"), "{err}");
 }
