@@ -606,3 +606,120 @@ fn scenes_takes_a_place_name_or_the_region_as_its_area() {
     let err = one_line_error(&o);
     assert!(err.contains("Atlantis"), "{err}");
 }
+
+/// Writes `www/scl.tif` (a 20 m SCL COG in UTM 34N near Kufra: cloud over
+/// its upper-right half, cloud shadow in a checker of blocks, a strip of
+/// nodata) and `aoi.geojson` (a lon/lat triangle over the lower-left half),
+/// and counts with GDAL's Python bindings, pixel centre by pixel centre,
+/// the cloud share inside the triangle and over the whole raster.
+/// Returns (item footprint [w, s, e, n], inside %, whole %).
+fn scl_fixture(dir: &Path) -> ([f64; 4], f64, f64) {
+    let script = r#"
+import json, sys
+from osgeo import gdal, osr
+d = sys.argv[1]
+utm = osr.SpatialReference(); utm.ImportFromEPSG(32634)
+ll = osr.SpatialReference(); ll.ImportFromEPSG(4326)
+for s in (utm, ll):
+    s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+to_ll = osr.CoordinateTransformation(utm, ll)
+to_utm = osr.CoordinateTransformation(ll, utm)
+n, px, x0, y0 = 300, 20.0, 730000.0, 2680000.0
+def cls(r, c):
+    if r < 6: return 0
+    if c > r + 20: return 9
+    if (r // 12 + c // 12) % 5 == 0: return 3
+    return 4 + (r + c) % 2
+rows = [[cls(r, c) for c in range(n)] for r in range(n)]
+mem = gdal.GetDriverByName("MEM").Create("", n, n, 1, gdal.GDT_Byte)
+mem.SetGeoTransform((x0, px, 0, y0, 0, -px)); mem.SetProjection(utm.ExportToWkt())
+mem.GetRasterBand(1).WriteRaster(0, 0, n, n, bytes(v for row in rows for v in row))
+mem.GetRasterBand(1).SetNoDataValue(0)
+gdal.Translate(f"{d}/www/scl.tif", mem, format="COG", creationOptions=["BLOCKSIZE=256", "COMPRESS=DEFLATE"])
+# The triangle, in pixel units, then lon/lat.
+tri = [(15.3, 10.7), (15.3, 290.2), (287.9, 290.2), (15.3, 10.7)]
+ring = [list(to_ll.TransformPoint(x0 + px * c, y0 - px * r)[:2]) for c, r in tri]
+json.dump({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+           "geometry": {"type": "Polygon", "coordinates": [ring]}}]}, open(f"{d}/aoi.geojson", "w"))
+# Back in UTM, as pixel units: what the reader gets.
+poly = []
+for lon, lat in ring:
+    x, y = to_utm.TransformPoint(lon, lat)[:2]
+    poly.append(((x - x0) / px, (y0 - y) / px))
+def inside(x, y):
+    hit = False
+    for (x1, y1), (x2, y2) in zip(poly, poly[1:]):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            hit = not hit
+    return hit
+def share(keep):
+    valid = cloud = 0
+    for r in range(n):
+        for c in range(n):
+            v = rows[r][c]
+            if v and keep(r, c):
+                valid += 1; cloud += v in (3, 8, 9, 10)
+    return 100.0 * cloud / valid
+fp = [to_ll.TransformPoint(x0 + px * c, y0 - px * r)[:2] for c in (0, n) for r in (0, n)]
+print(json.dumps({"footprint": [min(p[0] for p in fp), min(p[1] for p in fp),
+                                max(p[0] for p in fp), max(p[1] for p in fp)],
+                  "inside": share(lambda r, c: inside(c + 0.5, r + 0.5)),
+                  "whole": share(lambda r, c: True)}))
+"#;
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let o = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("run /usr/bin/python3 (with GDAL's Python bindings)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fp: Vec<f64> = serde_json::from_value(v["footprint"].clone()).unwrap();
+    (
+        [fp[0], fp[1], fp[2], fp[3]],
+        v["inside"].as_f64().unwrap(),
+        v["whole"].as_f64().unwrap(),
+    )
+}
+
+#[test]
+fn aoi_cloud_counts_only_the_scl_pixels_inside_the_area() {
+    let t = tempfile::tempdir().unwrap();
+    let (fp, inside, whole) = scl_fixture(t.path());
+    // The triangle is clear where the rest of its box is cloudy.
+    assert!(whole - inside > 20.0, "inside {inside}%, whole {whole}%");
+    let port = free_port();
+    let mut item = footprint_item("S2A_34RGM_20240105_0_L2A", "2024-01-05T08:40:00Z", 50.0, fp);
+    item["assets"]["scl"] = serde_json::json!({
+        "href": format!("http://127.0.0.1:{port}/scl.tif"),
+        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "roles": ["data"]});
+    std::fs::create_dir_all(t.path().join("stac")).unwrap();
+    std::fs::write(t.path().join("stac/item.json"), item.to_string()).unwrap();
+    let servers = Servers::start(t.path(), port, free_port());
+    let aoi = t.path().join("aoi.geojson");
+    let o = dunewatch(&[
+        "scenes",
+        "--stac",
+        &servers.stac(),
+        "--aoi",
+        aoi.to_str().unwrap(),
+        "--aoi-cloud",
+    ]);
+    assert_ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let rows = listed(&text);
+    let measured: f64 = rows["S2A_34RGM_20240105_0_L2A"][5].parse().unwrap();
+    assert!(
+        (measured - inside).abs() <= 0.05,
+        "aoi cloud {measured}%, counted inside the triangle {inside:.3}%: {text}"
+    );
+    // Read from the server, by range requests.
+    let scl: Vec<_> = servers
+        .requests()
+        .into_iter()
+        .filter(|r| r.1 == "/scl.tif")
+        .collect();
+    assert!(!scl.is_empty() && scl.iter().all(|r| r.2 == 206), "{scl:?}");
+}
