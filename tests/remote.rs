@@ -719,7 +719,7 @@ fn aoi_cloud_counts_only_the_scl_pixels_inside_the_area() {
     let scl: Vec<_> = servers
         .requests()
         .into_iter()
-        .filter(|r| r.1 == "/scl.tif")
+        .filter(|r| r.0 == "GET" && r.1 == "/scl.tif")
         .collect();
     assert!(!scl.is_empty() && scl.iter().all(|r| r.2 == 206), "{scl:?}");
 }
