@@ -85,9 +85,8 @@ pub fn parse_bbox(s: &str) -> Option<Result<[f64; 4]>> {
     let [w, so, e, n] = <[f64; 4]>::try_from(v).ok()?;
     let lon = -180.0..=180.0;
     let lat = -90.0..=90.0;
-    if !(w < e && so < n && lon.contains(&w) && lon.contains(&e))
-        || !(lat.contains(&so) && lat.contains(&n))
-    {
+    let ok = w < e && so < n && lon.contains(&w) && lon.contains(&e);
+    if !(ok && lat.contains(&so) && lat.contains(&n)) {
         return Some(Err(Error::invalid(format!(
             "{s}: not a W,S,E,N box (degrees, west < east, south < north)"
         ))));
