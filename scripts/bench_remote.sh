@@ -164,13 +164,13 @@ cmp -s "$WORK/out-local/change_score.tif" "$WORK/out-remote/change_score.tif" \
   || echo "remote score and mask: DIFFER from local"
 w=$(run local-sites --before "$COG/before" --after "$COG/after"); report "local+sites" "$w"
 w=$(run remote-sites --before "$B" --after "$A"); report "remote+sites" "$w"
-same=yes
-for f in sites.geojson sites.csv; do
-  cmp -s "$WORK/out-local-sites/$f" "$WORK/out-remote-sites/$f" || { same=no; echo "differs: $f"; }
-done
-for f in "$WORK/out-local-sites"/chips/*; do
-  [ -e "$f" ] || continue
-  cmp -s "$f" "$WORK/out-remote-sites/chips/$(basename "$f")" || { same=no; echo "differs: chips/$(basename "$f")"; }
-done
-[ "$same" = yes ] && echo "remote sites, CSV and chips: byte-identical to local" \
-  || echo "remote sites, CSV or chips: DIFFER from local"
+# The sites of both runs, all but the dates (STAC items carry them, folders
+# of COGs do not; the chips' captions show them, so chips are not compared).
+/usr/bin/python3 - "$WORK/out-local-sites/sites.csv" "$WORK/out-remote-sites/sites.csv" <<'PY'
+import csv, sys
+def rows(p):
+    return [{k: v for k, v in r.items() if not k.endswith("_date")} for r in csv.DictReader(open(p))]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+print(f"remote sites.csv: {len(b)} sites, " +
+      ("identical to local but for the dates" if a == b else "DIFFERS from local"))
+PY
