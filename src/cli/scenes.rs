@@ -71,8 +71,9 @@ impl AreaArgs {
 
 /// Search a STAC API for Sentinel-2 items over an area and a date range,
 /// list them (id, date, tile, scene cloud cover, share of the area covered,
-/// and with --aoi-cloud the cloud over the area itself from the SCL band,
-/// read over the area's window only), and suggest the clearest before/after
+/// and with --aoi-cloud the cloud over the area itself from the SCL band:
+/// its window only is read, and only the pixels inside the area's polygons
+/// count), and suggest the clearest before/after
 /// pair near the --from and --to dates. --pairs writes that pair as the CSV
 /// `dunewatch batch` reads (items by URL; the area as aoi).
 ///
@@ -109,7 +110,9 @@ pub struct ScenesArgs {
     #[arg(long, default_value_t = 200)]
     pub limit: usize,
     /// Also measure the cloud over the area itself from each item's SCL
-    /// band (reads the area's window of every item; L2A only).
+    /// band: the share of its valid pixels inside the area's polygons that
+    /// are cloud, cirrus or cloud shadow (reads the area's window of every
+    /// item; L2A only).
     #[arg(long)]
     pub aoi_cloud: bool,
     /// Write the suggested pair as a batch CSV (name,before,after,aoi).
