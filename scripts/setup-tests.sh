@@ -18,6 +18,8 @@ apt_pkgs=(
   nginx
   curl
   python3-pip
+  python3-gdal
+  python3-numpy
 )
 need=()
 for pkg in "${apt_pkgs[@]}"; do

@@ -22,6 +22,7 @@ pub mod run;
 pub mod scenes;
 pub mod sites;
 pub mod train;
+pub mod union_find;
 
 pub use error::{Error, Result};
 

@@ -91,6 +91,19 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Listings piped into `head` end quietly when the reader closes, as
+    // other Unix tools do (Rust ignores SIGPIPE, so println! would panic).
+    // Only for commands that write nothing but stdout: a run's staged files
+    // are cleaned up by the handlers above, which SIGPIPE would bypass.
+    if matches!(
+        cli.command,
+        Command::Tiles(_) | Command::Places(_) | Command::Completions(_) | Command::Man(_)
+    ) {
+        // SAFETY: restoring a signal's default action; no handler involved.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Detect(a) => cli::detect::run(&a),
         Command::Eval(a) => cli::eval::run(&a),

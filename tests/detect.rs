@@ -192,7 +192,14 @@ fn sample_tiles_give_georeferenced_cogs_that_match_the_label() {
 
     assert_eq!(rec["before"]["date"], "2016-01-20");
     assert_eq!(rec["after"]["date"], "2018-03-28");
-    assert_eq!(rec["detect"]["method"], "combined");
+    assert_eq!(rec["detect"]["method"], "learned", "the default method");
+    assert!(
+        rec["weights"]["licence"]
+            .as_str()
+            .unwrap()
+            .contains("CC BY-NC-SA"),
+        "run.json names the licence of the default method's weights"
+    );
     assert_eq!(
         rec["after"]["alignment"]["B04"], "warped",
         "the after scene is on another MGRS tile's grid"

@@ -573,3 +573,404 @@ fn binary_prints_json_and_table() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("10 x 6") && err.contains("11 x 6"), "{err}");
 }
+
+// ---------------------------------------------------------------- top-k sites on real data
+
+/// Pixels a GeoJSON geometry covers on the sample's grid (EPSG:4326, so the
+/// GeoJSON's lon/lat are grid coordinates), by GDAL's own rasterizer:
+/// pixel centres inside, the rule `dunewatch eval` implements itself.
+fn gdal_cover(geometry: &serde_json::Value, gt: [f64; 6], w: usize, h: usize) -> Vec<bool> {
+    let drv = DriverManager::get_driver_by_name("MEM").unwrap();
+    let mut ds = drv.create_with_band_type::<u8, _>("", w, h, 1).unwrap();
+    ds.set_geo_transform(&gt).unwrap();
+    ds.set_spatial_ref(&SpatialRef::from_epsg(4326).unwrap())
+        .unwrap();
+    let g = gdal::vector::Geometry::from_geojson(&geometry.to_string()).unwrap();
+    gdal::raster::rasterize(&mut ds, &[1], &[g], &[1.0], None).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    let buf = band.read_as::<u8>((0, 0), (w, h), (w, h), None).unwrap();
+    buf.data().iter().map(|&v| v == 1).collect()
+}
+
+#[test]
+fn top_k_site_precision_on_the_sample_tiles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_tiles/abudhabi");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let label = root.join("abudhabi-cm.tif");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+        .args(["detect", "--quiet", "--threads", "2", "--before"])
+        .arg(root.join("before"))
+        .arg("--after")
+        .arg(root.join("after"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dunewatch(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        run.as_os_str(),
+        "--truth".as_ref(),
+        label.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &j["sites"];
+    assert_eq!(s["ranked_by"], "rank");
+
+    // The reference: each of the first 50 sites (the file is in rank order)
+    // rasterized by GDAL on the mask's grid and judged against the label.
+    let mask = gdal::Dataset::open(run.join("change_mask.tif")).unwrap();
+    let (w, h) = mask.raster_size();
+    let gt = mask.geo_transform().unwrap();
+    let lab = gdal::Dataset::open(&label).unwrap();
+    let truth: Vec<bool> = lab
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .unwrap()
+        .data()
+        .iter()
+        .map(|&v| v == 2)
+        .collect();
+    let geo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("sites.geojson")).unwrap()).unwrap();
+    let features = geo["features"].as_array().unwrap();
+    let n = features.len();
+    assert!(n >= 50, "the sample gives {n} sites");
+    let mut is_true = Vec::new();
+    for (i, f) in features.iter().take(50).enumerate() {
+        assert_eq!(f["properties"]["rank"], i + 1, "file in rank order");
+        let cover = gdal_cover(&f["geometry"], gt, w, h);
+        let pixels = cover.iter().filter(|&&c| c).count() as u64;
+        let change = cover.iter().zip(&truth).filter(|(&c, &t)| c && t).count() as u64;
+        // The outline follows the site's pixel edges: its centres are its pixels.
+        let own = f["properties"]["features"]["pixels"].as_f64().unwrap() as u64;
+        assert_eq!(pixels, own, "site rank {}", i + 1);
+        is_true.push(change >= 5 || 10 * change >= 3 * pixels);
+    }
+    let tops = s["top"].as_array().unwrap();
+    assert_eq!(tops.len(), 3);
+    for (t, k) in tops.iter().zip([10usize, 20, 50]) {
+        let want = is_true[..k].iter().filter(|&&b| b).count();
+        assert_eq!(t["k"], k);
+        assert_eq!(t["sites"], k);
+        assert_eq!(t["true_sites"], want, "top {k}");
+        let p = t["precision"].as_f64().unwrap();
+        assert!((p - want as f64 / k as f64).abs() < 1e-12);
+    }
+    // A true site touches change.
+    assert!(s["true_sites"].as_u64().unwrap() <= s["touching"].as_u64().unwrap());
+
+    // The table shows the top-k and object recall by size class next to pixel F1.
+    let out = dunewatch(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        run.as_os_str(),
+        "--truth".as_ref(),
+        label.as_os_str(),
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let summary = table
+        .lines()
+        .find(|l| l.contains("pixel F1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let want = format!(
+        "top-10 {:.3} ({}/10)",
+        tops[0]["precision"].as_f64().unwrap(),
+        tops[0]["true_sites"]
+    );
+    assert!(summary.contains(&want), "{summary}");
+    assert!(
+        summary.contains("> 1 ha") && summary.contains("< 0.1 ha"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn top_k_with_fewer_sites_than_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let pp = dir.path().join("pred.tif");
+    let tp = dir.path().join("truth.tif");
+    write_tif(&pp, 20, 20, &[0u8; 400], Some(UTM));
+    write_tif(&tp, 20, 20, &site_truth(), Some(UTM));
+    // Three sites: ranks 2 (on change pixel (5, 5) only: 1 of 1 pixels, true), 1 (a 3 x 3
+    // block around (12, 3..4): 2 of 9 changed, 22 %, false), 3 (no change, false).
+    let with_rank =
+        |f: String, rank: u32| f.replace("\"score\": 0.9", &format!("\"rank\": {rank}"));
+    let features = [
+        with_rank(utm_feature("building", 5.0, 5.0, 6.0, 6.0), 2),
+        with_rank(utm_feature("building", 11.0, 2.0, 14.0, 5.0), 1),
+        with_rank(utm_feature("building", 0.0, 0.0, 2.0, 2.0), 3),
+    ];
+    let sp = dir.path().join("sites.geojson");
+    std::fs::write(
+        &sp,
+        format!(
+            r#"{{"type": "FeatureCollection", "features": [{}]}}"#,
+            features.join(",")
+        ),
+    )
+    .unwrap();
+    let r = eval::evaluate(&pp, &tp, Some(&sp), &opts(0)).unwrap();
+    let s = r.sites.unwrap();
+    assert_eq!((s.touching, s.true_sites), (2, 1));
+    let got: Vec<(usize, u64, u64)> = s.top.iter().map(|t| (t.k, t.sites, t.true_sites)).collect();
+    assert_eq!(got, vec![(10, 3, 1), (20, 3, 1), (50, 3, 1)]);
+    assert!(close(s.top[0].precision, 1.0 / 3.0));
+}
+
+#[test]
+fn eval_oscd_script_tables_top_k_and_size_classes() {
+    // An OSCD-style folder holding the sample pair, linked from the repository.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("sample_tiles/abudhabi");
+    let dir = tempfile::tempdir().unwrap();
+    let oscd = dir.path().join("oscd");
+    std::fs::create_dir_all(oscd.join("images/abudhabi")).unwrap();
+    std::fs::create_dir_all(oscd.join("labels/abudhabi")).unwrap();
+    std::os::unix::fs::symlink(sample.join("before"), oscd.join("images/abudhabi/imgs_1")).unwrap();
+    std::os::unix::fs::symlink(sample.join("after"), oscd.join("images/abudhabi/imgs_2")).unwrap();
+    std::os::unix::fs::symlink(
+        sample.join("abudhabi-cm.tif"),
+        oscd.join("labels/abudhabi/abudhabi-cm.tif"),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/eval_oscd.sh"))
+        .arg(&oscd)
+        .arg(&out_dir)
+        .env("DUNEWATCH", env!("CARGO_BIN_EXE_dunewatch"))
+        .env("DETECT_ARGS", "--threads 2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = stdout.lines().find(|l| l.starts_with("city")).unwrap();
+    for col in [
+        "F1",
+        "obj<0.1ha",
+        "obj0.1-1ha",
+        "obj>1ha",
+        "top10",
+        "top20",
+        "top50",
+    ] {
+        assert!(head.contains(col), "{head}");
+    }
+
+    // The CSV carries the figures of the city's eval.json; ALL (one city) the same.
+    let j: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("runs/abudhabi/eval.json")).unwrap(),
+    )
+    .unwrap();
+    let csv = std::fs::read_to_string(out_dir.join("eval.csv")).unwrap();
+    let mut lines = csv.lines();
+    let cols: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    let get = |row: &Vec<&str>, col: &str| -> f64 {
+        let i = cols
+            .iter()
+            .position(|c| *c == col)
+            .unwrap_or_else(|| panic!("no {col}"));
+        row[i].parse().unwrap()
+    };
+    for row in &rows {
+        for (i, k) in [10, 20, 50].iter().enumerate() {
+            let t = &j["sites"]["top"][i];
+            assert_eq!(
+                get(row, &format!("top{k}_true")),
+                t["true_sites"].as_f64().unwrap()
+            );
+            assert_eq!(
+                get(row, &format!("top{k}_sites")),
+                t["sites"].as_f64().unwrap()
+            );
+            assert!(
+                (get(row, &format!("top{k}_precision")) - t["precision"].as_f64().unwrap()).abs()
+                    < 1e-6
+            );
+        }
+        for class in ["under_0_1_ha", "from_0_1_to_1_ha", "over_1_ha"] {
+            let c = &j["objects"][class];
+            assert_eq!(
+                get(row, &format!("objects_{class}")),
+                c["objects"].as_f64().unwrap()
+            );
+            assert!(
+                (get(row, &format!("object_recall_{class}")) - c["recall"].as_f64().unwrap()).abs()
+                    < 1e-6
+            );
+        }
+        assert!((get(row, "f1") - j["pixels"]["f1"].as_f64().unwrap()).abs() < 1e-6);
+    }
+}
+
+// ---------------------------------------------------------------- desert scenarios
+
+/// Every file under `dir` with its bytes, by relative path.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn desert_scenarios_are_deterministic_and_match_their_truth() {
+    // The sample pair is OSCD's Abu Dhabi pair: background and donor of real change pixels.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("sample_tiles/abudhabi");
+    let dir = tempfile::tempdir().unwrap();
+    let oscd = dir.path().join("oscd");
+    std::fs::create_dir_all(oscd.join("images/abudhabi")).unwrap();
+    std::fs::create_dir_all(oscd.join("labels/abudhabi")).unwrap();
+    std::os::unix::fs::symlink(sample.join("before"), oscd.join("images/abudhabi/imgs_1")).unwrap();
+    std::os::unix::fs::symlink(sample.join("after"), oscd.join("images/abudhabi/imgs_2")).unwrap();
+    std::os::unix::fs::symlink(
+        sample.join("abudhabi-cm.tif"),
+        oscd.join("labels/abudhabi/abudhabi-cm.tif"),
+    )
+    .unwrap();
+    let make = |out: &Path| {
+        let o = std::process::Command::new("/usr/bin/python3")
+            .arg(root.join("scripts/make_desert_scenarios.py"))
+            .args([
+                "--windows-per-city",
+                "1",
+                "--pasted-per-window",
+                "1",
+                "--oscd",
+            ])
+            .arg(&oscd)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    make(&a);
+    make(&b);
+    let ta = tree(&a);
+    assert!(ta.len() > 50, "{} files", ta.len());
+    assert!(ta == tree(&b), "same seed, different files");
+
+    // Structures of every type, footprints that are exactly the truth's change pixels.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&ta[Path::new("abudhabi1_pasted1/structures.json")]).unwrap();
+    let structs = meta["structures"].as_array().unwrap();
+    let mut types: Vec<&str> = structs
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "apron",
+            "compound",
+            "hangar",
+            "hangar",
+            "runway",
+            "tent_camp"
+        ]
+    );
+    let truth = gdal::Dataset::open(a.join("abudhabi1_pasted1/truth.tif")).unwrap();
+    assert_eq!(truth.spatial_ref().unwrap().auth_code().unwrap(), 32640);
+    let (w, h) = truth.raster_size();
+    let t = truth
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .unwrap();
+    let mut from_json = vec![0u8; w * h];
+    for s in structs {
+        let fp = s["footprint"].as_array().unwrap();
+        assert_eq!(fp.len() as u64, s["pixels"].as_u64().unwrap());
+        assert!(!fp.is_empty(), "{} has no truth pixel", s["type"]);
+        for p in fp {
+            let (c, r) = (
+                p[0].as_u64().unwrap() as usize,
+                p[1].as_u64().unwrap() as usize,
+            );
+            from_json[r * w + c] += 1;
+        }
+    }
+    assert!(from_json == t.data(), "footprints and truth.tif differ");
+    let runway = structs.iter().find(|s| s["type"] == "runway").unwrap();
+    let len = runway["length_m"].as_f64().unwrap();
+    assert!((1000.0..=3000.0).contains(&len));
+
+    // The unchanged pair has no truth change; dunewatch reads both pairs.
+    let zero = gdal::Dataset::open(a.join("abudhabi1_unchanged/truth.tif")).unwrap();
+    let z = zero
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u8>((0, 0), (w, h), (w, h), None)
+        .unwrap();
+    assert!(z.data().iter().all(|&v| v == 0));
+    let scene = a.join("abudhabi1_pasted1");
+    let run = dir.path().join("run");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+        .args([
+            "detect",
+            "--quiet",
+            "--threads",
+            "2",
+            "--method",
+            "combined",
+        ])
+        .arg("--before")
+        .arg(scene.join("imgs_1"))
+        .arg("--after")
+        .arg(scene.join("imgs_2"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = dunewatch(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        run.as_os_str(),
+        "--truth".as_ref(),
+        scene.join("truth.tif").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The runway alone is a truth object over 1 ha, and the pasted structures are found.
+    assert!(j["objects"]["over_1_ha"]["objects"].as_u64().unwrap() >= 1);
+    let recall = j["pixels"]["recall"].as_f64().unwrap();
+    assert!(recall > 0.3, "{}", j["pixels"]);
+}

@@ -206,3 +206,22 @@ fn detect_with_a_place_outside_the_scenes_fails_cleanly() {
     fails_with_one_line(&o, &["Kufra Airport", "does not overlap"]);
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn a_listing_piped_into_head_ends_quietly() {
+    // The reader goes away before the listing is written (as `head` does
+    // once it has its lines): the tool must stop without a panic message.
+    let bin = env!("CARGO_BIN_EXE_dunewatch");
+    for args in [&["tiles", "--region", "southern-libya"][..], &["places"]] {
+        let mut child = std::process::Command::new(bin)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.trim().is_empty(), "{args:?}: nothing on stderr: {err}");
+    }
+}

@@ -116,7 +116,7 @@ fn bad_use_fails_cleanly() {
         &sample_before(),
         &sample_after(),
         &t.path().join("o2"),
-        &["--model", bogus.to_str().unwrap()],
+        &["--method", "combined", "--model", bogus.to_str().unwrap()],
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--method learned"));

@@ -18,6 +18,7 @@
 //! boxes, so the cost follows the number of sites, not its square.
 
 use crate::error::{Error, Result};
+use crate::union_find::UnionFind;
 use gdal::vector::Geometry;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
@@ -185,27 +186,6 @@ fn candidates(obs: &[Observation]) -> Vec<(usize, usize)> {
         }
     }
     out.into_iter().collect()
-}
-
-struct UnionFind(Vec<usize>);
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind((0..n).collect())
-    }
-    fn find(&mut self, mut i: usize) -> usize {
-        while self.0[i] != i {
-            self.0[i] = self.0[self.0[i]];
-            i = self.0[i];
-        }
-        i
-    }
-    fn union(&mut self, a: usize, b: usize) {
-        let (a, b) = (self.find(a), self.find(b));
-        if a != b {
-            self.0[a.max(b)] = a.min(b);
-        }
-    }
 }
 
 /// Reads the observations of one pair's sites.geojson (`pair` is its index).

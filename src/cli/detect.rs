@@ -56,9 +56,12 @@ pub struct DetectArgs {
 /// How a pair is compared and its sites found; shared by `detect` and `batch`.
 #[derive(Args, Debug, Clone)]
 pub struct DetectFlags {
-    /// Change measure: combined (new-structure score), cva, irmad, indices,
-    /// learned (the model of `dunewatch train`; see --model).
-    #[arg(long, default_value = "combined")]
+    /// Change measure: learned (default: a logistic regression over per-pixel
+    /// features, the most accurate method in leave-one-city-out; its shipped
+    /// weights derive from the OSCD change labels, CC BY-NC-SA 4.0, for
+    /// non-commercial use only), combined (the label-free new-structure
+    /// score), cva, irmad, indices. See --model.
+    #[arg(long, default_value = "learned")]
     pub method: String,
     /// Model for --method learned (default: the shipped models/oscd_v1.json).
     #[arg(long)]
@@ -202,6 +205,35 @@ impl DetectFlags {
     }
 }
 
+/// Where a trained method's weights came from and the licence their labels
+/// carry, said plainly in run.json: the shipped weights derive from
+/// non-commercial (CC BY-NC-SA) labels. None for label-free methods.
+fn weights_notice(prep: &Prepared) -> Option<serde_json::Value> {
+    if prep.method != Method::Learned {
+        return None;
+    }
+    let (source, model) = match &prep.model {
+        Some(m) => ("--model", m.clone()),
+        None => (
+            "shipped models/oscd_v1.json",
+            dunewatch::detect::learned::LearnedModel::shipped(),
+        ),
+    };
+    let p = &model.provenance;
+    Some(serde_json::json!({
+        "source": source,
+        "trained_on": p.trained_on,
+        "labels": p.labels,
+        "licence": p.licence,
+        "citation": p.citation,
+        "notice": format!(
+            "The {} method's weights derive from training labels under this licence: {}. \
+             Use --method combined for a method without trained weights.",
+            prep.method, p.licence
+        ),
+    }))
+}
+
 /// One detect run (and its sites unless --no-sites), as `dunewatch detect`
 /// does it; `batch` calls this for every pair.
 pub fn detect_pair(
@@ -257,6 +289,9 @@ pub fn detect_pair(
         record_in_run_json(staged.dir(), s)?;
     }
     set_in_run_json(staged.dir(), "inputs", fingerprint)?;
+    if let Some(notice) = weights_notice(prep) {
+        set_in_run_json(staged.dir(), "weights", notice)?;
+    }
     let (rec, sites) = staged.publish()?;
     if !a.quiet {
         let p = &rec.detect.pixels;

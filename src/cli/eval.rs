@@ -19,12 +19,23 @@ Rules:
     one of its pixels is predicted change; objects entirely masked are counted apart.
     Size classes: under 0.1 ha (< 1000 m2), 0.1-1 ha, over 1 ha (> 10000 m2), from the pixel area of
     the prediction's grid (geographic grids: at the centre latitude; no georeferencing: 10 m pixels).
-  - Site precision: share of sites (on the grid) whose polygon touches a truth change pixel.";
+  - Site precision: share of sites (on the grid) whose polygon touches a truth change pixel.
+  - Top-k site precision (k = 10, 20, 50): of the first k sites by their `rank` property (file order
+    when absent), the share of true sites. A site is true when at least 30% of its pixels, or at
+    least 5 of them, are truth change. A site's pixels are those whose centre lies inside its
+    polygon (holes excluded); a site covering no pixel centre (a point, a sliver) is judged on the
+    pixels it touches. With fewer than k sites the precision is over the sites there are (shown
+    as true/sites). Sites entirely off the grid are not judged.";
 
 /// Scores a change mask against a labelled truth raster: pixel confusion and
-/// figures, object recall by size class and, given sites, site precision.
+/// figures, object recall by size class and, given sites, site precision and
+/// the precision of the top 10, 20 and 50 sites by rank.
+///
+/// Examples:
+///   dunewatch eval --pred out/run --truth labels/abudhabi/abudhabi-cm.tif
+///   dunewatch eval --pred out/run --truth label.tif --json
 #[derive(Args, Debug)]
-#[command(after_long_help = RULES)]
+#[command(verbatim_doc_comment, after_long_help = RULES)]
 pub struct EvalArgs {
     /// Change mask GeoTIFF (0 = no change, 1 = change, 255 = masked), or a run
     /// folder: its change_mask.tif, and its sites.geojson when present.
@@ -35,8 +46,9 @@ pub struct EvalArgs {
     /// prediction's size.
     #[arg(long, value_name = "LABEL")]
     pub truth: PathBuf,
-    /// Sites GeoJSON (lon/lat polygons, property `kind`) to score: share of sites
-    /// touching a truth change pixel. Overrides a run folder's sites.geojson.
+    /// Sites GeoJSON (lon/lat polygons, properties `kind` and `rank`) to score:
+    /// share of sites touching a truth change pixel, and top-k precision.
+    /// Overrides a run folder's sites.geojson.
     #[arg(long, value_name = "GEOJSON")]
     pub sites: Option<PathBuf>,
     /// Print one JSON object with every figure instead of the table.
@@ -72,6 +84,31 @@ fn class_line(out: &mut String, name: &str, c: &ClassRecall) {
     );
 }
 
+/// One line with what an analyst reads first: pixel F1, top-k site
+/// precision and object recall by size class.
+fn summary(r: &EvalReport) -> String {
+    let mut line = format!("pixel F1 {:.3}", r.pixels.f1);
+    match &r.sites {
+        Some(s) => {
+            for t in &s.top {
+                let _ = write!(
+                    line,
+                    " | top-{} {:.3} ({}/{})",
+                    t.k, t.precision, t.true_sites, t.sites
+                );
+            }
+        }
+        None => line.push_str(" | top-k: no sites file"),
+    }
+    let ob = &r.objects;
+    let _ = write!(
+        line,
+        " | object recall < 0.1 ha {:.3}, 0.1-1 ha {:.3}, > 1 ha {:.3}",
+        ob.under_0_1_ha.recall, ob.from_0_1_to_1_ha.recall, ob.over_1_ha.recall
+    );
+    line
+}
+
 /// The report as a terminal table.
 fn table(r: &EvalReport) -> String {
     let mut o = String::new();
@@ -85,6 +122,9 @@ fn table(r: &EvalReport) -> String {
         r.truth_coding.name()
     );
     let _ = writeln!(o, "size        {} x {} pixels", r.width, r.height);
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Summary");
+    let _ = writeln!(o, "  {}", summary(r));
     let _ = writeln!(o);
     let _ = writeln!(o, "Pixels");
     let _ = writeln!(
@@ -122,23 +162,40 @@ fn table(r: &EvalReport) -> String {
         let _ = writeln!(o, "Sites ({})", s.file.display());
         let _ = writeln!(
             o,
-            "  {:<14} {:>7} {:>9} {:>9}",
-            "kind", "sites", "touching", "precision"
+            "  {:<14} {:>7} {:>9} {:>9} {:>6}",
+            "kind", "sites", "touching", "precision", "true"
         );
         for (kind, v) in &s.by_kind {
             let _ = writeln!(
                 o,
-                "  {kind:<14} {:>7} {:>9} {:>9.4}",
-                v.sites, v.touching, v.precision
+                "  {kind:<14} {:>7} {:>9} {:>9.4} {:>6}",
+                v.sites, v.touching, v.precision, v.true_sites
             );
         }
         let _ = writeln!(
             o,
-            "  {:<14} {:>7} {:>9} {:>9.4}",
-            "all", s.sites, s.touching, s.precision
+            "  {:<14} {:>7} {:>9} {:>9.4} {:>6}",
+            "all", s.sites, s.touching, s.precision, s.true_sites
         );
         if s.outside > 0 {
             let _ = writeln!(o, "  ({} sites off the grid, not scored)", s.outside);
+        }
+        let _ = writeln!(
+            o,
+            "  top-k by {} (true = at least 30% or 5 of its pixels truth change):",
+            s.ranked_by
+        );
+        for t in &s.top {
+            let short = if (t.sites as usize) < t.k {
+                format!("  (only {} sites)", t.sites)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                o,
+                "  top {:<3} {:>4}/{:<4} precision {:>6.4}{short}",
+                t.k, t.true_sites, t.sites, t.precision
+            );
         }
     }
     if !r.notes.is_empty() {

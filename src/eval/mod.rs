@@ -18,11 +18,15 @@
 //!   size class; an object is detected when one of its pixels is predicted
 //!   change;
 //! - sites ([`sites`], when a sites GeoJSON is given): share of sites
-//!   touching a truth change pixel.
+//!   touching a truth change pixel, and precision of the top 10, 20 and 50
+//!   sites by rank, a site being true when at least 30 % (or 5) of the
+//!   pixels it covers are labelled change ([`top_sites`], [`site_pixels`]).
 
 pub mod confusion;
 pub mod objects;
+pub mod site_pixels;
 pub mod sites;
+pub mod top_sites;
 pub mod truth;
 
 use crate::align::grid::Grid;
@@ -302,7 +306,7 @@ pub fn evaluate(
                     "sites need a georeferenced prediction or truth to be placed",
                 )
             })?;
-            Some(SiteChecker::new(sites::read_sites(sp, g)?))
+            Some(SiteChecker::new(sites::read_sites(sp, g)?, w, h))
         }
         None => None,
     };

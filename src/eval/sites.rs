@@ -1,10 +1,13 @@
-//! Site precision: the share of reported sites that touch a labelled
-//! (truth) change pixel.
+//! Site figures: the share of reported sites that touch a labelled (truth)
+//! change pixel, and the precision of the top-ranked sites
+//! ([`super::top_sites`], judged on the pixels each site covers,
+//! [`super::site_pixels`]).
 //!
 //! Sites come as RFC 7946 GeoJSON: longitude/latitude Polygons or
 //! MultiPolygons (Points are accepted too), each with an optional string
 //! property `kind`. Vertices are transformed to the prediction grid's CRS
 //! with GDAL (traditional lon/lat axis order) and then to pixel coordinates.
+//! The integer property `rank` orders the sites for the top-k figures.
 //!
 //! A site **touches** pixel (c, r) when its polygon and the pixel's square
 //! share at least one point: the pixel centre lies inside the polygon
@@ -19,6 +22,7 @@
 //! a site's bounding box, so it stays cheap.
 
 use super::confusion::ratio;
+use super::top_sites::{is_true_site, top_k, Judged, TopK, TOP_K};
 use crate::align::grid::Grid;
 use crate::error::{gdal_msg, Error, Result};
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
@@ -35,10 +39,12 @@ type Ring = Vec<(f64, f64)>;
 pub struct Site {
     /// The `kind` property ("unknown" when missing).
     pub kind: String,
+    /// The `rank` property (1 = read first), when given.
+    pub rank: Option<u64>,
     /// Polygons, each an outer ring and holes.
-    polygons: Vec<Vec<Ring>>,
+    pub(super) polygons: Vec<Vec<Ring>>,
     /// Inclusive pixel range to test: (col0, row0, col1, row1); None when off the grid.
-    range: Option<(usize, usize, usize, usize)>,
+    pub(super) range: Option<(usize, usize, usize, usize)>,
 }
 
 impl Site {
@@ -72,6 +78,7 @@ impl Site {
         });
         Site {
             kind: kind.to_string(),
+            rank: None,
             polygons,
             range,
         }
@@ -162,17 +169,26 @@ pub fn read_sites(path: &Path, grid: &Grid) -> Result<Vec<Site>> {
     };
 
     // Parse every site to lon/lat polygons first, then transform all vertices at once.
-    let mut parsed: Vec<(String, Vec<Vec<Ring>>)> = Vec::with_capacity(features.len());
+    let mut parsed: Vec<(String, Option<u64>, Vec<Vec<Ring>>)> = Vec::with_capacity(features.len());
     for (i, f) in features.iter().enumerate() {
-        let kind = f
-            .get("properties")
+        let props = f.get("properties");
+        let kind = props
             .and_then(|p| p.get("kind"))
             .and_then(Value::as_str)
             .unwrap_or("unknown")
             .to_string();
+        let rank = match props.and_then(|p| p.get("rank")) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                Error::input(
+                    path,
+                    format!("feature {i}: property \"rank\" is {v}, not a whole number"),
+                )
+            })?),
+        };
         let polys = geometry_polygons(f.get("geometry").unwrap_or(&Value::Null))
             .map_err(|m| Error::input(path, format!("feature {i}: {m}")))?;
-        parsed.push((kind, polys));
+        parsed.push((kind, rank, polys));
     }
 
     let mut wgs = SpatialRef::from_epsg(4326).map_err(|e| Error::invalid(gdal_msg(&e)))?;
@@ -180,7 +196,7 @@ pub fn read_sites(path: &Path, grid: &Grid) -> Result<Vec<Site>> {
     let ct = CoordTransform::new(&wgs, &grid.srs()?).map_err(|e| Error::invalid(gdal_msg(&e)))?;
     let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = parsed
         .iter()
-        .flat_map(|(_, p)| p.iter().flatten().flatten())
+        .flat_map(|(_, _, p)| p.iter().flatten().flatten())
         .copied()
         .unzip();
     if !xs.is_empty() {
@@ -197,17 +213,14 @@ pub fn read_sites(path: &Path, grid: &Grid) -> Result<Vec<Site>> {
     }
     let mut k = 0;
     let mut sites = Vec::with_capacity(parsed.len());
-    for (kind, mut polys) in parsed {
+    for (kind, rank, mut polys) in parsed {
         for v in polys.iter_mut().flatten().flatten() {
             *v = grid.to_pixel(xs[k], ys[k]);
             k += 1;
         }
-        sites.push(Site::from_pixel_polygons(
-            &kind,
-            polys,
-            grid.width,
-            grid.height,
-        ));
+        let mut site = Site::from_pixel_polygons(&kind, polys, grid.width, grid.height);
+        site.rank = rank;
+        sites.push(site);
     }
     Ok(sites)
 }
@@ -267,6 +280,8 @@ pub struct KindScores {
     pub touching: u64,
     /// touching / sites (0 when there are none).
     pub precision: f64,
+    /// Of the sites, true sites (30 % or 5 of their pixels changed).
+    pub true_sites: u64,
 }
 
 /// Site precision as reported.
@@ -281,6 +296,16 @@ pub struct SiteScores {
     pub touching: u64,
     /// touching / sites (0 when there are none).
     pub precision: f64,
+    /// Judged sites that are true: at least 30 % of the pixels they cover,
+    /// or 5 of them, labelled change.
+    pub true_sites: u64,
+    /// true_sites / sites (0 when there are none).
+    pub true_precision: f64,
+    /// Precision of the first 10, 20 and 50 sites by rank.
+    pub top: Vec<TopK>,
+    /// How the sites were ordered: "rank" (every judged site has a rank
+    /// property), "file order" (none has) or "rank, then file order".
+    pub ranked_by: &'static str,
     pub by_kind: BTreeMap<String, KindScores>,
 }
 
@@ -288,14 +313,22 @@ pub struct SiteScores {
 pub struct SiteChecker {
     sites: Vec<Site>,
     touching: Vec<bool>,
+    /// Per site: judged by touched pixels (covers no pixel centre), pixels
+    /// covered, and of those labelled change.
+    cover: Vec<(bool, u64)>,
+    change: Vec<u64>,
 }
 
 impl SiteChecker {
-    pub fn new(sites: Vec<Site>) -> Self {
+    /// Sites placed on a grid of `width` × `height` pixels.
+    pub fn new(sites: Vec<Site>, width: usize, height: usize) -> Self {
         let n = sites.len();
+        let cover = sites.iter().map(|s| s.cover(width, height)).collect();
         SiteChecker {
             sites,
             touching: vec![false; n],
+            cover,
+            change: vec![0; n],
         }
     }
 
@@ -303,15 +336,38 @@ impl SiteChecker {
     /// whole rows of `width` pixels.
     pub fn push_strip(&mut self, y0: usize, width: usize, truth_change: &[bool]) {
         let rows = truth_change.len() / width;
-        for (site, hit) in self.sites.iter().zip(self.touching.iter_mut()) {
+        for (i, site) in self.sites.iter().enumerate() {
             let Some((c0, r0, c1, r1)) = site.range else {
                 continue;
             };
-            if *hit || r1 < y0 || r0 >= y0 + rows {
+            if r1 < y0 || r0 >= y0 + rows {
                 continue;
             }
-            'rows: for r in r0.max(y0)..=r1.min(y0 + rows - 1) {
-                let row = &truth_change[(r - y0) * width..(r - y0 + 1) * width];
+            let row_range = r0.max(y0)..=r1.min(y0 + rows - 1);
+            let row_of = |r: usize| &truth_change[(r - y0) * width..(r - y0 + 1) * width];
+            let mut change = 0u64;
+            if self.cover[i].0 {
+                for r in row_range.clone() {
+                    let row = row_of(r);
+                    change += (c0..=c1.min(width - 1))
+                        .filter(|&c| row[c] && site.touches(c, r))
+                        .count() as u64;
+                }
+            } else {
+                for r in row_range.clone() {
+                    let row = row_of(r);
+                    for (a, b) in site.centre_runs(r, width) {
+                        change += row[a..b].iter().filter(|&&t| t).count() as u64;
+                    }
+                }
+            }
+            self.change[i] += change;
+            let hit = &mut self.touching[i];
+            if *hit {
+                continue;
+            }
+            'rows: for r in row_range {
+                let row = row_of(r);
                 for (c, &change) in row.iter().enumerate().take(c1 + 1).skip(c0) {
                     if change && site.touches(c, r) {
                         *hit = true;
@@ -329,20 +385,43 @@ impl SiteChecker {
             outside: 0,
             touching: 0,
             precision: 0.0,
+            true_sites: 0,
+            true_precision: 0.0,
+            top: Vec::new(),
+            ranked_by: "rank",
             by_kind: BTreeMap::new(),
         };
-        for (site, &hit) in self.sites.iter().zip(&self.touching) {
+        let mut judged = Vec::new();
+        for (i, (site, &hit)) in self.sites.iter().zip(&self.touching).enumerate() {
             if !site.on_grid() {
                 s.outside += 1;
                 continue;
             }
+            let is_true = is_true_site(self.cover[i].1, self.change[i]);
+            judged.push(Judged {
+                rank: site.rank,
+                order: i,
+                is_true,
+            });
             s.sites += 1;
             s.touching += hit as u64;
+            s.true_sites += is_true as u64;
             let k = s.by_kind.entry(site.kind.clone()).or_default();
             k.sites += 1;
             k.touching += hit as u64;
+            k.true_sites += is_true as u64;
         }
+        let ranked = judged.iter().filter(|j| j.rank.is_some()).count();
+        s.ranked_by = if ranked == judged.len() {
+            "rank"
+        } else if ranked == 0 {
+            "file order"
+        } else {
+            "rank, then file order"
+        };
+        s.top = top_k(&judged, &TOP_K);
         s.precision = ratio(s.touching as f64, s.sites as f64);
+        s.true_precision = ratio(s.true_sites as f64, s.sites as f64);
         for k in s.by_kind.values_mut() {
             k.precision = ratio(k.touching as f64, k.sites as f64);
         }
@@ -440,7 +519,7 @@ mod tests {
             Site::from_pixel_polygons("road", vec![square(4.9, 3.1, 5.9, 3.9)], w, 6), // touches (4,3),(5,3) only
             Site::from_pixel_polygons("road", vec![square(20.0, 20.0, 21.0, 21.0)], w, 6), // off the grid
         ];
-        let mut ck = SiteChecker::new(sites);
+        let mut ck = SiteChecker::new(sites, w, 6);
         for y0 in (0..6).step_by(4) {
             let rows = 4.min(6 - y0);
             ck.push_strip(y0, w, &truth[y0 * w..(y0 + rows) * w]);
@@ -453,7 +532,9 @@ mod tests {
             KindScores {
                 sites: 2,
                 touching: 1,
-                precision: 0.5
+                precision: 0.5,
+                // (4, 4)'s site covers pixel (3, 3) only: its centre is the one inside.
+                true_sites: 0
             }
         );
         assert_eq!(
@@ -461,9 +542,62 @@ mod tests {
             KindScores {
                 sites: 1,
                 touching: 0,
-                precision: 0.0
+                precision: 0.0,
+                true_sites: 0
             }
         );
+    }
+
+    fn ranked(rank: u64, polygons: Vec<Vec<Vec<(f64, f64)>>>) -> Site {
+        let mut s = Site::from_pixel_polygons("x", polygons, 10, 10);
+        s.rank = Some(rank);
+        s
+    }
+
+    #[test]
+    fn true_sites_by_covered_pixels_across_strips() {
+        // Truth change: cols 0..=2, rows 2..=5 (12 pixels).
+        let w = 10;
+        let mut truth = vec![false; w * 10];
+        for r in 2..=5 {
+            for c in 0..=2 {
+                truth[r * w + c] = true;
+            }
+        }
+        let sites = vec![
+            // rank 3: exactly the 12 change pixels: true.
+            ranked(3, vec![square(0.0, 2.0, 3.0, 6.0)]),
+            // rank 1: cols 2..=7, rows 2..=5, 24 pixels, 4 changed (17 %): false, though it
+            // touches change (and would hold 8 change pixels counted all-touched).
+            ranked(1, vec![square(2.0, 2.0, 8.0, 6.0)]),
+            // rank 2: cols 1..=2, rows 5..=7, 6 pixels, 2 changed (33 %): true.
+            ranked(2, vec![square(1.0, 5.0, 3.0, 8.0)]),
+            // rank 4: inside pixel (8, 8), no change: false.
+            ranked(4, vec![square(8.2, 8.2, 8.4, 8.4)]),
+            // rank 5: a point in change pixel (1, 3): true by the one pixel it lies in.
+            ranked(5, vec![vec![vec![(1.5, 3.5)]]]),
+            // rank 6: the whole grid, 12 of 100 changed: true by the 5-pixel arm.
+            ranked(6, vec![square(0.0, 0.0, 10.0, 10.0)]),
+        ];
+        for strip in [1, 3, 10] {
+            let mut ck = SiteChecker::new(sites.clone(), w, 10);
+            for y0 in (0..10).step_by(strip) {
+                let rows = strip.min(10 - y0);
+                ck.push_strip(y0, w, &truth[y0 * w..(y0 + rows) * w]);
+            }
+            assert_eq!(ck.change, vec![12, 4, 2, 0, 1, 12], "strip {strip}");
+            assert_eq!(
+                ck.cover.iter().map(|c| c.1).collect::<Vec<_>>(),
+                vec![12, 24, 6, 1, 1, 100]
+            );
+            let s = ck.finish(Path::new("s.geojson"));
+            assert_eq!((s.sites, s.touching, s.true_sites), (6, 5, 4));
+            assert_eq!(s.ranked_by, "rank");
+            assert_eq!(s.top.len(), 3);
+            for t in &s.top {
+                assert_eq!((t.sites, t.true_sites), (6, 4), "k {}", t.k);
+            }
+        }
     }
 
     #[test]

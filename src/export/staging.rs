@@ -9,6 +9,11 @@
 //! `renameat2(RENAME_EXCHANGE)`; elsewhere, or on a file system without it,
 //! the earlier folder is renamed aside, the new one renamed in (the earlier
 //! one renamed back if that fails). The earlier folder is then removed.
+//!
+//! Before the swap every staged file and folder is flushed to disk, and the
+//! parent folder after it: after a crash or power loss the output folder is
+//! the earlier run or the new one with its files' contents, never new names
+//! over empty files.
 
 use crate::cleanup::{self, Registered};
 use crate::error::{Error, Result};
@@ -141,7 +146,11 @@ impl Staging {
             let mut live = cleanup::lock();
             // Registered before the lock was taken would deadlock: push directly.
             live.push(aside.clone());
-            let res = swap_in(&self.dir, &self.target, &aside);
+            let res = sync_tree(&self.dir).and_then(|()| {
+                swap_in(&self.dir, &self.target, &aside)?;
+                sync_dir(&parent);
+                Ok(())
+            });
             match res {
                 Ok(()) => {}
                 Err(e) => {
@@ -165,6 +174,30 @@ impl Staging {
             live.swap_remove(i);
         }
         Ok(())
+    }
+}
+
+/// Flushes every file under `dir`, then the folders themselves (their
+/// entries), to disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            sync_tree(&e.path())?;
+        } else if t.is_file() {
+            std::fs::File::open(e.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Flushes a folder's entries (a rename in it); best effort, as some file
+/// systems refuse fsync on a folder.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 

@@ -14,6 +14,7 @@
 //! bound checked before the hulls' gap.
 
 use super::hull::{self, Pt};
+use crate::union_find::UnionFind;
 use std::collections::HashMap;
 
 /// How a site takes part in grouping.
@@ -41,27 +42,6 @@ impl Footprint {
             bounds: hull::bounds(&hull),
             hull,
             role,
-        }
-    }
-}
-
-struct Dsu(Vec<usize>);
-
-impl Dsu {
-    fn find(&mut self, mut i: usize) -> usize {
-        while self.0[i] != i {
-            self.0[i] = self.0[self.0[i]];
-            i = self.0[i];
-        }
-        i
-    }
-    fn union(&mut self, a: usize, b: usize) {
-        let (a, b) = (self.find(a), self.find(b));
-        // The smaller index is the root: the result does not depend on the
-        // order pairs are found in.
-        if a != b {
-            let (lo, hi) = (a.min(b), a.max(b));
-            self.0[hi] = lo;
         }
     }
 }
@@ -111,7 +91,7 @@ pub fn group(fp: &[Footprint], distance: f64) -> Vec<Vec<usize>> {
             .collect()
     };
     let has = |i: usize, role: Role| fp[i].role == role && !fp[i].hull.is_empty();
-    let mut dsu = Dsu((0..fp.len()).collect());
+    let mut dsu = UnionFind::new(fp.len());
     let mut seen = Vec::new();
     for i in 0..fp.len() {
         if has(i, Role::Core) {
