@@ -46,9 +46,12 @@ pub struct WatchArgs {
     pub flags: DetectFlags,
 }
 
+/// Scenes with their dates (YYYY-MM-DD).
+type Dated = Vec<(String, PathBuf)>;
+
 /// The scenes with their dates, oldest first, and the area of a scene
 /// list that names one.
-pub fn dated_scenes(args: &[PathBuf]) -> Result<(Vec<(String, PathBuf)>, Option<PathBuf>)> {
+pub fn dated_scenes(args: &[PathBuf]) -> Result<(Dated, Option<PathBuf>)> {
     let mut paths = args.to_vec();
     let mut aoi = None;
     if args.len() == 1 && scene_list::is_scene_list(&args[0]) {

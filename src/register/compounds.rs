@@ -12,8 +12,8 @@
 //! `reviewed_by`) are never written once a compound exists.
 
 use super::gpkg::{int, real, set, text, COMPOUNDS};
-use super::matching::{self, Frame, MatchOptions, Polys};
-use super::status::{self, Comparison, Policy};
+use super::matching::{self, Frame, Polys};
+use super::status::{self, Comparison};
 use crate::error::{Error, Result};
 use gdal::vector::{Feature, Geometry, LayerAccess, OGRFieldType};
 use gdal::Dataset;
@@ -206,11 +206,11 @@ pub(crate) fn add(
     compounds: &[RunCompound],
     site_of: &HashMap<i64, i64>,
     cmp: &Comparison,
-    policy: &Policy,
-    opts: &MatchOptions,
+    add_opts: &super::AddOptions,
     bbox: [f64; 4],
     inside: &dyn Fn((f64, f64)) -> bool,
 ) -> Result<CompoundCounts> {
+    let (policy, opts) = (&add_opts.policy, &add_opts.matching);
     let mut counts = CompoundCounts::default();
     let mut reg: Vec<RegCompound> = {
         let mut layer = ds.layer_by_name(COMPOUNDS).map_err(ge)?;

@@ -369,8 +369,7 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
         &run.compounds,
         &site_of,
         &cmp,
-        &opts.policy,
-        &opts.matching,
+        opts,
         [fe.MinX - m, fe.MinY - m, fe.MaxX + m, fe.MaxY + m],
         &|p| inside(&ring, p),
     )?;
