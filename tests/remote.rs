@@ -723,3 +723,174 @@ fn aoi_cloud_counts_only_the_scl_pixels_inside_the_area() {
         .collect();
     assert!(!scl.is_empty() && scl.iter().all(|r| r.2 == 206), "{scl:?}");
 }
+
+/// The rows of an SQL query on a GeoPackage, fields joined by `|`.
+fn gpkg_rows(path: &Path, sql: &str) -> Vec<String> {
+    use gdal::vector::LayerAccess;
+    let ds = gdal::Dataset::open(path).unwrap();
+    let mut rs = ds
+        .execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
+        .unwrap()
+        .unwrap();
+    rs.features()
+        .map(|f| {
+            (0..f.field_count())
+                .map(|i| f.field_as_string(i).unwrap().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+#[test]
+fn watch_follows_a_scenes_item_list_and_item_urls_in_date_order() {
+    use gdal::vector::LayerAccess;
+    let t = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (before, after) = abudhabi_site(t.path(), port, "");
+    let b: serde_json::Value = serde_json::from_slice(&read(&before)).unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&read(&after)).unwrap();
+    // A third date: the after scene's own pixels again, three months on
+    // (nothing changed since), listed first in the catalogue.
+    let later = variant(
+        &a,
+        "S2B_40QBM_20180615_0_L1C",
+        "2018-06-15T06:59:19.000000Z",
+        0.5,
+    );
+    let catalogue = serde_json::json!({"type": "FeatureCollection", "features": [later, b, a]});
+    std::fs::create_dir_all(t.path().join("stac")).unwrap();
+    std::fs::write(t.path().join("stac/items.json"), catalogue.to_string()).unwrap();
+    let servers = Servers::start(t.path(), port, free_port());
+    let item_url = |id: &str| format!("{}/collections/sentinel-2-l1c/items/{id}", servers.stac());
+    let ids = [
+        "S2A_39QZG_20160120_0_L1C",
+        "S2B_40QBM_20180328_0_L1C",
+        "S2B_40QBM_20180615_0_L1C",
+    ];
+
+    // `scenes --items`: every item, oldest first, by URL, with the area.
+    let list = t.path().join("lists/abudhabi.csv");
+    let bbox = format!("{},{},{},{}", AOI[0], AOI[1], AOI[2], AOI[3]);
+    let o = dunewatch(&[
+        "scenes",
+        "--stac",
+        &servers.stac(),
+        "--collection",
+        "sentinel-2-l1c",
+        "--bbox",
+        &bbox,
+        "--from",
+        "2016-01-01",
+        "--to",
+        "2018-12-31",
+        "--items",
+        list.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let csv = String::from_utf8_lossy(&read(&list)).to_string();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "id,date,tile,cloud,covers,item,aoi", "{csv}");
+    assert_eq!(lines.len(), 4, "{csv}");
+    for (l, id) in lines[1..].iter().zip(ids) {
+        assert!(l.starts_with(&format!("{id},")), "{csv}");
+        assert!(
+            l.ends_with(&format!(",{},abudhabi-aoi.geojson", item_url(id))),
+            "{csv}"
+        );
+    }
+
+    // `watch` on the list: the consecutive comparisons in date order, over
+    // the list's area.
+    let out = t.path().join("out");
+    let reg = t.path().join("w.gpkg");
+    let o = dunewatch(&[
+        "watch",
+        list.to_str().unwrap(),
+        "--register",
+        reg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_ok(&o);
+    let pairs = [
+        ("2016-01-20_2018-03-28", ids[0], ids[1]),
+        ("2018-03-28_2018-06-15", ids[1], ids[2]),
+    ];
+    for (d, bi, ai) in pairs {
+        let run: serde_json::Value =
+            serde_json::from_slice(&read(&out.join(d).join("run.json"))).unwrap();
+        assert_eq!(run["before"]["path"], item_url(bi), "{d}");
+        assert_eq!(run["after"]["path"], item_url(ai), "{d}");
+        // Clipped to the list's area.
+        assert!(
+            run["aoi"]
+                .as_str()
+                .is_some_and(|s| s.contains("abudhabi-aoi")),
+            "{d}: {}",
+            run["aoi"]
+        );
+    }
+    let rows = gpkg_rows(
+        &reg,
+        "SELECT before_date, after_date FROM runs ORDER BY after_date",
+    );
+    assert_eq!(rows, ["2016-01-20|2018-03-28", "2018-03-28|2018-06-15"]);
+    // The real changes appeared between the first two dates; the third,
+    // with nothing new, confirmed them.
+    let first = gpkg_rows(
+        &reg,
+        "SELECT COUNT(*) FROM sites WHERE appeared_after = '2016-01-20' AND appeared_by = '2018-03-28'",
+    )[0]
+    .parse::<i64>()
+    .unwrap();
+    let confirmed = gpkg_rows(
+        &reg,
+        "SELECT COUNT(*) FROM sites WHERE appeared_by = '2018-03-28' AND confidence = 'medium'",
+    )[0]
+    .parse::<i64>()
+    .unwrap();
+    assert!(first > 10, "{first}");
+    assert!(
+        confirmed as f64 >= 0.9 * first as f64,
+        "{confirmed} of {first}"
+    );
+
+    // Item URLs given out of order: sorted by the items' datetimes into the
+    // same comparisons (found finished in `out`, so only registered).
+    let reg2 = t.path().join("w2.gpkg");
+    let aoi = t.path().join("lists/abudhabi-aoi.geojson");
+    let o = dunewatch(&[
+        "watch",
+        &item_url(ids[2]),
+        &item_url(ids[0]),
+        &item_url(ids[1]),
+        "--aoi",
+        aoi.to_str().unwrap(),
+        "--register",
+        reg2.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!(
+            "[1/2] 2016-01-20 -> 2018-03-28: {} -> {}",
+            item_url(ids[0]),
+            item_url(ids[1])
+        )),
+        "{text}"
+    );
+    let q = "SELECT run_id, before_date, after_date, sites FROM runs ORDER BY after_date";
+    assert_eq!(gpkg_rows(&reg2, q), gpkg_rows(&reg, q));
+    let ds = gdal::Dataset::open(&reg2).unwrap();
+    assert_eq!(
+        ds.layer_by_name("sites").unwrap().feature_count() as i64,
+        gpkg_rows(&reg, "SELECT COUNT(*) FROM sites")[0]
+            .parse::<i64>()
+            .unwrap()
+    );
+    servers.stop();
+}

@@ -86,6 +86,8 @@ impl AreaArgs {
 ///   dunewatch scenes --point 24.178,23.314 --from 2024-03-01 --to 2024-09-30 --aoi-cloud --pairs kufra.csv
 ///   dunewatch scenes --aoi kufra.geojson --from 2024-03-01 --to 2024-09-30
 ///   dunewatch batch kufra.csv --out out/kufra
+///   dunewatch scenes --aoi kufra.geojson --from 2024-01-01 --to 2024-12-31 --max-cloud 10 --items kufra-items.csv
+///   dunewatch watch kufra-items.csv --register kufra.gpkg --out out/kufra
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ScenesArgs {
@@ -118,6 +120,11 @@ pub struct ScenesArgs {
     /// Write the suggested pair as a batch CSV (name,before,after,aoi).
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Write every listed item, oldest first, as a CSV
+    /// (id,date,tile,cloud,covers,item,aoi) that `dunewatch watch` follows
+    /// over time.
+    #[arg(long, value_name = "FILE.csv")]
+    pub items: Option<PathBuf>,
 }
 
 fn check_date(flag: &str, d: &Option<String>) -> Result<()> {
@@ -195,6 +202,11 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
         writeln!(out)?;
     }
     writeln!(out, "{} item(s) from {}", cands.len(), a.stac)?;
+    if let Some(p) = &a.items {
+        anyhow::ensure!(!cands.is_empty(), "--items: no items found to write");
+        write_items(p, &cands, &area)?;
+        writeln!(out, "wrote {}", p.display())?;
+    }
     let pair = suggest_pair(&cands, a.from.as_deref(), a.to.as_deref());
     match pair {
         Some((b, f)) => {
@@ -285,6 +297,57 @@ fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result
     .collect::<Vec<_>>()
     .join(",");
     let text = format!("name,before,after,aoi\n{row}\n");
+    let tmp = dir.join(format!(".{stem}.csv.partial"));
+    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// Writes every item as the CSV `watch` reads (id,date,tile,cloud,covers,
+/// item,aoi; the area as GeoJSON beside it when it was not a file), through
+/// a temporary name.
+fn write_items(path: &Path, cands: &[Candidate], area: &Area) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or("items".into());
+    let aoi = match &area.origin {
+        Origin::File(f) => std::fs::canonicalize(f)
+            .unwrap_or_else(|_| f.clone())
+            .to_string_lossy()
+            .into_owned(),
+        _ => {
+            let name = format!("{stem}-aoi.geojson");
+            let p = dir.join(&name);
+            std::fs::write(&p, area.to_geojson().to_string())
+                .with_context(|| format!("{}: cannot write", p.display()))?;
+            name
+        }
+    };
+    let mut text = String::from("id,date,tile,cloud,covers,item,aoi\n");
+    for c in cands {
+        let row = [
+            c.item.id().to_string(),
+            c.date.clone(),
+            c.tile.clone(),
+            c.cloud.map_or(String::new(), |v| format!("{v:.1}")),
+            format!("{:.1}", 100.0 * c.coverage),
+            item_ref(c, dir, &stem)?,
+            aoi.clone(),
+        ];
+        text.push_str(
+            &row.iter()
+                .map(|s| csv_field(s))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        text.push('\n');
+    }
     let tmp = dir.join(format!(".{stem}.csv.partial"));
     std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
