@@ -86,4 +86,4 @@ fi
 cp "$REG" "$WORK/bench.gpkg"
 echo "register: $(ogrinfo -ro -q -sql 'SELECT COUNT(*) AS n FROM sites' "$WORK/bench.gpkg" | grep -o 'n (Integer) = [0-9]*') sites, $RUNS runs"
 $TIME -v "$BIN" register add "$WORK/full_tile" --into "$WORK/bench.gpkg" 2> "$WORK/time.txt"
-grep -E "Elapsed|Maximum resident" "$WORK/time.txt"
+grep -E "User time|System time|Elapsed|Maximum resident" "$WORK/time.txt"

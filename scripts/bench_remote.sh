@@ -6,6 +6,7 @@
 #
 #   bash scripts/bench_remote.sh [bench_data dir] [area km]
 #   DUNEWATCH_BIN=target/debug/dunewatch bash scripts/bench_remote.sh ...   (another build)
+#   DETECT_ARGS="--method combined" bash scripts/bench_remote.sh ...        (other detect options)
 #
 # Uses (and makes, when missing, with `make_bench_scene.sh --no-jp2`) the
 # full COG pair <bench_data>/full/cog/{before,after} (10980 x 10980 px at
@@ -19,6 +20,9 @@
 # and the same two with the sites step. "Area share" is the bytes of the
 # files the run requested times the share of the tile the area covers: what
 # an ideal reader of exactly the area would fetch (tile granularity aside).
+# "Window's tiles" is the bytes of the full-resolution COG tiles that the
+# area's window touches in those files: the least any reader of whole
+# compressed tiles fetches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -33,7 +37,14 @@ fi
 COG=$(cd "$COG" && pwd)
 
 WORK=$(mktemp -d /tmp/dunewatch-bench-remote.XXXXXX)
-cleanup() { bash "$ROOT/scripts/test_servers.sh" stop "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() {
+  bash "$ROOT/scripts/test_servers.sh" stop "$WORK" >/dev/null 2>&1 || true
+  # BENCH_KEEP=DIR keeps the run folders (DIR/out-local, ...) for comparisons.
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    mkdir -p "$BENCH_KEEP" && cp -r "$WORK"/out-* "$WORK/access.log" "$BENCH_KEEP"/
+  fi
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 mkdir -p "$WORK/www"
 ln -s "$COG/before" "$WORK/www/before"
@@ -93,7 +104,8 @@ run() { # name, args...: wall seconds of one detect run
   : > "$WORK/access.log"
   local t0 t1
   t0=$(date +%s.%N)
-  "$BIN" detect --quiet "$@" --out "$WORK/out-$name" --aoi "$WORK/area.geojson"
+  # shellcheck disable=SC2086  # DETECT_ARGS: extra detect options, e.g. "--method combined"
+  "$BIN" detect --quiet "$@" ${DETECT_ARGS:-} --out "$WORK/out-$name" --aoi "$WORK/area.geojson"
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc
 }
@@ -106,11 +118,37 @@ report() { # name, wall
   for f in $(awk '$2 ~ /\.tif$/ {print $2}' "$WORK/access.log" | sort -u); do
     held=$((held + $(stat -L -c %s "$WORK/www$f")))
   done
-  local share
+  local share tiles
   share=$(/usr/bin/python3 -c "print(int($held * $SHARE))")
-  printf "%-18s wall %6.2f s  requests %5d  fetched %6.1f MB  area share %6.1f MB  ratio %5.2f\n" \
+  tiles=$(tile_bytes $(awk '$2 ~ /\.tif$/ {print $2}' "$WORK/access.log" | sort -u))
+  printf "%-13s wall %6.2f s  requests %4d  fetched %6.1f MB  area share %5.1f MB  ratio %4.2f  window's tiles %5.1f MB  ratio %4.2f\n" \
     "$name" "$wall" "$reqs" "$(echo "$bytes/1048576" | bc -l)" "$(echo "$share/1048576" | bc -l)" \
-    "$(echo "if ($share > 0) $bytes/$share else 0" | bc -l)"
+    "$(echo "if ($share > 0) $bytes/$share else 0" | bc -l)" "$(echo "$tiles/1048576" | bc -l)" \
+    "$(echo "if ($tiles > 0) $bytes/$tiles else 0" | bc -l)"
+}
+
+tile_bytes() { # files (URI paths): bytes of the full-resolution tiles the
+  # area's window (plus dunewatch's 16 px margin) touches, from the TIFF
+  # tile sizes: the least a reader of whole compressed tiles must fetch.
+  [ $# -gt 0 ] || { echo 0; return; }
+  /usr/bin/python3 - "$WORK" "$KM" "$@" <<'PY'
+import sys
+from osgeo import gdal
+work, km, files = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+total = 0
+for f in files:
+    ds = gdal.Open(f"{work}/www{f}")
+    gt, w, h = ds.GetGeoTransform(), ds.RasterXSize, ds.RasterYSize
+    band = ds.GetRasterBand(1)
+    bx, by = band.GetBlockSize()
+    cx, cy, r, m = gt[0] + w * gt[1] / 2, gt[3] + h * gt[5] / 2, km * 500, 16
+    x0, x1 = int((cx - r - gt[0]) / gt[1]) - m, int((cx + r - gt[0]) / gt[1]) + m
+    y0, y1 = int((cy + r - gt[3]) / gt[5]) - m, int((cy - r - gt[3]) / gt[5]) + m
+    for ty in range(max(y0, 0) // by, min(y1, h - 1) // by + 1):
+        for tx in range(max(x0, 0) // bx, min(x1, w - 1) // bx + 1):
+            total += int(band.GetMetadataItem(f"BLOCK_SIZE_{tx}_{ty}", "TIFF") or 0)
+print(total)
+PY
 }
 
 B=http://127.0.0.1:$PORT/before.json
@@ -126,3 +164,13 @@ cmp -s "$WORK/out-local/change_score.tif" "$WORK/out-remote/change_score.tif" \
   || echo "remote score and mask: DIFFER from local"
 w=$(run local-sites --before "$COG/before" --after "$COG/after"); report "local+sites" "$w"
 w=$(run remote-sites --before "$B" --after "$A"); report "remote+sites" "$w"
+# The sites of both runs, all but the dates (STAC items carry them, folders
+# of COGs do not; the chips' captions show them, so chips are not compared).
+/usr/bin/python3 - "$WORK/out-local-sites/sites.csv" "$WORK/out-remote-sites/sites.csv" <<'PY'
+import csv, sys
+def rows(p):
+    return [{k: v for k, v in r.items() if not k.endswith("_date")} for r in csv.DictReader(open(p))]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+print(f"remote sites.csv: {len(b)} sites, " +
+      ("identical to local but for the dates" if a == b else "DIFFERS from local"))
+PY

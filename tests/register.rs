@@ -379,9 +379,125 @@ fn matching_holds_across_the_two_grids() {
         "sites (Multi Polygon)",
         "observations (Multi Polygon)",
         "runs (Polygon)",
+        "compounds (Multi Polygon)",
     ] {
         assert!(s.contains(l), "{s}");
     }
+}
+
+/// A copy of a finished run with its compounds (made with other options:
+/// another fingerprint), its after date and its compounds changed.
+fn compounds_variant(src: &Path, dst: &Path, after: &str, f: impl Fn(&mut Vec<Value>)) {
+    variant(src, dst, |_| {});
+    let mut run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dst.join("run.json")).unwrap()).unwrap();
+    run["after"]["date"] = Value::from(after);
+    std::fs::write(dst.join("run.json"), run.to_string()).unwrap();
+    let mut fc: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("compounds.geojson")).unwrap())
+            .unwrap();
+    f(fc["features"].as_array_mut().unwrap());
+    std::fs::write(dst.join("compounds.geojson"), fc.to_string()).unwrap();
+}
+
+#[test]
+fn compounds_are_followed_over_runs_with_their_member_sites() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("c.gpkg");
+    add(&reg, &[&r.forward]);
+    let fc: Value = serde_json::from_str(
+        &std::fs::read_to_string(r.forward.join("compounds.geojson")).unwrap(),
+    )
+    .unwrap();
+    let feats = fc["features"].as_array().unwrap();
+    let n = feats.len() as i64;
+    assert!(n > 5, "{n} compounds");
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM compounds"), n);
+    assert_eq!(
+        count(
+            &reg,
+            "SELECT COUNT(*) FROM compounds WHERE status = 'new' AND review = 'unreviewed' AND times_seen = 1"
+        ),
+        n
+    );
+    // The top compound's members, as register site ids: the register sites
+    // whose observation in this run is one of its member sites.
+    let top = &feats[0]["properties"];
+    let run_members: Vec<String> = top["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    let mut want = text(
+        &reg,
+        &format!(
+            "SELECT site_id FROM observations WHERE run_site_id IN ({}) ORDER BY site_id",
+            run_members.join(",")
+        ),
+    );
+    want.dedup();
+    let got = text(
+        &reg,
+        &format!(
+            "SELECT members, n_members FROM compounds WHERE ABS(hull_area_m2 - {}) < 0.5",
+            top["hull_area_m2"]
+        ),
+    );
+    assert_eq!(got, vec![format!("{}|{}", want.join(","), want.len())]);
+
+    // The analyst dismisses the top compound.
+    edit(
+        &reg,
+        &format!(
+            "UPDATE compounds SET review = 'dismissed', note = 'salt works' \
+             WHERE ABS(hull_area_m2 - {}) < 0.5",
+            top["hull_area_m2"]
+        ),
+    );
+    // A later run finds all compounds again; one after that all but the top one.
+    let later = dir.path().join("later");
+    compounds_variant(&r.forward, &later, "2018-06-15", |_| {});
+    let out = add(&reg, &[&later]);
+    assert!(
+        out.contains(&format!("{n} compounds: 0 new, {n} seen again")),
+        "{out}"
+    );
+    let last = dir.path().join("last");
+    compounds_variant(&r.forward, &last, "2018-09-01", |f| {
+        f.remove(0);
+    });
+    let mut last_run: Value =
+        serde_json::from_str(&std::fs::read_to_string(last.join("run.json")).unwrap()).unwrap();
+    last_run["detect"]["threshold"] = Value::from(0.92);
+    std::fs::write(last.join("run.json"), last_run.to_string()).unwrap();
+    let out = add(&reg, &[&last]);
+    assert!(
+        out.contains(&format!(
+            "{} compounds: 0 new, {} seen again; 1 not seen since",
+            n - 1,
+            n - 1
+        )),
+        "{out}"
+    );
+    assert_eq!(count(&reg, "SELECT COUNT(*) FROM compounds"), n);
+    assert_eq!(
+        text(
+            &reg,
+            "SELECT review, note, status, times_seen, first_seen, last_seen FROM compounds \
+             WHERE status = 'not_seen_since'"
+        ),
+        vec!["dismissed|salt works|not_seen_since|2|2018-03-28|2018-06-15"]
+    );
+    assert_eq!(
+        count(
+            &reg,
+            "SELECT COUNT(*) FROM compounds WHERE times_seen = 3 AND last_seen = '2018-09-01' \
+             AND status = 'seen_again'"
+        ),
+        n - 1
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod index;
 pub mod pairs;
 pub mod regional;
+pub mod scene_list;
 pub mod shard;
 
 pub use pairs::{read_pairs, read_pairs_except, Pair};

@@ -154,7 +154,7 @@ fn from_csv(text: &str, base: &Path) -> std::result::Result<Vec<Pair>, String> {
 
 /// Splits one CSV row (RFC 4180: fields in double quotes may hold commas and
 /// doubled quotes).
-fn split_row(line: &str) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn split_row(line: &str) -> std::result::Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = line.chars().peekable();

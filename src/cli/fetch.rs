@@ -19,7 +19,7 @@ use std::path::PathBuf;
 /// naming the local copies is written into --out).
 ///
 /// Examples:
-///   dunewatch fetch https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_34RGM_20240105_0_L2A --point 24.178,23.314 --out kufra-data
+///   dunewatch fetch https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_34RGM_20240105_0_L2A --aoi Kufra --out kufra-data
 ///   dunewatch fetch kufra.csv --aoi kufra.geojson --out kufra-data
 ///   dunewatch batch kufra-data/pairs.csv --out out/kufra
 #[derive(Args, Debug)]
@@ -67,7 +67,7 @@ pub fn run(a: &FetchArgs) -> Result<()> {
     }
     if !csv_rows.is_empty() {
         let aoi = a.out.join("aoi.geojson");
-        std::fs::write(&aoi, area.feature_collection().to_string())?;
+        std::fs::write(&aoi, area.to_geojson().to_string())?;
         let mut text = String::from("name,before,after,aoi\n");
         for (name, b, f) in csv_rows {
             let rel = |k: &String| saved[k].file_name().unwrap().to_string_lossy().into_owned();

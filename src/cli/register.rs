@@ -148,6 +148,16 @@ pub fn print_summary(register: &Path, s: &AddSummary) {
             s.transient,
             s.not_seen_since
         );
+        if s.compounds > 0 || s.compounds_not_seen_since > 0 {
+            println!(
+                "{}: {} compounds: {} new, {} seen again; {} not seen since",
+                register.display(),
+                s.compounds,
+                s.compounds_new,
+                s.compounds_seen_again,
+                s.compounds_not_seen_since
+            );
+        }
     }
 }
 

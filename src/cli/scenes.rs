@@ -3,31 +3,39 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use dunewatch::scenes::aoi_cloud::aoi_cloud;
-use dunewatch::scenes::lonlat_area::LonLatArea;
+use dunewatch::scenes::area::{parse_bbox, parse_lat_lon, Area, Origin};
 use dunewatch::scenes::search::{suggest_pair, Candidate};
 use dunewatch::scenes::stac::{self, SearchRequest};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The area a command is about: one of --bbox, --point or --aoi.
+/// The area a command is about: --aoi (a file, a preset place or region,
+/// or LAT,LON), --point or --bbox.
 #[derive(Args, Debug, Clone)]
 pub struct AreaArgs {
-    /// Area as a box in degrees: W,S,E,N (e.g. 23.25,24.12,23.38,24.24).
-    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
-    pub bbox: Option<String>,
+    /// Area of interest: a vector file (GeoJSON or any OGR format), a preset
+    /// place (name, alias or ICAO code: a box of half-side --buffer-km
+    /// around it), a preset region (e.g. southern-libya), or LAT,LON (see
+    /// `dunewatch places`).
+    #[arg(
+        long,
+        value_name = "FILE|PLACE|REGION|LAT,LON",
+        allow_hyphen_values = true
+    )]
+    pub aoi: Option<String>,
     /// Area as a point in degrees, latitude first, with --buffer-km around it.
     #[arg(long, value_name = "LAT,LON", allow_hyphen_values = true)]
     pub point: Option<String>,
-    /// Area as a vector file (GeoJSON or any OGR format).
-    #[arg(long)]
-    pub aoi: Option<PathBuf>,
-    /// Half the side of the square around --point, in km.
+    /// Area as a box in degrees: W,S,E,N (e.g. 23.25,24.12,23.38,24.24).
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// Half the side of the box around a place or point, in km.
     #[arg(long, default_value_t = 10.0)]
     pub buffer_km: f64,
 }
 
 impl AreaArgs {
-    pub fn area(&self) -> Result<LonLatArea> {
+    pub fn area(&self) -> Result<Area> {
         let given = [
             self.bbox.is_some(),
             self.point.is_some(),
@@ -38,22 +46,34 @@ impl AreaArgs {
         .count();
         anyhow::ensure!(
             given == 1,
-            "give the area with exactly one of --bbox W,S,E,N, --point LAT,LON or --aoi FILE"
+            "give the area with exactly one of --aoi FILE|PLACE|REGION|LAT,LON, \
+             --point LAT,LON or --bbox W,S,E,N"
         );
-        Ok(if let Some(b) = &self.bbox {
-            LonLatArea::from_bbox(b)?
-        } else if let Some(p) = &self.point {
-            LonLatArea::from_point(p, self.buffer_km)?
-        } else {
-            LonLatArea::from_file(self.aoi.as_ref().unwrap())?
-        })
+        if let Some(b) = &self.bbox {
+            let b = parse_bbox(b).with_context(|| {
+                format!("--bbox {b}: expected W,S,E,N, e.g. 23.25,24.12,23.38,24.24")
+            })??;
+            return Ok(Area::from_bbox(b));
+        }
+        if let Some(p) = &self.point {
+            anyhow::ensure!(
+                parse_lat_lon(p).is_some(),
+                "--point {p}: expected LAT,LON, e.g. 24.178,23.314"
+            );
+            return Ok(Area::resolve(p, self.buffer_km)?);
+        }
+        Ok(Area::resolve(
+            self.aoi.as_deref().expect("counted"),
+            self.buffer_km,
+        )?)
     }
 }
 
 /// Search a STAC API for Sentinel-2 items over an area and a date range,
 /// list them (id, date, tile, scene cloud cover, share of the area covered,
-/// and with --aoi-cloud the cloud over the area itself from the SCL band,
-/// read over the area's window only), and suggest the clearest before/after
+/// and with --aoi-cloud the cloud over the area itself from the SCL band:
+/// its window only is read, and only the pixels inside the area's polygons
+/// count), and suggest the clearest before/after
 /// pair near the --from and --to dates. --pairs writes that pair as the CSV
 /// `dunewatch batch` reads (items by URL; the area as aoi).
 ///
@@ -61,9 +81,13 @@ impl AreaArgs {
 /// STAC API with item search works (--stac, --collection).
 ///
 /// Examples:
-///   dunewatch scenes --point 24.178,23.314 --from 2024-03-01 --to 2024-09-30 --max-cloud 20
-///   dunewatch scenes --aoi kufra.geojson --from 2024-03-01 --to 2024-09-30 --aoi-cloud --pairs kufra.csv
+///   dunewatch scenes --aoi Kufra --from 2024-03-01 --to 2024-09-30 --max-cloud 20
+///   dunewatch scenes --aoi "Maaten al-Sarra" --buffer-km 5 --from 2024-01-01 --to 2024-06-30
+///   dunewatch scenes --point 24.178,23.314 --from 2024-03-01 --to 2024-09-30 --aoi-cloud --pairs kufra.csv
+///   dunewatch scenes --aoi kufra.geojson --from 2024-03-01 --to 2024-09-30
 ///   dunewatch batch kufra.csv --out out/kufra
+///   dunewatch scenes --aoi kufra.geojson --from 2024-01-01 --to 2024-12-31 --max-cloud 10 --items kufra-items.csv
+///   dunewatch watch kufra-items.csv --register kufra.gpkg --out out/kufra
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ScenesArgs {
@@ -88,12 +112,19 @@ pub struct ScenesArgs {
     #[arg(long, default_value_t = 200)]
     pub limit: usize,
     /// Also measure the cloud over the area itself from each item's SCL
-    /// band (reads the area's window of every item; L2A only).
+    /// band: the share of its valid pixels inside the area's polygons that
+    /// are cloud, cirrus or cloud shadow (reads the area's window of every
+    /// item; L2A only).
     #[arg(long)]
     pub aoi_cloud: bool,
     /// Write the suggested pair as a batch CSV (name,before,after,aoi).
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Write every listed item, oldest first, as a CSV
+    /// (id,date,tile,cloud,covers,item,aoi) that `dunewatch watch` follows
+    /// over time.
+    #[arg(long, value_name = "FILE.csv")]
+    pub items: Option<PathBuf>,
 }
 
 fn check_date(flag: &str, d: &Option<String>) -> Result<()> {
@@ -115,7 +146,7 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
     let area = a.area.area()?;
     let req = SearchRequest {
         collections: vec![a.collection.clone()],
-        intersects: area.geojson.clone(),
+        intersects: area.geometry(),
         from: a.from.clone(),
         to: a.to.clone(),
         max_cloud: a.max_cloud,
@@ -123,7 +154,8 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
         max_items: a.limit,
     };
     let items = stac::search(&a.stac, &req)?;
-    let geom = area.geometry()?;
+    let geom = gdal::vector::Geometry::from_geojson(&area.geometry().to_string())
+        .with_context(|| format!("{}: not a valid area", area.describe()))?;
     let mut cands = items
         .into_iter()
         .map(|it| Candidate::new(it, &geom))
@@ -135,10 +167,11 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
     });
     if a.aoi_cloud {
         for c in &mut cands {
-            c.aoi_cloud = aoi_cloud(&c.item, area.bbox)?;
+            c.aoi_cloud = aoi_cloud(&c.item, &area)?;
         }
     }
     let mut out = std::io::stdout().lock();
+    writeln!(out, "area: {}", area.describe())?;
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     if a.aoi_cloud {
         writeln!(
@@ -169,6 +202,11 @@ pub fn run(a: &ScenesArgs) -> Result<()> {
         writeln!(out)?;
     }
     writeln!(out, "{} item(s) from {}", cands.len(), a.stac)?;
+    if let Some(p) = &a.items {
+        anyhow::ensure!(!cands.is_empty(), "--items: no items found to write");
+        write_items(p, &cands, &area)?;
+        writeln!(out, "wrote {}", p.display())?;
+    }
     let pair = suggest_pair(&cands, a.from.as_deref(), a.to.as_deref());
     match pair {
         Some((b, f)) => {
@@ -222,7 +260,7 @@ fn csv_field(s: &str) -> String {
 
 /// Writes the pair CSV (and the area as GeoJSON beside it when it was not
 /// a file), each through a temporary name.
-fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &LonLatArea) -> Result<()> {
+fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -232,15 +270,15 @@ fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &LonLatArea) -> 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or("pairs".into());
-    let aoi = match &area.file {
-        Some(f) => std::fs::canonicalize(f)
+    let aoi = match &area.origin {
+        Origin::File(f) => std::fs::canonicalize(f)
             .unwrap_or_else(|_| f.clone())
             .to_string_lossy()
             .into_owned(),
-        None => {
+        _ => {
             let name = format!("{stem}-aoi.geojson");
             let p = dir.join(&name);
-            std::fs::write(&p, area.feature_collection().to_string())
+            std::fs::write(&p, area.to_geojson().to_string())
                 .with_context(|| format!("{}: cannot write", p.display()))?;
             name
         }
@@ -259,6 +297,57 @@ fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &LonLatArea) -> 
     .collect::<Vec<_>>()
     .join(",");
     let text = format!("name,before,after,aoi\n{row}\n");
+    let tmp = dir.join(format!(".{stem}.csv.partial"));
+    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// Writes every item as the CSV `watch` reads (id,date,tile,cloud,covers,
+/// item,aoi; the area as GeoJSON beside it when it was not a file), through
+/// a temporary name.
+fn write_items(path: &Path, cands: &[Candidate], area: &Area) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or("items".into());
+    let aoi = match &area.origin {
+        Origin::File(f) => std::fs::canonicalize(f)
+            .unwrap_or_else(|_| f.clone())
+            .to_string_lossy()
+            .into_owned(),
+        _ => {
+            let name = format!("{stem}-aoi.geojson");
+            let p = dir.join(&name);
+            std::fs::write(&p, area.to_geojson().to_string())
+                .with_context(|| format!("{}: cannot write", p.display()))?;
+            name
+        }
+    };
+    let mut text = String::from("id,date,tile,cloud,covers,item,aoi\n");
+    for c in cands {
+        let row = [
+            c.item.id().to_string(),
+            c.date.clone(),
+            c.tile.clone(),
+            c.cloud.map_or(String::new(), |v| format!("{v:.1}")),
+            format!("{:.1}", 100.0 * c.coverage),
+            item_ref(c, dir, &stem)?,
+            aoi.clone(),
+        ];
+        text.push_str(
+            &row.iter()
+                .map(|s| csv_field(s))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        text.push('\n');
+    }
     let tmp = dir.join(format!(".{stem}.csv.partial"));
     std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;

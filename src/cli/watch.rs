@@ -3,6 +3,7 @@
 use crate::cli::detect::{detect_pair, DetectFlags};
 use anyhow::{Context, Result};
 use clap::Args;
+use dunewatch::batch::scene_list;
 use dunewatch::read::open_scene;
 use std::path::{Path, PathBuf};
 
@@ -15,17 +16,24 @@ use std::path::{Path, PathBuf};
 /// comparisons find the change still there, and a change that a later
 /// comparison undoes (it appears, then vanishes) is marked transient.
 ///
-/// SCENES are any form `detect` reads, or one folder holding them (each
-/// entry a scene); their dates come from their metadata or file names.
-/// A pair whose folder holds a finished run already is not run again.
+/// SCENES are any form `detect` reads (paths, STAC items as .json files or
+/// URLs), one folder holding them (each entry a scene), or a list that
+/// `dunewatch scenes` wrote (--items, or --pairs: a .csv; its area is the
+/// --aoi unless one is given). Their dates come from their metadata (an
+/// item's datetime) or file names. A pair whose folder holds a finished run
+/// already is not run again.
 ///
 /// Examples:
 ///   dunewatch watch scenes/ --register kufra.gpkg --out out/kufra
+///   dunewatch scenes --aoi kufra.geojson --from 2024-01-01 --to 2024-12-31 --max-cloud 10 --items kufra.csv
+///   dunewatch watch kufra.csv --register kufra.gpkg --out out/kufra
+///   dunewatch watch https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2A_34RFS_20240105_0_L2A item2.json item3.json --register k.gpkg --out out/k
 ///   dunewatch watch S2A_..._20240105.SAFE.zip S2B_..._20240204.SAFE.zip S2A_..._20240305.SAFE.zip --register k.gpkg --out out/k
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct WatchArgs {
-    /// Dated scenes, or one folder of them.
+    /// Dated scenes (paths, STAC item files or URLs), one folder of them,
+    /// or a .csv list written by `dunewatch scenes --items` or `--pairs`.
     #[arg(required = true)]
     pub scenes: Vec<PathBuf>,
     /// Output folder: one run folder per consecutive pair.
@@ -38,10 +46,19 @@ pub struct WatchArgs {
     pub flags: DetectFlags,
 }
 
-/// The scenes with their dates, oldest first.
-pub fn dated_scenes(args: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
+/// Scenes with their dates (YYYY-MM-DD).
+type Dated = Vec<(String, PathBuf)>;
+
+/// The scenes with their dates, oldest first, and the area of a scene
+/// list that names one.
+pub fn dated_scenes(args: &[PathBuf]) -> Result<(Dated, Option<PathBuf>)> {
     let mut paths = args.to_vec();
-    if args.len() == 1 && args[0].is_dir() {
+    let mut aoi = None;
+    if args.len() == 1 && scene_list::is_scene_list(&args[0]) {
+        let list = scene_list::read_scene_list(&args[0])?;
+        paths = list.scenes;
+        aoi = list.aoi;
+    } else if args.len() == 1 && args[0].is_dir() {
         // A folder whose entries are scenes (a band folder holds files,
         // not scenes, so this finds fewer than two).
         let dir = &args[0];
@@ -94,7 +111,7 @@ pub fn dated_scenes(args: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
         "watch needs at least two dated scenes, got {}",
         out.len()
     );
-    Ok(out)
+    Ok((out, aoi))
 }
 
 fn finished(dir: &Path) -> bool {
@@ -108,7 +125,8 @@ pub fn run(a: &WatchArgs) -> Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("watch needs --register FILE.gpkg"))?;
     let prep = a.flags.prepare()?;
-    let scenes = dated_scenes(&a.scenes)?;
+    let (scenes, list_aoi) = dated_scenes(&a.scenes)?;
+    let aoi = a.aoi.clone().or(list_aoi);
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("{}: cannot create output folder", a.out.display()))?;
     let n = scenes.len() - 1;
@@ -129,7 +147,7 @@ pub fn run(a: &WatchArgs) -> Result<()> {
             crate::cli::register::add(&register, &[dir], &prep.register, a.flags.quiet)?;
             continue;
         }
-        detect_pair(before, after, &dir, a.aoi.as_deref(), &a.flags, &prep)?;
+        detect_pair(before, after, &dir, aoi.as_deref(), &a.flags, &prep)?;
     }
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! The register's GeoPackage: its three layers (sites, observations, runs),
+//! The register's GeoPackage: its layers (sites, observations, runs, and
+//! compounds, which registers made before compounds existed lack until
+//! their next update),
 //! checking that a file is one, and reading and writing sites.
 //!
 //! Written through GDAL's GPKG driver, so the file is a plain GeoPackage
@@ -15,6 +17,7 @@ use std::path::Path;
 pub const SITES: &str = "sites";
 pub const OBSERVATIONS: &str = "observations";
 pub const RUNS: &str = "runs";
+pub const COMPOUNDS: &str = "compounds";
 
 use OGRFieldType::{OFTInteger, OFTInteger64, OFTReal, OFTString};
 
@@ -90,12 +93,42 @@ fn gerr(path: &Path, e: gdal::errors::GdalError) -> Error {
     Error::output(path, gdal_msg(&e))
 }
 
-/// Creates an empty register (the three layers, their indices) at `path`.
+const LAYER_OPTIONS: [&str; 3] = ["FID=fid", "GEOMETRY_NAME=geom", "SPATIAL_INDEX=YES"];
+
+/// Adds the compounds layer to a register that lacks it (one made before
+/// compounds existed).
+pub fn ensure_compounds(path: &Path) -> Result<()> {
+    let mut ds = open(path, true).map_err(|e| Error::input(path, e))?;
+    if ds.layer_by_name(COMPOUNDS).is_ok() {
+        return Ok(());
+    }
+    create_compounds(&mut ds).map_err(|e| gerr(path, e))?;
+    ds.close().map_err(|e| gerr(path, e))
+}
+
+fn create_compounds(ds: &mut Dataset) -> gdal::errors::Result<()> {
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(4326)?;
+    let layer = ds.create_layer(LayerOptions {
+        name: COMPOUNDS,
+        srs: Some(&srs),
+        ty: gdal_sys::OGRwkbGeometryType::wkbMultiPolygon,
+        options: Some(&LAYER_OPTIONS),
+    })?;
+    layer.create_defn_fields(super::compounds::COMPOUND_FIELDS)?;
+    ds.execute_sql(
+        "CREATE UNIQUE INDEX compounds_compound_id ON compounds(compound_id)",
+        None,
+        gdal::vector::sql::Dialect::SQLITE,
+    )?;
+    Ok(())
+}
+
+/// Creates an empty register (the layers, their indices) at `path`.
 pub fn create(path: &Path) -> Result<()> {
     let drv = DriverManager::get_driver_by_name("GPKG").map_err(|e| gerr(path, e))?;
     let mut ds = drv.create_vector_only(path).map_err(|e| gerr(path, e))?;
     let srs = gdal::spatial_ref::SpatialRef::from_epsg(4326).map_err(|e| gerr(path, e))?;
-    let opts = ["FID=fid", "GEOMETRY_NAME=geom", "SPATIAL_INDEX=YES"];
+    let opts = LAYER_OPTIONS;
     for (name, fields, ty) in [
         (
             SITES,
@@ -130,6 +163,7 @@ pub fn create(path: &Path) -> Result<()> {
         ds.execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
             .map_err(|e| gerr(path, e))?;
     }
+    create_compounds(&mut ds).map_err(|e| gerr(path, e))?;
     ds.close().map_err(|e| gerr(path, e))
 }
 
@@ -157,10 +191,14 @@ pub fn check(path: &Path) -> Result<()> {
         (SITES, SITE_FIELDS),
         (OBSERVATIONS, OBSERVATION_FIELDS),
         (RUNS, RUN_FIELDS),
+        (COMPOUNDS, super::compounds::COMPOUND_FIELDS),
     ] {
-        let layer = ds
-            .layer_by_name(name)
-            .map_err(|_| not_register(path, format!("no layer `{name}`")))?;
+        let layer = match ds.layer_by_name(name) {
+            Ok(l) => l,
+            // Added on the next update.
+            Err(_) if name == COMPOUNDS => continue,
+            Err(_) => return Err(not_register(path, format!("no layer `{name}`"))),
+        };
         for (f, _) in fields {
             if layer.defn().field_index(f).is_err() {
                 return Err(not_register(
@@ -238,6 +276,42 @@ pub fn read_site(f: &Feature) -> Option<RegSite> {
     })
 }
 
+/// A layer's columns, looked up once: OGR finds a field by name with a
+/// case-insensitive scan of every field, which writing a full tile's sites
+/// would do millions of times.
+pub struct Cols(Vec<(&'static str, usize)>);
+
+impl Cols {
+    pub fn new(defn: &gdal::vector::Defn, fields: &[(&'static str, u32)]) -> Result<Cols> {
+        fields
+            .iter()
+            .map(|(n, _)| {
+                defn.field_index(n)
+                    .map(|i| (*n, i))
+                    .map_err(|e| Error::invalid(gdal_msg(&e)))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Cols)
+    }
+
+    /// Sets a field by name; `None` and NaN write NULL.
+    pub fn set(
+        &self,
+        f: &mut Feature,
+        name: &str,
+        v: Option<FieldValue>,
+    ) -> gdal::errors::Result<()> {
+        match self.0.iter().find(|(n, _)| *n == name) {
+            Some(&(_, i)) => match v {
+                None => f.set_field_null(i),
+                Some(FieldValue::RealValue(x)) if !x.is_finite() => f.set_field_null(i),
+                Some(v) => f.set_field(i, &v),
+            },
+            None => set(f, name, v),
+        }
+    }
+}
+
 /// Sets a field by name; `None` and NaN write NULL.
 pub fn set(f: &mut Feature, name: &str, v: Option<FieldValue>) -> gdal::errors::Result<()> {
     let i = f.field_index(name)?;
@@ -270,7 +344,8 @@ pub fn to_multi(g: &Geometry) -> gdal::errors::Result<Geometry> {
 }
 
 /// Writes the fields dunewatch owns (not the review columns) and the outline.
-pub fn write_site(f: &mut Feature, r: &RegSite) -> gdal::errors::Result<()> {
+pub fn write_site(f: &mut Feature, c: &Cols, r: &RegSite) -> gdal::errors::Result<()> {
+    let set = |f: &mut Feature, n: &str, v: Option<FieldValue>| c.set(f, n, v);
     set(f, "site_id", int(r.site_id))?;
     set(f, "status", text(&r.status))?;
     set(f, "kind", text(&r.kind))?;

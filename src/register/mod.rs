@@ -8,6 +8,7 @@
 //! in the register (same fingerprint of inputs, options and dates) changes
 //! nothing.
 
+pub mod compounds;
 pub mod gpkg;
 pub mod lock;
 pub mod matching;
@@ -49,6 +50,11 @@ pub struct AddSummary {
     pub not_seen_since: usize,
     pub changed_since_review: usize,
     pub transient: usize,
+    /// The run's compounds: how many, and how they matched.
+    pub compounds: usize,
+    pub compounds_new: usize,
+    pub compounds_seen_again: usize,
+    pub compounds_not_seen_since: usize,
 }
 
 /// The time now, UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -88,6 +94,7 @@ pub fn add_runs(register: &Path, runs: &[PathBuf], opts: &AddOptions) -> Result<
     let _lock = lock::RegisterLock::acquire(register)?;
     if register.exists() {
         gpkg::check(register)?;
+        gpkg::ensure_compounds(register)?;
         update(register, &inputs, opts)
     } else {
         // A new register is built aside and renamed into place when whole.
@@ -206,6 +213,7 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
         run_dir: run.dir.clone(),
         run_id: run.run_id.clone(),
         sites: run.sites.len(),
+        compounds: run.compounds.len(),
         ..Default::default()
     };
     if has_run(ds, &run.run_id)? {
@@ -217,15 +225,23 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
     let m = 0.01;
     let mut reg = load_sites(ds, [fe.MinX - m, fe.MinY - m, fe.MaxX + m, fe.MaxY + m])?;
     let frame = Frame::new((fe.MinX + fe.MaxX) / 2.0)?;
-    let reg_shapes = reg
-        .iter()
-        .map(|r| frame.shape(&r.outline))
-        .collect::<Result<Vec<_>>>()?;
-    let new_shapes = run
-        .sites
-        .iter()
-        .map(|s| frame.shape(&s.outline))
-        .collect::<Result<Vec<_>>>()?;
+    let reg_shapes = {
+        use rayon::prelude::*;
+        let polys: Vec<matching::Polys> =
+            reg.iter().map(|r| matching::polys_of(&r.outline)).collect();
+        polys
+            .par_iter()
+            .map(|p| frame.shape_of(p))
+            .collect::<Vec<_>>()
+    };
+    let new_shapes = {
+        use rayon::prelude::*;
+        let polys: Vec<&matching::Polys> = run.sites.iter().map(|s| &s.polys).collect();
+        polys
+            .par_iter()
+            .map(|p| frame.shape_of(p))
+            .collect::<Vec<_>>()
+    };
     let matches = matching::match_shapes(&new_shapes, &reg_shapes, &opts.matching)?;
     drop(reg_shapes);
 
@@ -341,22 +357,43 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
         }
     }
 
+    // Compounds, their members by register site id.
+    let site_of: std::collections::HashMap<i64, i64> = run
+        .sites
+        .iter()
+        .zip(&obs_site)
+        .map(|(s, &r)| (s.id, r))
+        .collect();
+    let cc = compounds::add(
+        ds,
+        &run.compounds,
+        &site_of,
+        &cmp,
+        opts,
+        [fe.MinX - m, fe.MinY - m, fe.MaxX + m, fe.MaxY + m],
+        &|p| inside(&ring, p),
+    )?;
+    sum.compounds_new = cc.new;
+    sum.compounds_seen_again = cc.seen_again;
+    sum.compounds_not_seen_since = cc.not_seen_since;
+
     // Write: changed sites, new sites, observations, the run.
     {
         let layer = ds.layer_by_name(gpkg::SITES).map_err(ge)?;
+        let cols = gpkg::Cols::new(layer.defn(), gpkg::SITE_FIELDS)?;
         for &r in &changed {
             let site = &reg[r];
             let fid = site.fid.expect("read from the register");
             let mut f = layer
                 .feature(fid)
                 .ok_or_else(|| Error::invalid(format!("site {} vanished", site.site_id)))?;
-            gpkg::write_site(&mut f, site).map_err(ge)?;
+            gpkg::write_site(&mut f, &cols, site).map_err(ge)?;
             layer.set_feature(f).map_err(ge)?;
         }
         let defn = layer.defn();
         for c in &created {
             let mut f = Feature::new(defn).map_err(ge)?;
-            gpkg::write_site(&mut f, c).map_err(ge)?;
+            gpkg::write_site(&mut f, &cols, c).map_err(ge)?;
             set(&mut f, "review", text(&c.review)).map_err(ge)?;
             f.create(&layer).map_err(ge)?;
         }
@@ -364,10 +401,17 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
     {
         let layer = ds.layer_by_name(gpkg::OBSERVATIONS).map_err(ge)?;
         let defn = layer.defn();
+        let cols = gpkg::Cols::new(defn, gpkg::OBSERVATION_FIELDS)?;
+        let set = |f: &mut Feature, n: &str, v| cols.set(f, n, v);
+        // One listing of the chips folder, not a file check per site.
+        let chips: std::collections::HashSet<std::ffi::OsString> =
+            std::fs::read_dir(run.dir.join("chips"))
+                .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
         for (i, s) in run.sites.iter().enumerate() {
             let mut f = Feature::new(defn).map_err(ge)?;
             let chip = format!("chips/{}.png", s.id);
-            let has_chip = run.dir.join(&chip).exists();
+            let has_chip = chips.contains(std::ffi::OsStr::new(&format!("{}.png", s.id)));
             (|| -> gdal::errors::Result<()> {
                 set(&mut f, "site_id", int(obs_site[i]))?;
                 set(&mut f, "run_id", text(&run.run_id))?;

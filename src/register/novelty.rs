@@ -9,27 +9,9 @@
 use super::gpkg;
 use super::matching::{self, Frame, MatchOptions};
 use crate::error::{Error, Result};
-use gdal::vector::Geometry;
 use std::path::Path;
 
-/// One site outline (polygons of closed lon/lat rings) as an OGR geometry.
-pub fn outline_geometry(polys: &[Vec<Vec<[f64; 2]>>]) -> Result<Geometry> {
-    use gdal_sys::OGRwkbGeometryType::{wkbLinearRing, wkbMultiPolygon, wkbPolygon};
-    let e = |e: gdal::errors::GdalError| Error::invalid(e);
-    let mut m = Geometry::empty(wkbMultiPolygon).map_err(e)?;
-    for p in polys {
-        let mut poly = Geometry::empty(wkbPolygon).map_err(e)?;
-        for r in p {
-            let mut ring = Geometry::empty(wkbLinearRing).map_err(e)?;
-            for q in r {
-                ring.add_point_2d((q[0], q[1]));
-            }
-            poly.add_geometry(ring).map_err(e)?;
-        }
-        m.add_geometry(poly).map_err(e)?;
-    }
-    Ok(m)
-}
+pub use super::matching::outline_geometry;
 
 /// For each outline: whether it is new since the register's last run and
 /// unreviewed. Every site is new for a register that does not exist yet.
@@ -60,32 +42,24 @@ pub fn keep_new(
         }
         id
     };
-    let geoms = outlines
-        .iter()
-        .map(|o| outline_geometry(o))
-        .collect::<Result<Vec<_>>>()?;
     let mut bbox = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-    for g in &geoms {
-        let e = g.envelope();
+    for p in outlines.iter().copied().flatten().flatten().flatten() {
         bbox = [
-            bbox[0].min(e.MinX),
-            bbox[1].min(e.MinY),
-            bbox[2].max(e.MaxX),
-            bbox[3].max(e.MaxY),
+            bbox[0].min(p[0]),
+            bbox[1].min(p[1]),
+            bbox[2].max(p[0]),
+            bbox[3].max(p[1]),
         ];
     }
     let m = 0.01;
     let reg = super::load_sites(&ds, [bbox[0] - m, bbox[1] - m, bbox[2] + m, bbox[3] + m])
         .map_err(|e| Error::input(register, e))?;
     let frame = Frame::new((bbox[0] + bbox[2]) / 2.0)?;
-    let rs = reg
+    let rs: Vec<_> = reg
         .iter()
-        .map(|r| frame.shape(&r.outline))
-        .collect::<Result<Vec<_>>>()?;
-    let ns = geoms
-        .iter()
-        .map(|g| frame.shape(g))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|r| frame.shape_of(&matching::polys_of(&r.outline)))
+        .collect();
+    let ns: Vec<_> = outlines.iter().map(|o| frame.shape_of(o)).collect();
     let found = matching::match_shapes(&ns, &rs, opts)?;
     Ok(found
         .iter()

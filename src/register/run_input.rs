@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use gdal::spatial_ref::{CoordTransform, SpatialRef};
 use gdal::vector::Geometry;
+use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,8 @@ pub struct RunSite {
     pub brightness_after: f64,
     /// Outline, lon/lat (EPSG:4326, x = lon).
     pub outline: Geometry,
+    /// The same outline as polygons of rings of points.
+    pub polys: super::matching::Polys,
 }
 
 /// One finished run.
@@ -47,10 +50,164 @@ pub struct RunInput {
     /// The area compared (the grid's outline, lon/lat).
     pub footprint: Geometry,
     pub sites: Vec<RunSite>,
+    /// Its candidate compounds (none for a run without compounds.geojson).
+    pub compounds: Vec<super::compounds::RunCompound>,
 }
 
 fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// The part of a sites.geojson the register reads. Typed, so a full
+/// tile's file (tens of thousands of outlines) is read without a JSON
+/// value per number.
+#[derive(Deserialize)]
+struct SitesFile {
+    features: Vec<SiteFeature>,
+}
+
+#[derive(Deserialize)]
+struct SiteFeature {
+    #[serde(default)]
+    id: Option<serde_json::Number>,
+    geometry: Option<SiteGeometry>,
+    #[serde(default)]
+    properties: SiteProps,
+}
+
+#[derive(Deserialize)]
+struct SiteGeometry {
+    #[serde(rename = "type")]
+    ty: String,
+    coordinates: Nested,
+}
+
+#[derive(Deserialize, Default)]
+struct SiteProps {
+    id: Option<serde_json::Number>,
+    rank: Option<serde_json::Number>,
+    kind: Option<String>,
+    score: Option<f64>,
+    area_m2: Option<f64>,
+    #[serde(default)]
+    features: Brightness,
+}
+
+#[derive(Deserialize, Default)]
+struct Brightness {
+    brightness_before: Option<f64>,
+    brightness_after: Option<f64>,
+}
+
+/// GeoJSON coordinates: a position (its x and y) or a list of them.
+enum Nested {
+    Pos([f64; 2]),
+    List(Vec<Nested>),
+}
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Nested, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Nested;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("GeoJSON coordinates")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Nested, A::Error> {
+                let Some(first) = seq.next_element::<NumOrNested>()? else {
+                    return Ok(Nested::List(Vec::new()));
+                };
+                match first {
+                    // A position: x, y, then any z or m, skipped.
+                    NumOrNested::Num(x) => {
+                        let y: f64 = seq
+                            .next_element()?
+                            .ok_or_else(|| serde::de::Error::custom("a position needs x and y"))?;
+                        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                        Ok(Nested::Pos([x, y]))
+                    }
+                    NumOrNested::Nested(n) => {
+                        let mut v = vec![n];
+                        while let Some(n) = seq.next_element()? {
+                            v.push(n);
+                        }
+                        Ok(Nested::List(v))
+                    }
+                }
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The first element of a coordinates list: a number (then the list is a
+/// position) or a nested list.
+enum NumOrNested {
+    Num(f64),
+    Nested(Nested),
+}
+
+impl<'de> Deserialize<'de> for NumOrNested {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<NumOrNested, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NumOrNested;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a list")
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<NumOrNested, E> {
+                Ok(NumOrNested::Num(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<NumOrNested, E> {
+                Ok(NumOrNested::Num(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<NumOrNested, E> {
+                Ok(NumOrNested::Num(v as f64))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<NumOrNested, A::Error> {
+                Nested::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(NumOrNested::Nested)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl SiteGeometry {
+    /// The polygons of a Polygon or MultiPolygon.
+    fn polys(&self) -> Option<super::matching::Polys> {
+        fn ring(n: &Nested) -> Option<Vec<[f64; 2]>> {
+            match n {
+                Nested::List(v) => v
+                    .iter()
+                    .map(|p| match p {
+                        Nested::Pos(p) => Some(*p),
+                        Nested::List(_) => None,
+                    })
+                    .collect(),
+                Nested::Pos(_) => None,
+            }
+        }
+        fn poly(n: &Nested) -> Option<Vec<Vec<[f64; 2]>>> {
+            match n {
+                Nested::List(v) => v.iter().map(ring).collect(),
+                Nested::Pos(_) => None,
+            }
+        }
+        match (self.ty.as_str(), &self.coordinates) {
+            ("Polygon", c) => Some(vec![poly(c)?]),
+            ("MultiPolygon", Nested::List(v)) => v.iter().map(poly).collect(),
+            _ => None,
+        }
+    }
 }
 
 /// 64-bit FNV-1a: a stable fingerprint (std's hasher may change between releases).
@@ -182,8 +339,12 @@ pub fn read_run(dir: &Path) -> Result<RunInput> {
             format!("cannot read the run's sites ({e}); run `dunewatch sites` on the folder first"),
         )
     })?;
-    let fc: Value =
-        serde_json::from_str(&text).map_err(|e| Error::input(&sj, format!("not JSON: {e}")))?;
+    let fc: SitesFile = serde_json::from_str(&text).map_err(|e| {
+        Error::input(
+            &sj,
+            format!("not a GeoJSON FeatureCollection of sites: {e}"),
+        )
+    })?;
     let date = |which: &str| -> Result<String> {
         run[which]["date"]
             .as_str()
@@ -235,35 +396,34 @@ pub fn read_run(dir: &Path) -> Result<RunInput> {
         }
     }
     let footprint = footprint(grid, &rj)?;
-    let feats = fc["features"]
-        .as_array()
-        .ok_or_else(|| Error::input(&sj, "not a GeoJSON FeatureCollection"))?;
-    let mut sites = Vec::with_capacity(feats.len());
-    for (i, f) in feats.iter().enumerate() {
-        let p = &f["properties"];
-        let outline = Geometry::from_geojson(&f["geometry"].to_string())
-            .map_err(|e| Error::input(&sj, format!("feature {i}: bad geometry: {e}")))?;
-        let id = p["id"]
-            .as_i64()
-            .or(f["id"].as_i64())
-            .unwrap_or(i as i64 + 1);
+    let mut sites = Vec::with_capacity(fc.features.len());
+    let int = |n: &Option<serde_json::Number>| n.as_ref().and_then(|n| n.as_i64());
+    for (i, f) in fc.features.iter().enumerate() {
+        let p = &f.properties;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::input(&sj, format!("feature {i}: bad geometry: {e}"))
+        };
+        let polys = f
+            .geometry
+            .as_ref()
+            .and_then(SiteGeometry::polys)
+            .filter(|p| !p.is_empty() && p.iter().all(|r| r.iter().all(|r| r.len() >= 4)))
+            .ok_or_else(|| bad(&"not a polygon or multipolygon of closed rings"))?;
+        let outline = super::matching::outline_geometry(&polys).map_err(|e| bad(&e))?;
+        let (bb, ba) = (
+            p.features.brightness_before.unwrap_or(f64::NAN),
+            p.features.brightness_after.unwrap_or(f64::NAN),
+        );
         sites.push(RunSite {
-            id,
-            rank: p["rank"].as_i64().unwrap_or(i as i64 + 1),
-            kind: p["kind"].as_str().unwrap_or("other").to_string(),
-            score: num(&p["score"]),
-            area_m2: num(&p["area_m2"]),
-            brightness_before: num(&p["features"][if backwards {
-                "brightness_after"
-            } else {
-                "brightness_before"
-            }]),
-            brightness_after: num(&p["features"][if backwards {
-                "brightness_before"
-            } else {
-                "brightness_after"
-            }]),
+            id: int(&p.id).or(int(&f.id)).unwrap_or(i as i64 + 1),
+            rank: int(&p.rank).unwrap_or(i as i64 + 1),
+            kind: p.kind.clone().unwrap_or_else(|| "other".to_string()),
+            score: p.score.unwrap_or(f64::NAN),
+            area_m2: p.area_m2.unwrap_or(f64::NAN),
+            brightness_before: if backwards { ba } else { bb },
+            brightness_after: if backwards { bb } else { ba },
             outline,
+            polys,
         });
     }
     Ok(RunInput {
@@ -279,6 +439,7 @@ pub fn read_run(dir: &Path) -> Result<RunInput> {
         threshold,
         footprint,
         sites,
+        compounds: super::compounds::read_compounds(dir)?,
     })
 }
 

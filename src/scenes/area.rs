@@ -37,6 +37,8 @@ pub enum Origin {
     },
     /// A preset region, by name.
     Region(String),
+    /// A box given as [west, south, east, north] degrees.
+    Box([f64; 4]),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +74,36 @@ pub fn parse_lat_lon(s: &str) -> Option<Result<(f64, f64)>> {
     Some(Ok((lat, lon)))
 }
 
+/// Parses "W,S,E,N" (decimal degrees): None when `s` is not four numbers;
+/// an error when they are out of range or not west < east, south < north.
+pub fn parse_bbox(s: &str) -> Option<Result<[f64; 4]>> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    let [w, so, e, n] = <[f64; 4]>::try_from(v).ok()?;
+    let lon = -180.0..=180.0;
+    let lat = -90.0..=90.0;
+    let ok = w < e && so < n && lon.contains(&w) && lon.contains(&e);
+    if !(ok && lat.contains(&so) && lat.contains(&n)) {
+        return Some(Err(Error::invalid(format!(
+            "{s}: not a W,S,E,N box (degrees, west < east, south < north)"
+        ))));
+    }
+    Some(Ok([w, so, e, n]))
+}
+
 impl Area {
+    /// The lon/lat box [west, south, east, north].
+    pub fn from_bbox(b: [f64; 4]) -> Area {
+        let [w, s, e, n] = b;
+        Area {
+            origin: Origin::Box(b),
+            polygons: vec![vec![vec![[w, s], [e, s], [e, n], [w, n], [w, s]]]],
+        }
+    }
+
     /// A lon/lat box of half-side `buffer_km` around a point (half-sides
     /// measured along the meridian and the parallel through the point).
     /// A buffer of 0 gives a degenerate box: the point itself.
@@ -207,6 +238,7 @@ impl Area {
                 name, buffer_km, ..
             } => format!("{name} (box of half-side {buffer_km} km)"),
             Origin::Region(n) => format!("region {n}"),
+            Origin::Box([w, s, e, n]) => format!("{w},{s},{e},{n} (W,S,E,N box)"),
         }
     }
 
@@ -303,6 +335,18 @@ mod tests {
         assert!(a.contains(23.314, 24.1787));
         assert!(!a.contains(23.6, 24.1787));
         assert!(Area::resolve("95,10", 1.0).is_err());
+    }
+
+    #[test]
+    fn boxes() {
+        let b = parse_bbox("23.2, 24.1,23.4,24.3").unwrap().unwrap();
+        assert_eq!(b, [23.2, 24.1, 23.4, 24.3]);
+        let a = Area::from_bbox(b);
+        assert_eq!(a.bbox(), b);
+        assert!(a.contains(23.3, 24.2) && !a.contains(23.5, 24.2));
+        assert!(parse_bbox("23.4,24.1,23.2,24.3").unwrap().is_err());
+        assert!(parse_bbox("1,2,3").is_none());
+        assert!(parse_bbox("kufra").is_none());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! lattice, and the margin leaves room for interpolation and
 //! co-registration shifts.
 
-use super::lonlat_area::LonLatArea;
+use super::area::Area;
 use crate::error::{gdal_msg, Error, Result};
 use crate::export::staging::Staging;
 use crate::read::stac_item::StacItem;
@@ -34,7 +34,7 @@ struct Crop {
 /// Saves the area's crops of `item` and its JSON into `out`
 /// (`<out>/<id>/<key>.tif`, `<out>/<id>.json`), staged: a failure leaves
 /// nothing behind. Returns the saved item's path.
-pub fn fetch_item(item: &StacItem, area: &LonLatArea, out: &Path) -> Result<PathBuf> {
+pub fn fetch_item(item: &StacItem, area: &Area, out: &Path) -> Result<PathBuf> {
     let id = safe_name(item.id());
     if id.is_empty() {
         return Err(Error::input(&item.location, "STAC item has no id"));
@@ -128,7 +128,7 @@ fn window(
     ds: &gdal::Dataset,
     gt: &[f64; 6],
     path: &str,
-    area: &LonLatArea,
+    area: &Area,
     coarsest: f64,
 ) -> Result<Option<[usize; 4]>> {
     let err = |m: String| Error::input(path, m);
@@ -138,7 +138,7 @@ fn window(
     src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     let ct = CoordTransform::new(&src, &dst).map_err(|e| err(gdal_msg(&e)))?;
     let b = ct
-        .transform_bounds(&area.bbox, 21)
+        .transform_bounds(&area.bbox(), 21)
         .map_err(|e| err(gdal_msg(&e)))?;
     // The margin in the raster's units (degrees for a lon/lat raster).
     let margin = if dst.is_geographic() {

@@ -6,7 +6,6 @@
 pub mod aoi_cloud;
 pub mod area;
 pub mod fetch;
-pub mod lonlat_area;
 pub mod mgrs;
 pub mod places;
 pub mod resolve;

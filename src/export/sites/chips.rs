@@ -129,9 +129,12 @@ fn make_chip<'a>(
             1,
         )
     };
-    // Full resolution from the decoded JPEG2000 copies when `detect` made
-    // them (the same numbers); decimated from the files' own overviews.
-    let reader = if shape == (win.w, win.h) {
+    // Full resolution from the decoded JPEG2000 or remote copies when
+    // `detect` made them (the same numbers); decimated from the files' own
+    // overviews. A decimation under 1.5 reads no overview (GDAL takes one
+    // from 1.67 for a factor-2 level), so it reads the same full-resolution
+    // pixels, from the copies too.
+    let reader = if 2 * long < 3 * PANEL {
         full_res
     } else {
         reader

@@ -1,0 +1,347 @@
+//! Candidate compounds over runs: the register's `compounds` layer, one row
+//! per compound (a group of sites that looks like one facility) over all
+//! runs, matched run to run like sites.
+//!
+//! Why a layer of its own: an analyst reviews a facility as a whole (a
+//! base, a farm, a quarry), and its members come and go between runs. A
+//! run's compounds (its compounds.geojson) are matched to the register's by
+//! the overlap of their outlines (the members' hull) with the same rule as
+//! sites; each compound's best unclaimed match continues it, the others are
+//! new. Its `members` are the register ids of its member sites in its
+//! latest run. The analyst's columns (`review`, `note`, `reviewed_at`,
+//! `reviewed_by`) are never written once a compound exists.
+
+use super::gpkg::{int, real, set, text, COMPOUNDS};
+use super::matching::{self, Frame, Polys};
+use super::status::{self, Comparison};
+use crate::error::{Error, Result};
+use gdal::vector::{Feature, Geometry, LayerAccess, OGRFieldType};
+use gdal::Dataset;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+use OGRFieldType::{OFTInteger, OFTInteger64, OFTReal, OFTString};
+
+/// The compounds layer's columns.
+pub const COMPOUND_FIELDS: &[(&str, u32)] = &[
+    ("compound_id", OFTInteger64),
+    ("status", OFTString),
+    ("review", OFTString),
+    ("note", OFTString),
+    ("reviewed_at", OFTString),
+    ("reviewed_by", OFTString),
+    ("first_seen", OFTString),
+    ("last_seen", OFTString),
+    ("times_seen", OFTInteger),
+    ("best_score", OFTReal),
+    ("score", OFTReal),
+    ("n_members", OFTInteger),
+    ("members", OFTString),
+    ("area_m2", OFTReal),
+    ("hull_area_m2", OFTReal),
+    ("hull_area_first_m2", OFTReal),
+    ("reasons", OFTString),
+    ("first_run", OFTString),
+    ("last_run", OFTString),
+];
+
+/// One compound of a run (compounds.geojson).
+#[derive(Debug, Clone)]
+pub struct RunCompound {
+    pub id: i64,
+    pub rank: i64,
+    pub score: f64,
+    /// Member sites' ids in the run.
+    pub members: Vec<i64>,
+    pub area_m2: f64,
+    pub hull_area_m2: f64,
+    pub reasons: String,
+    /// The members' hull, lon/lat.
+    pub polys: Polys,
+}
+
+/// A run's compounds: none when the folder has no compounds.geojson (a run
+/// made before compounds existed, or with them off).
+pub fn read_compounds(dir: &Path) -> Result<Vec<RunCompound>> {
+    let p = dir.join(crate::sites::COMPOUNDS_GEOJSON_FILE);
+    if !p.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::input(&p, e))?;
+    let fc: Value =
+        serde_json::from_str(&text).map_err(|e| Error::input(&p, format!("not JSON: {e}")))?;
+    let feats = fc["features"]
+        .as_array()
+        .ok_or_else(|| Error::input(&p, "not a GeoJSON FeatureCollection"))?;
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut out = Vec::with_capacity(feats.len());
+    for (i, f) in feats.iter().enumerate() {
+        let pr = &f["properties"];
+        let ring = |r: &Value| -> Option<Vec<[f64; 2]>> {
+            r.as_array()?
+                .iter()
+                .map(|q| Some([q.get(0)?.as_f64()?, q.get(1)?.as_f64()?]))
+                .collect()
+        };
+        let g = &f["geometry"];
+        let polys: Option<Polys> = match g["type"].as_str() {
+            Some("Polygon") => g["coordinates"]
+                .as_array()
+                .and_then(|rs| rs.iter().map(ring).collect::<Option<Vec<_>>>())
+                .map(|p| vec![p]),
+            _ => None,
+        };
+        let polys = polys
+            .filter(|p| p[0].first().is_some_and(|r| r.len() >= 4))
+            .ok_or_else(|| Error::input(&p, format!("feature {i}: outline is not a polygon")))?;
+        out.push(RunCompound {
+            id: pr["id"].as_i64().unwrap_or(i as i64 + 1),
+            rank: pr["rank"].as_i64().unwrap_or(i as i64 + 1),
+            score: num(&pr["score"]),
+            members: pr["members"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default(),
+            area_m2: num(&pr["area_m2"]),
+            hull_area_m2: num(&pr["hull_area_m2"]),
+            reasons: pr["reasons"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default(),
+            polys,
+        });
+    }
+    Ok(out)
+}
+
+/// A compound of the register.
+#[derive(Debug, Clone)]
+struct RegCompound {
+    fid: Option<u64>,
+    id: i64,
+    outline: Geometry,
+    status: String,
+    first_seen: String,
+    last_seen: String,
+    times_seen: i64,
+    best_score: f64,
+    score: f64,
+    members: String,
+    n_members: i64,
+    area_m2: f64,
+    hull_area_m2: f64,
+    hull_area_first_m2: f64,
+    reasons: String,
+    first_run: String,
+    last_run: String,
+}
+
+fn ge(e: gdal::errors::GdalError) -> Error {
+    Error::invalid(crate::error::gdal_msg(&e))
+}
+
+fn read(f: &Feature) -> Option<RegCompound> {
+    use super::gpkg::{get_f64, get_i64, get_str};
+    let s = |n: &str| get_str(f, n).unwrap_or_default();
+    Some(RegCompound {
+        fid: f.fid(),
+        id: get_i64(f, "compound_id")?,
+        outline: f.geometry()?.clone(),
+        status: s("status"),
+        first_seen: s("first_seen"),
+        last_seen: s("last_seen"),
+        times_seen: get_i64(f, "times_seen").unwrap_or(0),
+        best_score: get_f64(f, "best_score").unwrap_or(f64::NAN),
+        score: get_f64(f, "score").unwrap_or(f64::NAN),
+        members: s("members"),
+        n_members: get_i64(f, "n_members").unwrap_or(0),
+        area_m2: get_f64(f, "area_m2").unwrap_or(f64::NAN),
+        hull_area_m2: get_f64(f, "hull_area_m2").unwrap_or(0.0),
+        hull_area_first_m2: get_f64(f, "hull_area_first_m2").unwrap_or(0.0),
+        reasons: s("reasons"),
+        first_run: s("first_run"),
+        last_run: s("last_run"),
+    })
+}
+
+/// Writes the columns dunewatch owns (not the analyst's) and the outline.
+fn write(f: &mut Feature, c: &RegCompound) -> gdal::errors::Result<()> {
+    set(f, "compound_id", int(c.id))?;
+    set(f, "status", text(&c.status))?;
+    set(f, "first_seen", text(&c.first_seen))?;
+    set(f, "last_seen", text(&c.last_seen))?;
+    set(f, "times_seen", int(c.times_seen))?;
+    set(f, "best_score", real(c.best_score))?;
+    set(f, "score", real(c.score))?;
+    set(f, "n_members", int(c.n_members))?;
+    set(f, "members", text(&c.members))?;
+    set(f, "area_m2", real(c.area_m2))?;
+    set(f, "hull_area_m2", real(c.hull_area_m2))?;
+    set(f, "hull_area_first_m2", real(c.hull_area_first_m2))?;
+    set(f, "reasons", text(&c.reasons))?;
+    set(f, "first_run", text(&c.first_run))?;
+    set(f, "last_run", text(&c.last_run))?;
+    f.set_geometry(super::gpkg::to_multi(&c.outline)?)
+}
+
+/// What adding a run's compounds did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompoundCounts {
+    pub new: usize,
+    pub seen_again: usize,
+    pub not_seen_since: usize,
+}
+
+/// Matches a run's compounds to the register's and writes them. `site_of`
+/// maps a run site id to its register site id; `inside` says whether a
+/// lon/lat point lies in the run's compared area.
+pub(crate) fn add(
+    ds: &mut Dataset,
+    compounds: &[RunCompound],
+    site_of: &HashMap<i64, i64>,
+    cmp: &Comparison,
+    add_opts: &super::AddOptions,
+    bbox: [f64; 4],
+    inside: &dyn Fn((f64, f64)) -> bool,
+) -> Result<CompoundCounts> {
+    let (policy, opts) = (&add_opts.policy, &add_opts.matching);
+    let mut counts = CompoundCounts::default();
+    let mut reg: Vec<RegCompound> = {
+        let mut layer = ds.layer_by_name(COMPOUNDS).map_err(ge)?;
+        layer.set_spatial_filter_rect(bbox[0], bbox[1], bbox[2], bbox[3]);
+        let v = layer.features().filter_map(|f| read(&f)).collect();
+        layer.clear_spatial_filter();
+        v
+    };
+    let frame = Frame::new((bbox[0] + bbox[2]) / 2.0)?;
+    let reg_shapes: Vec<_> = reg
+        .iter()
+        .map(|r| frame.shape_of(&matching::polys_of(&r.outline)))
+        .collect();
+    let new_shapes: Vec<_> = compounds.iter().map(|c| frame.shape_of(&c.polys)).collect();
+    let found = matching::match_shapes(&new_shapes, &reg_shapes, opts)?;
+    let mut claimed: Vec<Option<usize>> = vec![None; reg.len()];
+    let mut next_id = reg_max_id(ds)? + 1;
+    let mut created = Vec::new();
+    for (n, c) in compounds.iter().enumerate() {
+        let outline = matching::outline_geometry(&c.polys)?;
+        let mut ids: Vec<i64> = c
+            .members
+            .iter()
+            .filter_map(|m| site_of.get(m).copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let members = ids
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        match found[n].iter().find(|(r, _)| claimed[*r].is_none()) {
+            Some(&(r, _)) => {
+                claimed[r] = Some(n);
+                let rc = &mut reg[r];
+                let prev = rc.hull_area_m2;
+                rc.times_seen += 1;
+                rc.best_score = rc.best_score.max(c.score);
+                if cmp.after_date >= rc.last_seen.as_str() {
+                    rc.outline = outline;
+                    rc.score = c.score;
+                    rc.members = members;
+                    rc.n_members = ids.len() as i64;
+                    rc.area_m2 = c.area_m2;
+                    rc.hull_area_m2 = c.hull_area_m2;
+                    rc.reasons = c.reasons.clone();
+                    rc.last_seen = cmp.after_date.to_string();
+                    rc.last_run = cmp.run_id.to_string();
+                }
+                if cmp.after_date < rc.first_seen.as_str() {
+                    rc.first_seen = cmp.after_date.to_string();
+                }
+                rc.status = if c.hull_area_m2 > policy.grow_factor * prev {
+                    status::GROWN
+                } else {
+                    status::SEEN_AGAIN
+                }
+                .to_string();
+                counts.seen_again += 1;
+            }
+            None => {
+                created.push(RegCompound {
+                    fid: None,
+                    id: next_id,
+                    outline,
+                    status: status::NEW.to_string(),
+                    first_seen: cmp.after_date.to_string(),
+                    last_seen: cmp.after_date.to_string(),
+                    times_seen: 1,
+                    best_score: c.score,
+                    score: c.score,
+                    n_members: ids.len() as i64,
+                    members,
+                    area_m2: c.area_m2,
+                    hull_area_m2: c.hull_area_m2,
+                    hull_area_first_m2: c.hull_area_m2,
+                    reasons: c.reasons.clone(),
+                    first_run: cmp.run_id.to_string(),
+                    last_run: cmp.run_id.to_string(),
+                });
+                next_id += 1;
+                counts.new += 1;
+            }
+        }
+    }
+    let mut changed: Vec<usize> = (0..reg.len()).filter(|&r| claimed[r].is_some()).collect();
+    for (r, rc) in reg.iter_mut().enumerate() {
+        if claimed[r].is_some() || rc.status == status::NOT_SEEN_SINCE {
+            continue;
+        }
+        let e = rc.outline.envelope();
+        let centre = ((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0);
+        if cmp.after_date > rc.last_seen.as_str() && inside(centre) {
+            rc.status = status::NOT_SEEN_SINCE.to_string();
+            changed.push(r);
+            counts.not_seen_since += 1;
+        }
+    }
+    let layer = ds.layer_by_name(COMPOUNDS).map_err(ge)?;
+    for r in changed {
+        let rc = &reg[r];
+        let fid = rc.fid.expect("read from the register");
+        let mut f = layer
+            .feature(fid)
+            .ok_or_else(|| Error::invalid(format!("compound {} vanished", rc.id)))?;
+        write(&mut f, rc).map_err(ge)?;
+        layer.set_feature(f).map_err(ge)?;
+    }
+    for c in &created {
+        let mut f = Feature::new(layer.defn()).map_err(ge)?;
+        write(&mut f, c).map_err(ge)?;
+        set(&mut f, "review", text(status::UNREVIEWED)).map_err(ge)?;
+        f.create(&layer).map_err(ge)?;
+    }
+    Ok(counts)
+}
+
+fn reg_max_id(ds: &Dataset) -> Result<i64> {
+    let rs = ds
+        .execute_sql(
+            "SELECT MAX(compound_id) AS m FROM compounds",
+            None,
+            gdal::vector::sql::Dialect::SQLITE,
+        )
+        .map_err(ge)?;
+    let mut max = 0;
+    if let Some(mut rs) = rs {
+        if let Some(f) = rs.features().next() {
+            max = f.field_as_integer64(0).ok().flatten().unwrap_or(0);
+        }
+    }
+    Ok(max)
+}
