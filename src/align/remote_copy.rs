@@ -246,7 +246,6 @@ fn copy_window<T: GdalType + Copy>(
             .map_err(out_err)?;
         row += rows;
     }
-    drop(ob);
     out.close().map_err(out_err)?;
     Ok(())
 }

@@ -170,21 +170,6 @@ fn bound_vrt_blocks(vrt: &Path, ratio: (f64, f64)) -> Result<()> {
     std::fs::write(vrt, out).map_err(|e| Error::output(vrt, format!("cannot write: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warp_blocks_shrink_with_finer_sources() {
-        assert_eq!(warp_block_size((1.0, 1.0)), None);
-        assert_eq!(warp_block_size((6.0, 6.0)), None);
-        let s = warp_block_size((128.0, 128.0)).unwrap();
-        assert_eq!(s, 16);
-        let s = warp_block_size((20.0, 20.0)).unwrap();
-        assert!(s * s * 400 <= 4 * 1024 * 1024 && s >= 16, "{s}");
-    }
-}
-
 /// Burns the AOI polygons (already in the grid CRS) into a byte raster on the grid.
 pub(super) fn rasterize_aoi(
     path: &Path,
@@ -228,4 +213,19 @@ pub(super) fn rasterize_aoi(
         nodata: 255.0,
         saturated: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warp_blocks_shrink_with_finer_sources() {
+        assert_eq!(warp_block_size((1.0, 1.0)), None);
+        assert_eq!(warp_block_size((6.0, 6.0)), None);
+        let s = warp_block_size((128.0, 128.0)).unwrap();
+        assert_eq!(s, 16);
+        let s = warp_block_size((20.0, 20.0)).unwrap();
+        assert!(s * s * 400 <= 4 * 1024 * 1024 && s >= 16, "{s}");
+    }
 }

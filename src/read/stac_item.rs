@@ -33,6 +33,9 @@ pub fn is_item_location(path: &Path) -> bool {
         || s.to_ascii_lowercase().ends_with(".json")
 }
 
+/// An asset as `(key, href)`.
+pub type Asset = (String, String);
+
 impl StacItem {
     /// Reads an item from a URL (`/vsicurl/` prefix allowed) or a file.
     pub fn load(location: &str) -> Result<StacItem> {
@@ -154,7 +157,7 @@ impl StacItem {
     /// The assets that carry Sentinel-2 bands and the scene classification,
     /// by band: `(key, href)`. GeoTIFF assets are preferred over JPEG2000
     /// copies (Earth Search's `*-jp2` keys).
-    pub fn band_assets(&self) -> (BTreeMap<Band, (String, String)>, Option<(String, String)>) {
+    pub fn band_assets(&self) -> (BTreeMap<Band, Asset>, Option<Asset>) {
         let mut bands: BTreeMap<Band, (bool, String, String)> = BTreeMap::new();
         let mut scl: Option<(bool, String, String)> = None;
         let Some(assets) = self.json.get("assets").and_then(Value::as_object) else {
