@@ -258,18 +258,20 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Writes the pair CSV (and the area as GeoJSON beside it when it was not
-/// a file), each through a temporary name.
-fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result<()> {
+/// The folder of a list file (made when missing), its stem, and the area
+/// as the list names it: a file's absolute path, or a GeoJSON written
+/// beside the list (`<stem>-aoi.geojson`) when the area was a place or point.
+fn list_place(path: &Path, area: &Area, default_stem: &str) -> Result<(PathBuf, String, String)> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or("pairs".into());
+        .unwrap_or(default_stem.into());
     let aoi = match &area.origin {
         Origin::File(f) => std::fs::canonicalize(f)
             .unwrap_or_else(|_| f.clone())
@@ -278,11 +280,18 @@ fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result
         _ => {
             let name = format!("{stem}-aoi.geojson");
             let p = dir.join(&name);
-            std::fs::write(&p, area.to_geojson().to_string())
-                .with_context(|| format!("{}: cannot write", p.display()))?;
+            dunewatch::export::write_file_atomic(&p, area.to_geojson().to_string().as_bytes())?;
             name
         }
     };
+    Ok((dir, stem, aoi))
+}
+
+/// Writes the pair CSV (and the area as GeoJSON beside it when it was not
+/// a file), each through a temporary name.
+fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result<()> {
+    let (dir, stem, aoi) = list_place(path, area, "pairs")?;
+    let dir = dir.as_path();
     let name = format!("{}_{}_{}", b.tile, b.date, f.date)
         .trim_start_matches('_')
         .to_string();
@@ -297,9 +306,7 @@ fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result
     .collect::<Vec<_>>()
     .join(",");
     let text = format!("name,before,after,aoi\n{row}\n");
-    let tmp = dir.join(format!(".{stem}.csv.partial"));
-    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    dunewatch::export::write_file_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
@@ -307,28 +314,8 @@ fn write_pairs(path: &Path, b: &Candidate, f: &Candidate, area: &Area) -> Result
 /// item,aoi; the area as GeoJSON beside it when it was not a file), through
 /// a temporary name.
 fn write_items(path: &Path, cands: &[Candidate], area: &Area) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or("items".into());
-    let aoi = match &area.origin {
-        Origin::File(f) => std::fs::canonicalize(f)
-            .unwrap_or_else(|_| f.clone())
-            .to_string_lossy()
-            .into_owned(),
-        _ => {
-            let name = format!("{stem}-aoi.geojson");
-            let p = dir.join(&name);
-            std::fs::write(&p, area.to_geojson().to_string())
-                .with_context(|| format!("{}: cannot write", p.display()))?;
-            name
-        }
-    };
+    let (dir, stem, aoi) = list_place(path, area, "items")?;
+    let dir = dir.as_path();
     let mut text = String::from("id,date,tile,cloud,covers,item,aoi\n");
     for c in cands {
         let row = [
@@ -348,8 +335,6 @@ fn write_items(path: &Path, cands: &[Candidate], area: &Area) -> Result<()> {
         );
         text.push('\n');
     }
-    let tmp = dir.join(format!(".{stem}.csv.partial"));
-    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    dunewatch::export::write_file_atomic(path, text.as_bytes())?;
     Ok(())
 }

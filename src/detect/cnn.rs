@@ -26,7 +26,7 @@
 //! then kernel row, then kernel column) that does not depend on where the
 //! pixel lies in its window.
 
-use super::learned::{Provenance, FEATURES, NF};
+use super::learned::{check_features, Provenance, NF};
 use crate::align::Window;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -192,13 +192,7 @@ impl CnnModel {
                 m.format
             )));
         }
-        let names: Vec<&str> = m.features.iter().map(|s| s.as_str()).collect();
-        if names != FEATURES {
-            return Err(Error::invalid(format!(
-                "{what}: the model's features do not match this dunewatch's ({} vs {NF})",
-                names.len()
-            )));
-        }
+        check_features(what, &m.features)?;
         if m.mean.len() != NF || m.scale.len() != NF {
             return Err(Error::invalid(format!(
                 "{what}: standardisation vectors must have {NF} values"

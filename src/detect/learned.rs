@@ -152,6 +152,18 @@ pub struct Provenance {
     pub selection_f1: f64,
 }
 
+/// Refuses a model whose input features are not this dunewatch's
+/// [`FEATURES`], in order (a model made by another version).
+pub(crate) fn check_features(what: &str, features: &[String]) -> Result<()> {
+    if !features.iter().map(String::as_str).eq(FEATURES) {
+        return Err(Error::invalid(format!(
+            "{what}: the model's features do not match this dunewatch's ({} vs {NF})",
+            features.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A trained logistic regression over [`FEATURES`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LearnedModel {
@@ -180,13 +192,7 @@ impl LearnedModel {
                 m.format
             )));
         }
-        let names: Vec<&str> = m.features.iter().map(|s| s.as_str()).collect();
-        if names != FEATURES {
-            return Err(Error::invalid(format!(
-                "{what}: the model's features do not match this dunewatch's ({} vs {NF})",
-                names.len()
-            )));
-        }
+        check_features(what, &m.features)?;
         if m.mean.len() != NF || m.scale.len() != NF || m.coef.len() != NF {
             return Err(Error::invalid(format!(
                 "{what}: weight vectors must have {NF} values"
