@@ -380,8 +380,9 @@ impl CnnModel {
                     axpy(acc, *wv, &ho[..m]);
                 }
                 for (o, a) in logit[at..at + m].iter_mut().zip(acc.iter()) {
-                    // The skip added last, as `forward` does.
-                    *o = *a + *o;
+                    // The skip added last, as `forward` does (addition
+                    // commutes to the bit).
+                    *o += *a;
                 }
             }
         }
