@@ -26,7 +26,7 @@
 //! then kernel row, then kernel column) that does not depend on where the
 //! pixel lies in its window.
 
-use super::learned::{check_features, Provenance, NF};
+use super::learned::{check_features, Features, Provenance, NF};
 use crate::align::Window;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -247,24 +247,19 @@ impl CnnModel {
 
     /// Scores of the `block` part of a read window (`None` where masked),
     /// from the learned features of the whole read window.
-    pub fn score_block(
-        &self,
-        feats: &[Option<[f32; NF]>],
-        read: Window,
-        block: Window,
-    ) -> Vec<Option<f32>> {
+    pub fn score_block(&self, feats: &Features, read: Window, block: Window) -> Vec<Option<f32>> {
         let (cx, cw) = net_span(read.x, read.w, block.x, block.w);
         let (cy, ch) = net_span(read.y, read.h, block.y, block.h);
         // The network's window, in place in the read window's rows.
         let at = (cy - read.y) * read.w + cx - read.x;
-        let logit = self.logits(&feats[at..], read.w, ch, cw);
+        let logit = self.logits(feats, at, ch, cw);
         let shift = self.logit_shift();
         let (ox, oy) = (block.x - cx, block.y - cy);
         let mut out = Vec::with_capacity(block.len());
         for r in 0..block.h {
-            let f = &feats[at + (oy + r) * read.w + ox..][..block.w];
+            let v = &feats.valid[at + (oy + r) * read.w + ox..][..block.w];
             let l = &logit[(oy + r) * cw + ox..][..block.w];
-            out.extend(f.iter().zip(l).map(|(f, &l)| f.map(|_| sigmoid(l, shift))));
+            out.extend(v.iter().zip(l).map(|(&v, &l)| v.then(|| sigmoid(l, shift))));
         }
         out
     }
@@ -276,19 +271,13 @@ impl CnnModel {
         (t / (1.0 - t)).ln()
     }
 
-    /// The logits of [`forward`] on an `h` x `w` window of features whose
-    /// rows lie `stride` apart in `feats` (from its first pixel), to the
+    /// The logits of [`forward`] on the `h` x `w` window of `feats` whose
+    /// first pixel is `at` (rows `feats.w` apart), to the
     /// bit, without the activations training keeps: the 1x1 layers at full
     /// resolution run on runs of [`RUN`] pixels held in cache, the input
     /// planes, the concatenations and the upsampled planes are never
     /// stored.
-    pub fn logits(
-        &self,
-        feats: &[Option<[f32; NF]>],
-        stride: usize,
-        h: usize,
-        w: usize,
-    ) -> Vec<f32> {
+    pub fn logits(&self, feats: &Features, at: usize, h: usize, w: usize) -> Vec<f32> {
         let (a, p) = (&self.arch, &self.params);
         let l = a.layout();
         let (c0, c1, c2) = (a.c0, a.c1, a.c2);
@@ -299,18 +288,18 @@ impl CnnModel {
         let mut e0 = vec![0.0f32; c0 * n];
         let mut skip = vec![0.0f32; n];
         let mut x = [[0.0f32; RUN]; NF];
+        let stride = feats.w;
         for r in 0..h {
-            let row = &feats[r * stride..][..w];
-            for (j, part) in row.chunks(RUN).enumerate() {
-                let (m, at) = (part.len(), r * w + j * RUN);
-                for (i, f) in part.iter().enumerate() {
-                    match f {
-                        Some(f) => {
-                            for k in 0..NF {
-                                x[k][i] = (clip(f[k]) - self.mean[k]) / self.scale[k];
-                            }
-                        }
-                        None => x.iter_mut().for_each(|xk| xk[i] = 0.0),
+            for x0 in (0..w).step_by(RUN) {
+                let m = RUN.min(w - x0);
+                let src = at + r * stride + x0;
+                let at = r * w + x0;
+                let valid = &feats.valid[src..src + m];
+                for (k, xk) in x.iter_mut().enumerate() {
+                    let (mean, scale) = (self.mean[k], self.scale[k]);
+                    let f = &feats.plane(k)[src..src + m];
+                    for ((o, &f), &ok) in xk[..m].iter_mut().zip(f).zip(valid) {
+                        *o = if ok { (clip(f) - mean) / scale } else { 0.0 };
                     }
                 }
                 for o in 0..c0 {
@@ -908,7 +897,8 @@ mod tests {
                     win.extend_from_slice(&feats[stride + 2 + r * stride..][..w]);
                 }
                 let want = forward(&m.arch, &m.params, m.standardise(&win, h * w), h, w).logit;
-                let got = m.logits(&feats[stride + 2..], stride, h, w);
+                let planes = Features::from_rows(stride, h + 1, &feats);
+                let got = m.logits(&planes, stride + 2, h, w);
                 assert_eq!(want.len(), got.len());
                 for (i, (a, b)) in want.iter().zip(&got).enumerate() {
                     assert_eq!(a.to_bits(), b.to_bits(), "{name} {h}x{w} pixel {i}");

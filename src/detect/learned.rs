@@ -305,47 +305,17 @@ pub fn box_mean_counted(
     rh: usize,
     r: usize,
 ) -> Vec<f32> {
-    let n = rw * rh;
-    let pw = rw + 2 * r;
-    // Rows padded by r zeros on each side.
-    let mut vm = vec![0.0f64; pw];
-    // Row sums, padded by r zero rows above and below.
-    let mut hs = vec![0.0f64; (rh + 2 * r) * rw];
-    for y in 0..rh {
-        for x in 0..rw {
-            let ok = valid[y * rw + x];
-            vm[r + x] = if ok { v[y * rw + x] as f64 } else { 0.0 };
-        }
-        let s = &mut hs[(y + r) * rw..(y + r + 1) * rw];
-        for k in 0..=2 * r {
-            for (o, &a) in s.iter_mut().zip(&vm[k..k + rw]) {
-                *o += a;
-            }
-        }
-    }
-    let mut out = vec![0.0f32; n];
-    let mut s = vec![0.0f64; rw];
-    for y in 0..rh {
-        s.fill(0.0);
-        for yy in y..=y + 2 * r {
-            for (o, &a) in s.iter_mut().zip(&hs[yy * rw..(yy + 1) * rw]) {
-                *o += a;
-            }
-        }
-        let row = y * rw..(y + 1) * rw;
-        for (((o, &ok), &s), &c) in out[row.clone()]
-            .iter_mut()
-            .zip(&valid[row.clone()])
-            .zip(&s)
-            .zip(&counts[row])
-        {
-            *o = if ok {
-                (s / c.max(1) as f64) as f32
-            } else {
-                0.0
-            };
-        }
-    }
+    let mut out = vec![0.0f32; rw * rh];
+    box_mean_into(
+        v,
+        valid,
+        counts,
+        rw,
+        rh,
+        r,
+        &mut BoxScratch::default(),
+        &mut out,
+    );
     out
 }
 
@@ -354,9 +324,8 @@ fn logit_of(p: f32) -> f32 {
     (p / (1.0 - p)).ln()
 }
 
-/// Features of every pixel of a read window (`None` where masked), from
-/// the window's raw `combined` score (see `score::Model::learned_features`),
-/// the scene's CVA fit and its index statistics.
+/// Features of every pixel of a read window (`None` where masked): the
+/// rows of [`window_planes`], for training.
 pub fn window_features(
     raw: &[f32],
     cva: &Cva,
@@ -365,18 +334,34 @@ pub fn window_features(
     rw: usize,
     rh: usize,
 ) -> Vec<Option<[f32; NF]>> {
+    let f = window_planes(raw, cva, stats, px, rw, rh);
+    (0..f.len()).map(|i| f.get(i)).collect()
+}
+
+/// Features of every pixel of a read window as planes, from the window's
+/// raw `combined` score (see `score::Model::learned_features`), the
+/// scene's CVA fit and its index statistics.
+pub fn window_planes(
+    raw: &[f32],
+    cva: &Cva,
+    stats: &IndexStats,
+    px: &Pixels,
+    rw: usize,
+    rh: usize,
+) -> Features {
     let n = px.len();
     let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
     let raw: Vec<f32> = raw
         .iter()
         .map(|v| if v.is_nan() { 0.0 } else { *v })
         .collect();
+    let mut planes = vec![0.0f32; NF * n];
     let mut mag = vec![0.0f32; n];
-    let mut idx_b = vec![[0.0f32; 5]; n];
-    let mut idx_a = vec![[0.0f32; 5]; n];
     let mut dz: Vec<Vec<f32>> = vec![vec![0.0f32; n]; 5];
     let mut br = [vec![0.0f32; n], vec![0.0f32; n]];
     let mut br2 = [vec![0.0f32; n], vec![0.0f32; n]];
+    // The scene's constants of the index changes, hoisted.
+    let (med, scale) = (stats.median, stats.scale);
     for i in 0..n {
         if !valid[i] {
             continue;
@@ -385,10 +370,10 @@ pub fn window_features(
         mag[i] = ((cva.magnitude2(x, y)).ln_1p()) as f32;
         let (b, a) = (index_values(&Indices::of(x)), index_values(&Indices::of(y)));
         for k in 0..5 {
-            dz[k][i] = ((((a[k] - b[k]) as f64) - stats.median[k]) / stats.scale[k]) as f32;
+            dz[k][i] = ((((a[k] - b[k]) as f64) - med[k]) / scale[k]) as f32;
+            planes[(12 + 5 * k) * n + i] = b[k];
+            planes[(13 + 5 * k) * n + i] = a[k];
         }
-        idx_b[i] = b;
-        idx_a[i] = a;
         br[0][i] = b[4];
         br[1][i] = a[4];
         br2[0][i] = b[4] * b[4];
@@ -402,99 +387,221 @@ pub fn window_features(
                 .then(|| box_counts(&valid, rw, rh, r))
         })
         .collect();
-    let box_mean = |v: &[f32], valid: &[bool], rw, rh, r: usize| {
+    let mut scratch = BoxScratch::default();
+    let mut mean_into = |v: &[f32], r: usize, out: &mut [f32]| {
         let c = counts[r].as_deref().expect("a radius counted above");
-        box_mean_counted(v, valid, c, rw, rh, r)
+        box_mean_into(v, &valid, c, rw, rh, r, &mut scratch, out);
     };
-    let sc: Vec<Vec<f32>> = [1, 2, 4, 8]
-        .iter()
-        .map(|&r| box_mean(&raw, &valid, rw, rh, r))
-        .collect();
-    let mg: Vec<Vec<f32>> = [1, 3, 6]
-        .iter()
-        .map(|&r| box_mean(&mag, &valid, rw, rh, r))
-        .collect();
-    let dzs: Vec<[Vec<f32>; 2]> = dz
-        .iter()
-        .map(|d| {
-            [
-                box_mean(d, &valid, rw, rh, 1),
-                box_mean(d, &valid, rw, rh, 4),
-            ]
-        })
-        .collect();
-    let mut tex = [vec![0.0f32; n], vec![0.0f32; n]];
-    for d in 0..2 {
-        let m = box_mean(&br[d], &valid, rw, rh, 1);
-        let m2 = box_mean(&br2[d], &valid, rw, rh, 1);
-        for i in 0..n {
-            if valid[i] {
-                let sd = (m2[i] - m[i] * m[i]).max(0.0).sqrt();
-                tex[d][i] = sd / m[i].max(1e-3);
+    for (j, r) in [1, 2, 4, 8].into_iter().enumerate() {
+        mean_into(&raw, r, plane(&mut planes, n, j));
+    }
+    {
+        let (sc, lg) = planes.split_at_mut(4 * n);
+        for ((s, l), ok) in sc.iter().zip(&mut lg[..4 * n]).zip(valid.iter().cycle()) {
+            if *ok {
+                *l = logit_of(*s);
             }
         }
     }
-    let dtex: Vec<f32> = (0..n).map(|i| tex[1][i] - tex[0][i]).collect();
-    let dtex2 = box_mean(&dtex, &valid, rw, rh, 2);
-
-    (0..n)
-        .map(|i| {
-            if !valid[i] {
-                return None;
+    for (j, r) in [1, 3, 6].into_iter().enumerate() {
+        mean_into(&mag, r, plane(&mut planes, n, 9 + j));
+    }
+    plane(&mut planes, n, 8).copy_from_slice(&mag);
+    for (k, d) in dz.iter().enumerate() {
+        plane(&mut planes, n, 14 + 5 * k).copy_from_slice(d);
+        mean_into(d, 1, plane(&mut planes, n, 15 + 5 * k));
+        mean_into(d, 4, plane(&mut planes, n, 16 + 5 * k));
+    }
+    let mut m = vec![0.0f32; n];
+    let mut m2 = vec![0.0f32; n];
+    for d in 0..2 {
+        mean_into(&br[d], 1, &mut m);
+        mean_into(&br2[d], 1, &mut m2);
+        let tex = plane(&mut planes, n, 37 + d);
+        for i in 0..n {
+            if valid[i] {
+                let sd = (m2[i] - m[i] * m[i]).max(0.0).sqrt();
+                tex[i] = sd / m[i].max(1e-3);
             }
-            let mut f = [0.0f32; NF];
-            let mut j = 0;
-            let mut put = |v: f32| {
-                f[j] = v;
-                j += 1;
-            };
-            for s in &sc {
-                put(s[i]);
-            }
-            for s in &sc {
-                put(logit_of(s[i]));
-            }
-            put(mag[i]);
-            for m in &mg {
-                put(m[i]);
-            }
-            for k in 0..5 {
-                put(idx_b[i][k]);
-                put(idx_a[i][k]);
-                put(dz[k][i]);
-                put(dzs[k][0][i]);
-                put(dzs[k][1][i]);
-            }
-            put(tex[0][i]);
-            put(tex[1][i]);
-            put(dtex[i]);
-            put(dtex2[i]);
-            debug_assert_eq!(j, NF);
-            Some(f)
-        })
-        .collect()
+        }
+    }
+    {
+        let (tex, rest) = planes[37 * n..].split_at_mut(2 * n);
+        let (dtex, dtex2) = rest.split_at_mut(n);
+        for ((o, &a), &b) in dtex.iter_mut().zip(&tex[n..]).zip(&tex[..n]) {
+            *o = a - b;
+        }
+        mean_into(dtex, 2, dtex2);
+    }
+    Features {
+        w: rw,
+        h: rh,
+        valid,
+        planes,
+    }
 }
 
 /// Learned scores of the `block` part of a read window, from the features
-/// of the whole read window.
+/// of the whole read window. Each pixel's log-odds are summed in feature
+/// order, as [`LearnedModel::logit`] does, a row of pixels at a time (so
+/// the passes vectorise).
 pub fn score_block(
     weights: &LearnedModel,
-    feats: &[Option<[f32; NF]>],
+    feats: &Features,
     read: Window,
     block: Window,
 ) -> Vec<Option<f32>> {
     let (ox, oy) = (block.x - read.x, block.y - read.y);
+    let t = weights.probability_threshold;
+    let shift = (t / (1.0 - t)).ln();
     let mut out = Vec::with_capacity(block.len());
+    let mut z = vec![0.0f64; block.w];
     for r in 0..block.h {
-        for c in 0..block.w {
-            out.push(
-                feats[(oy + r) * read.w + ox + c]
-                    .as_ref()
-                    .map(|f| weights.score(f)),
-            );
+        let at = (oy + r) * read.w + ox;
+        z.fill(weights.intercept);
+        for k in 0..NF {
+            let (c, m, s) = (weights.coef[k], weights.mean[k], weights.scale[k]);
+            for (z, &f) in z.iter_mut().zip(&feats.plane(k)[at..at + block.w]) {
+                *z += c * (clip(f) as f64 - m) / s;
+            }
         }
+        out.extend(
+            z.iter()
+                .zip(&feats.valid[at..at + block.w])
+                .map(|(&z, &ok)| ok.then(|| sigmoid(z - shift) as f32)),
+        );
     }
     out
+}
+
+/// The features of every pixel of a read window, one plane per feature
+/// (`planes[k * n + i]` is feature `k` of pixel `i`), with the pixels that
+/// have features (`valid`; the planes hold 0 elsewhere). Planes keep the
+/// passes over a window vectorised and its memory one block of floats.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub w: usize,
+    pub h: usize,
+    pub valid: Vec<bool>,
+    pub planes: Vec<f32>,
+}
+
+impl Features {
+    /// Pixels of the window.
+    pub fn len(&self) -> usize {
+        self.w * self.h
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Feature `k` of every pixel.
+    pub fn plane(&self, k: usize) -> &[f32] {
+        let n = self.len();
+        &self.planes[k * n..(k + 1) * n]
+    }
+
+    /// The features of pixel `i` (`None` where it has none).
+    pub fn get(&self, i: usize) -> Option<[f32; NF]> {
+        let n = self.len();
+        self.valid[i].then(|| std::array::from_fn(|k| self.planes[k * n + i]))
+    }
+
+    /// Planes of per-pixel feature vectors (`None`: no features).
+    pub fn from_rows(w: usize, h: usize, rows: &[Option<[f32; NF]>]) -> Features {
+        let n = w * h;
+        let mut planes = vec![0.0f32; NF * n];
+        for (i, f) in rows.iter().enumerate().take(n) {
+            if let Some(f) = f {
+                for k in 0..NF {
+                    planes[k * n + i] = f[k];
+                }
+            }
+        }
+        Features {
+            w,
+            h,
+            valid: rows.iter().take(n).map(Option::is_some).collect(),
+            planes,
+        }
+    }
+}
+
+/// Plane `k` of `n`-pixel feature planes.
+fn plane(planes: &mut [f32], n: usize, k: usize) -> &mut [f32] {
+    &mut planes[k * n..(k + 1) * n]
+}
+
+/// Buffers [`box_mean_into`] reuses from one mean to the next.
+#[derive(Default)]
+struct BoxScratch {
+    vm: Vec<f64>,
+    hs: Vec<f64>,
+    s: Vec<f64>,
+}
+
+/// [`box_mean_counted`] into `out`, with reused buffers.
+#[allow(clippy::too_many_arguments)]
+fn box_mean_into(
+    v: &[f32],
+    valid: &[bool],
+    counts: &[u32],
+    rw: usize,
+    rh: usize,
+    r: usize,
+    sc: &mut BoxScratch,
+    out: &mut [f32],
+) {
+    let pw = rw + 2 * r;
+    // Rows padded by r zeros on each side.
+    let vm = &mut sc.vm;
+    vm.clear();
+    vm.resize(pw, 0.0);
+    // Row sums, padded by r zero rows above and below.
+    let hs = &mut sc.hs;
+    hs.clear();
+    hs.resize((rh + 2 * r) * rw, 0.0);
+    for y in 0..rh {
+        let row = y * rw..(y + 1) * rw;
+        for ((m, &x), &ok) in vm[r..r + rw]
+            .iter_mut()
+            .zip(&v[row.clone()])
+            .zip(&valid[row])
+        {
+            *m = if ok { x as f64 } else { 0.0 };
+        }
+        let s = &mut hs[(y + r) * rw..(y + r + 1) * rw];
+        for k in 0..=2 * r {
+            for (o, &a) in s.iter_mut().zip(&vm[k..k + rw]) {
+                *o += a;
+            }
+        }
+    }
+    let s = &mut sc.s;
+    s.clear();
+    s.resize(rw, 0.0);
+    for y in 0..rh {
+        s.fill(0.0);
+        for yy in y..=y + 2 * r {
+            for (o, &a) in s.iter_mut().zip(&hs[yy * rw..(yy + 1) * rw]) {
+                *o += a;
+            }
+        }
+        let row = y * rw..(y + 1) * rw;
+        for (((o, &ok), &s), &c) in out[row.clone()]
+            .iter_mut()
+            .zip(&valid[row.clone()])
+            .zip(s.iter())
+            .zip(&counts[row])
+        {
+            *o = if ok {
+                (s / c.max(1) as f64) as f32
+            } else {
+                0.0
+            };
+        }
+    }
 }
 
 #[cfg(test)]

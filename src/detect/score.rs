@@ -300,7 +300,7 @@ impl Model {
                 .as_ref()
                 .and_then(|l| l.weights.as_ref())
                 .expect("the learned method carries weights when scoring");
-            let feats = self.learned_features(px, read.w, read.h);
+            let feats = self.learned_planes(px, read.w, read.h);
             return super::learned::score_block(weights, &feats, read, block);
         }
         if self.method == Method::Cnn {
@@ -308,7 +308,7 @@ impl Model {
                 .cnn
                 .as_ref()
                 .expect("the cnn method carries its network when scoring");
-            let feats = self.learned_features(px, read.w, read.h);
+            let feats = self.learned_planes(px, read.w, read.h);
             return net.score_block(&feats, read, block);
         }
         if self.method != Method::Combined {
@@ -384,6 +384,18 @@ impl Model {
             .index_stats;
         let raw = self.combined_raw(px, rw, rh);
         super::learned::window_features(&raw, &self.cva, stats, px, rw, rh)
+    }
+
+    /// The learned method's features of every pixel of a read window, as
+    /// planes (what scoring reads).
+    pub fn learned_planes(&self, px: &Pixels, rw: usize, rh: usize) -> super::learned::Features {
+        let stats = &self
+            .learned
+            .as_ref()
+            .expect("the learned method fits index statistics")
+            .index_stats;
+        let raw = self.combined_raw(px, rw, rh);
+        super::learned::window_planes(&raw, &self.cva, stats, px, rw, rh)
     }
 
     pub(crate) fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
