@@ -334,13 +334,14 @@ pub fn window_features(
     rw: usize,
     rh: usize,
 ) -> Vec<Option<[f32; NF]>> {
-    let f = window_planes(raw, cva, stats, px, rw, rh);
+    let f = window_planes(raw, cva, stats, px, rw, rh, Vec::new());
     (0..f.len()).map(|i| f.get(i)).collect()
 }
 
 /// Features of every pixel of a read window as planes, from the window's
 /// raw `combined` score (see `score::Model::learned_features`), the
-/// scene's CVA fit and its index statistics.
+/// scene's CVA fit and its index statistics. `buf` is storage to reuse
+/// for the planes (any contents).
 pub fn window_planes(
     raw: &[f32],
     cva: &Cva,
@@ -348,6 +349,7 @@ pub fn window_planes(
     px: &Pixels,
     rw: usize,
     rh: usize,
+    buf: Vec<f32>,
 ) -> Features {
     let n = px.len();
     let valid: Vec<bool> = px.mask.iter().map(|m| *m == MaskReason::Valid).collect();
@@ -355,22 +357,27 @@ pub fn window_planes(
         .iter()
         .map(|v| if v.is_nan() { 0.0 } else { *v })
         .collect();
-    let mut planes = vec![0.0f32; NF * n];
-    let mut mag = vec![0.0f32; n];
-    let mut dz: Vec<Vec<f32>> = vec![vec![0.0f32; n]; 5];
+    // Every value of every plane is written below, so a reused buffer
+    // needs no clearing.
+    let mut planes = buf;
+    planes.resize(NF * n, 0.0);
     let mut br = [vec![0.0f32; n], vec![0.0f32; n]];
     let mut br2 = [vec![0.0f32; n], vec![0.0f32; n]];
     // The scene's constants of the index changes, hoisted.
     let (med, scale) = (stats.median, stats.scale);
     for i in 0..n {
         if !valid[i] {
+            planes[8 * n + i] = 0.0;
+            for k in 12..37 {
+                planes[k * n + i] = 0.0;
+            }
             continue;
         }
         let (x, y) = (&px.x(i), &px.y(i));
-        mag[i] = ((cva.magnitude2(x, y)).ln_1p()) as f32;
+        planes[8 * n + i] = ((cva.magnitude2(x, y)).ln_1p()) as f32;
         let (b, a) = (index_values(&Indices::of(x)), index_values(&Indices::of(y)));
         for k in 0..5 {
-            dz[k][i] = ((((a[k] - b[k]) as f64) - med[k]) / scale[k]) as f32;
+            planes[(14 + 5 * k) * n + i] = ((((a[k] - b[k]) as f64) - med[k]) / scale[k]) as f32;
             planes[(12 + 5 * k) * n + i] = b[k];
             planes[(13 + 5 * k) * n + i] = a[k];
         }
@@ -398,19 +405,21 @@ pub fn window_planes(
     {
         let (sc, lg) = planes.split_at_mut(4 * n);
         for ((s, l), ok) in sc.iter().zip(&mut lg[..4 * n]).zip(valid.iter().cycle()) {
-            if *ok {
-                *l = logit_of(*s);
-            }
+            *l = if *ok { logit_of(*s) } else { 0.0 };
         }
     }
-    for (j, r) in [1, 3, 6].into_iter().enumerate() {
-        mean_into(&mag, r, plane(&mut planes, n, 9 + j));
+    {
+        let (lo, hi) = planes.split_at_mut(9 * n);
+        let mag = &lo[8 * n..];
+        for (j, r) in [1, 3, 6].into_iter().enumerate() {
+            mean_into(mag, r, plane(hi, n, j));
+        }
     }
-    plane(&mut planes, n, 8).copy_from_slice(&mag);
-    for (k, d) in dz.iter().enumerate() {
-        plane(&mut planes, n, 14 + 5 * k).copy_from_slice(d);
-        mean_into(d, 1, plane(&mut planes, n, 15 + 5 * k));
-        mean_into(d, 4, plane(&mut planes, n, 16 + 5 * k));
+    for k in 0..5 {
+        let (lo, hi) = planes.split_at_mut((15 + 5 * k) * n);
+        let d = &lo[(14 + 5 * k) * n..];
+        mean_into(d, 1, plane(hi, n, 0));
+        mean_into(d, 4, plane(hi, n, 1));
     }
     let mut m = vec![0.0f32; n];
     let mut m2 = vec![0.0f32; n];
@@ -419,10 +428,12 @@ pub fn window_planes(
         mean_into(&br2[d], 1, &mut m2);
         let tex = plane(&mut planes, n, 37 + d);
         for i in 0..n {
-            if valid[i] {
+            tex[i] = if valid[i] {
                 let sd = (m2[i] - m[i] * m[i]).max(0.0).sqrt();
-                tex[i] = sd / m[i].max(1e-3);
-            }
+                sd / m[i].max(1e-3)
+            } else {
+                0.0
+            };
         }
     }
     {

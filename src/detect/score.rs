@@ -75,6 +75,14 @@ impl fmt::Display for Method {
     }
 }
 
+thread_local! {
+    /// The feature planes of the learned and cnn methods, kept by each
+    /// thread from one block to the next: a fresh allocation of their size
+    /// (41 floats a pixel) is mapped and zeroed by the kernel page by page,
+    /// which cost more than computing some of the features.
+    static PLANES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Misregistration tolerance, in pixels.
 pub const SHIFT: usize = 1;
 /// Radius of the spatial mean.
@@ -300,16 +308,20 @@ impl Model {
                 .as_ref()
                 .and_then(|l| l.weights.as_ref())
                 .expect("the learned method carries weights when scoring");
-            let feats = self.learned_planes(px, read.w, read.h);
-            return super::learned::score_block(weights, &feats, read, block);
+            let feats = self.learned_planes(px, read.w, read.h, PLANES.take());
+            let out = super::learned::score_block(weights, &feats, read, block);
+            PLANES.set(feats.planes);
+            return out;
         }
         if self.method == Method::Cnn {
             let net = self
                 .cnn
                 .as_ref()
                 .expect("the cnn method carries its network when scoring");
-            let feats = self.learned_planes(px, read.w, read.h);
-            return net.score_block(&feats, read, block);
+            let feats = self.learned_planes(px, read.w, read.h, PLANES.take());
+            let out = net.score_block(&feats, read, block);
+            PLANES.set(feats.planes);
+            return out;
         }
         if self.method != Method::Combined {
             let mut out = Vec::with_capacity(block.len());
@@ -387,15 +399,21 @@ impl Model {
     }
 
     /// The learned method's features of every pixel of a read window, as
-    /// planes (what scoring reads).
-    pub fn learned_planes(&self, px: &Pixels, rw: usize, rh: usize) -> super::learned::Features {
+    /// planes (what scoring reads), stored in `buf` (any contents).
+    pub fn learned_planes(
+        &self,
+        px: &Pixels,
+        rw: usize,
+        rh: usize,
+        buf: Vec<f32>,
+    ) -> super::learned::Features {
         let stats = &self
             .learned
             .as_ref()
             .expect("the learned method fits index statistics")
             .index_stats;
         let raw = self.combined_raw(px, rw, rh);
-        super::learned::window_planes(&raw, &self.cva, stats, px, rw, rh)
+        super::learned::window_planes(&raw, &self.cva, stats, px, rw, rh, buf)
     }
 
     pub(crate) fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
