@@ -498,6 +498,70 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
         ),
         n - 1
     );
+
+    // The register report lists the compounds after the sites: counts by
+    // status, unreviewed first, members linked to their sites' rows.
+    let rep = dir.path().join("rep");
+    run_ok(
+        bin()
+            .args(["register", "report"])
+            .arg(&reg)
+            .arg("--out")
+            .arg(&rep),
+    );
+    let html = std::fs::read_to_string(rep.join("register.html")).unwrap();
+    assert!(
+        html.contains(&format!("&middot; {n} compounds, {} unreviewed", n - 1)),
+        "summary line"
+    );
+    assert!(
+        html.contains(&format!(
+            "{n} compounds: {} seen_again, 1 not_seen_since</p>",
+            n - 1
+        )),
+        "counts by status"
+    );
+    let compounds_at = html.find("<h2>Compounds</h2>").unwrap();
+    assert!(html.rfind("id=\"site-").unwrap() < compounds_at);
+    assert_eq!(html.matches("id=\"compound-").count() as i64, n);
+    let dismissed = text(
+        &reg,
+        "SELECT compound_id, members, n_members, first_seen, last_seen FROM compounds \
+         WHERE review = 'dismissed'",
+    );
+    let d: Vec<&str> = dismissed[0].split('|').collect();
+    let row_at = html
+        .find(&format!(
+            "<tr class=\"dismissed\" id=\"compound-{}\">",
+            d[0]
+        ))
+        .unwrap();
+    let first_unreviewed = compounds_at
+        + html[compounds_at..]
+            .find("<tr class=\"unreviewed\"")
+            .unwrap();
+    assert!(first_unreviewed < row_at, "unreviewed compounds first");
+    assert!(!html[row_at..].contains("<tr class=\"unreviewed\""));
+    let row = &html[row_at..row_at + html[row_at..].find("</tr>").unwrap()];
+    let links: Vec<String> = d[1]
+        .split(',')
+        .map(|m| format!("<a href=\"#site-{m}\">{m}</a>"))
+        .collect();
+    for want in [
+        "<td>dismissed</td>",
+        "<td>not_seen_since</td>",
+        &format!("<td>{}</td><td>{}</td><td>2</td>", d[3], d[4]),
+        &format!("<td>{}: {}</td>", d[2], links.join(", ")),
+        "<td>salt works</td>",
+    ] {
+        assert!(row.contains(want), "{want} in {row}");
+    }
+    for m in d[1].split(',') {
+        assert!(
+            html.contains(&format!("id=\"site-{m}\"")),
+            "site {m} listed"
+        );
+    }
 }
 
 #[test]

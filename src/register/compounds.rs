@@ -120,33 +120,35 @@ pub fn read_compounds(dir: &Path) -> Result<Vec<RunCompound>> {
     Ok(out)
 }
 
-/// A compound of the register.
+/// A compound of the register: the columns dunewatch owns.
 #[derive(Debug, Clone)]
-struct RegCompound {
-    fid: Option<u64>,
-    id: i64,
-    outline: Geometry,
-    status: String,
-    first_seen: String,
-    last_seen: String,
-    times_seen: i64,
-    best_score: f64,
-    score: f64,
-    members: String,
-    n_members: i64,
-    area_m2: f64,
-    hull_area_m2: f64,
-    hull_area_first_m2: f64,
-    reasons: String,
-    first_run: String,
-    last_run: String,
+pub(crate) struct RegCompound {
+    pub fid: Option<u64>,
+    pub id: i64,
+    pub outline: Geometry,
+    pub status: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub times_seen: i64,
+    pub best_score: f64,
+    pub score: f64,
+    /// Member sites' register ids, comma-separated.
+    pub members: String,
+    pub n_members: i64,
+    pub area_m2: f64,
+    pub hull_area_m2: f64,
+    pub hull_area_first_m2: f64,
+    pub reasons: String,
+    pub first_run: String,
+    pub last_run: String,
 }
 
 fn ge(e: gdal::errors::GdalError) -> Error {
     Error::invalid(crate::error::gdal_msg(&e))
 }
 
-fn read(f: &Feature) -> Option<RegCompound> {
+/// A compound row as read from the compounds layer.
+pub(crate) fn read(f: &Feature) -> Option<RegCompound> {
     use super::gpkg::{get_f64, get_i64, get_str};
     let s = |n: &str| get_str(f, n).unwrap_or_default();
     Some(RegCompound {

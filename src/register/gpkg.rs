@@ -242,6 +242,15 @@ pub fn get_i64(f: &Feature, name: &str) -> Option<i64> {
     f.field_as_integer64(i).ok().flatten()
 }
 
+/// A row's `review`, trimmed and lower-cased; an analyst who clears the
+/// cell means "not reviewed".
+pub fn read_review(f: &Feature) -> String {
+    get_str(f, "review")
+        .map(|r| r.trim().to_lowercase())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| super::status::UNREVIEWED.to_string())
+}
+
 /// A site row as read from the sites layer.
 pub fn read_site(f: &Feature) -> Option<RegSite> {
     let s = |n: &str| get_str(f, n).unwrap_or_default();
@@ -257,11 +266,7 @@ pub fn read_site(f: &Feature) -> Option<RegSite> {
         area_m2: get_f64(f, "area_m2").unwrap_or(0.0),
         area_first_m2: get_f64(f, "area_first_m2").unwrap_or(0.0),
         status: s("status"),
-        // An analyst who clears the cell means "not reviewed".
-        review: get_str(f, "review")
-            .map(|r| r.trim().to_lowercase())
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| super::status::UNREVIEWED.to_string()),
+        review: read_review(f),
         appeared_after: s("appeared_after"),
         appeared_by: s("appeared_by"),
         confidence: s("confidence"),
