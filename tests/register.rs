@@ -7,8 +7,12 @@
 //! pixels copied from a bright built-up area of the same scene (pasted
 //! "structures" on open sand). Real pixels, known positions and dates.
 
+#[path = "common/gpkg.rs"]
+mod gpkg;
+
 use gdal::vector::{Geometry, LayerAccess};
 use gdal::Dataset;
+use gpkg::rows as text;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -99,22 +103,6 @@ fn count(reg: &Path, sql: &str) -> i64 {
         .unwrap();
     let f = rs.features().next().unwrap();
     f.field_as_integer64(0).unwrap().unwrap_or(0)
-}
-
-fn text(reg: &Path, sql: &str) -> Vec<String> {
-    let ds = Dataset::open(reg).unwrap();
-    let mut rs = ds
-        .execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
-        .unwrap()
-        .unwrap();
-    rs.features()
-        .map(|f| {
-            (0..f.field_count())
-                .map(|i| f.field_as_string(i).unwrap().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
 }
 
 /// An edit as an analyst makes it with ogr/sqlite: SQL through GDAL.
