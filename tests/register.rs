@@ -169,14 +169,13 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
     // The same pair detected again with other options: every site matches
     // (same outlines), none is added. Site 3 grew to 3x its area.
     let grown_run = dir.path().join("again");
-    let s3_run_id = text(
+    let s3_run_id = count(
         &reg,
         "SELECT run_site_id FROM observations WHERE site_id = 3",
-    )[0]
-    .clone();
+    );
     variant(&r.forward, &grown_run, |fc| {
         for f in fc["features"].as_array_mut().unwrap() {
-            if f["properties"]["id"].to_string() == s3_run_id {
+            if f["properties"]["id"] == s3_run_id {
                 let g = Geometry::from_geojson(&f["geometry"].to_string()).unwrap();
                 // About 3x the area: 30 m around a site some 40 m across.
                 let big = g.buffer(0.0003, 4).unwrap();
@@ -274,15 +273,14 @@ fn a_grown_site_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("g.gpkg");
     add(&reg, &[&r.forward]);
-    let s1 = text(
+    let s1 = count(
         &reg,
         "SELECT run_site_id FROM observations WHERE site_id = 1",
-    )[0]
-    .clone();
+    );
     let grown = dir.path().join("grown");
     variant(&r.forward, &grown, |fc| {
         for f in fc["features"].as_array_mut().unwrap() {
-            if f["properties"]["id"].to_string() == s1 {
+            if f["properties"]["id"] == s1 {
                 let g = Geometry::from_geojson(&f["geometry"].to_string()).unwrap();
                 let big = g.buffer(0.0003, 4).unwrap();
                 let a = f["properties"]["area_m2"].as_f64().unwrap();

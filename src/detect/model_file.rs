@@ -95,7 +95,6 @@ pub(crate) fn check_features(what: &str, features: &[String]) -> Result<()> {
 mod tests {
     use super::super::cnn::CnnModel;
     use super::super::learned::LearnedModel;
-    use super::*;
 
     #[test]
     fn each_method_refuses_the_others_file_naming_it() {

@@ -194,14 +194,18 @@ pub(crate) fn open_pair(p: &TrainPair, progress: &dyn Progress) -> Result<Opened
     })
 }
 
-/// One block's pixels read with the model's halo (the window read) and
-/// their learned features.
+/// A block's pixels read with the model's halo: the window read, its
+/// pixels and their learned features (None where masked).
+pub(crate) type BlockFeatures = (Window, Pixels, Vec<Option<[f32; NF]>>);
+
+/// One block's pixels read with the model's halo, and their learned
+/// features.
 pub(crate) fn block_features(
     reader: &mut SceneReader,
     pair: &AlignedPair,
     model: &Model,
     block: Window,
-) -> Result<(Window, Pixels, Vec<Option<[f32; NF]>>)> {
+) -> Result<BlockFeatures> {
     let g = &pair.grid;
     let read = expand(block, model.halo(), g.width, g.height);
     let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
