@@ -119,18 +119,38 @@ fn edit(reg: &Path, sql: &str) {
         .unwrap();
 }
 
+/// A JSON file's contents.
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Writes `dst`: the JSON of `src` changed by `f`.
+fn edit_json(src: &Path, dst: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v = json(src);
+    f(&mut v);
+    std::fs::write(dst, v.to_string()).unwrap();
+}
+
+/// `dunewatch register report`: the HTML it writes.
+fn report(reg: &Path, out: &Path) -> String {
+    run_ok(
+        bin()
+            .args(["register", "report"])
+            .arg(reg)
+            .arg("--out")
+            .arg(out),
+    );
+    std::fs::read_to_string(out.join("register.html")).unwrap()
+}
+
 /// A copy of a finished run as if made with other options (a different
 /// fingerprint), its sites changed by `f`.
 fn variant(src: &Path, dst: &Path, f: impl Fn(&mut Value)) {
     std::fs::create_dir_all(dst).unwrap();
-    let mut run: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("run.json")).unwrap()).unwrap();
-    run["detect"]["threshold"] = Value::from(0.91);
-    std::fs::write(dst.join("run.json"), run.to_string()).unwrap();
-    let mut sites: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("sites.geojson")).unwrap()).unwrap();
-    f(&mut sites);
-    std::fs::write(dst.join("sites.geojson"), sites.to_string()).unwrap();
+    edit_json(&src.join("run.json"), &dst.join("run.json"), |run| {
+        run["detect"]["threshold"] = Value::from(0.91)
+    });
+    edit_json(&src.join("sites.geojson"), &dst.join("sites.geojson"), f);
 }
 
 #[test]
@@ -210,15 +230,7 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
         2
     );
     // The register report lists unreviewed sites first.
-    let rep = dir.path().join("rep");
-    run_ok(
-        bin()
-            .args(["register", "report"])
-            .arg(&reg)
-            .arg("--out")
-            .arg(&rep),
-    );
-    let html = std::fs::read_to_string(rep.join("register.html")).unwrap();
+    let html = report(&reg, &dir.path().join("rep"));
     let first_unrev = html.find("class=\"unreviewed\"").unwrap();
     let first_dism = html.find("class=\"dismissed\"").unwrap();
     assert!(first_unrev < first_dism);
@@ -246,14 +258,14 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
         reg_before,
         "--new-only only reads"
     );
-    let kept: Value =
-        serde_json::from_str(&std::fs::read_to_string(copy.join("sites.geojson")).unwrap())
-            .unwrap();
-    let kept = kept["features"].as_array().unwrap().len();
-    let all: Value =
-        serde_json::from_str(&std::fs::read_to_string(r.swapped.join("sites.geojson")).unwrap())
-            .unwrap();
-    let all = all["features"].as_array().unwrap().len();
+    let kept = json(&copy.join("sites.geojson"))["features"]
+        .as_array()
+        .unwrap()
+        .len();
+    let all = json(&r.swapped.join("sites.geojson"))["features"]
+        .as_array()
+        .unwrap()
+        .len();
     assert!(kept > 0 && kept * 5 < all, "{kept} of {all}");
     let report = std::fs::read_to_string(copy.join("report.html")).unwrap();
     assert!(report.contains(&format!("{kept} sites")) || report.contains(&kept.to_string()));
@@ -375,15 +387,13 @@ fn matching_holds_across_the_two_grids() {
 /// another fingerprint), its after date and its compounds changed.
 fn compounds_variant(src: &Path, dst: &Path, after: &str, f: impl Fn(&mut Vec<Value>)) {
     variant(src, dst, |_| {});
-    let mut run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dst.join("run.json")).unwrap()).unwrap();
-    run["after"]["date"] = Value::from(after);
-    std::fs::write(dst.join("run.json"), run.to_string()).unwrap();
-    let mut fc: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("compounds.geojson")).unwrap())
-            .unwrap();
-    f(fc["features"].as_array_mut().unwrap());
-    std::fs::write(dst.join("compounds.geojson"), fc.to_string()).unwrap();
+    let run = dst.join("run.json");
+    edit_json(&run, &run, |run| run["after"]["date"] = Value::from(after));
+    edit_json(
+        &src.join("compounds.geojson"),
+        &dst.join("compounds.geojson"),
+        |fc| f(fc["features"].as_array_mut().unwrap()),
+    );
 }
 
 #[test]
@@ -392,10 +402,7 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("c.gpkg");
     add(&reg, &[&r.forward]);
-    let fc: Value = serde_json::from_str(
-        &std::fs::read_to_string(r.forward.join("compounds.geojson")).unwrap(),
-    )
-    .unwrap();
+    let fc = json(&r.forward.join("compounds.geojson"));
     let feats = fc["features"].as_array().unwrap();
     let n = feats.len() as i64;
     assert!(n > 5, "{n} compounds");
@@ -454,10 +461,10 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
     compounds_variant(&r.forward, &last, "2018-09-01", |f| {
         f.remove(0);
     });
-    let mut last_run: Value =
-        serde_json::from_str(&std::fs::read_to_string(last.join("run.json")).unwrap()).unwrap();
-    last_run["detect"]["threshold"] = Value::from(0.92);
-    std::fs::write(last.join("run.json"), last_run.to_string()).unwrap();
+    let last_run = last.join("run.json");
+    edit_json(&last_run, &last_run, |run| {
+        run["detect"]["threshold"] = Value::from(0.92)
+    });
     let out = add(&reg, &[&last]);
     assert!(
         out.contains(&format!(
@@ -487,15 +494,7 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
 
     // The register report lists the compounds after the sites: counts by
     // status, unreviewed first, members linked to their sites' rows.
-    let rep = dir.path().join("rep");
-    run_ok(
-        bin()
-            .args(["register", "report"])
-            .arg(&reg)
-            .arg("--out")
-            .arg(&rep),
-    );
-    let html = std::fs::read_to_string(rep.join("register.html")).unwrap();
+    let html = report(&reg, &dir.path().join("rep"));
     assert!(
         html.contains(&format!("&middot; {n} compounds, {} unreviewed", n - 1)),
         "summary line"

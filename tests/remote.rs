@@ -92,21 +92,18 @@ fn detect_on_remote_items_matches_the_same_files_read_locally() {
 
     let url = |p: &Path| servers.url_of(p);
     let (bu, au) = (url(&before), url(&after));
-    let remote = t.path().join("remote");
-    let o = dunewatch(&[
-        "detect",
-        "--quiet",
-        "--no-sites",
-        "--before",
-        &bu,
-        "--after",
-        &au,
-        "--out",
-        remote.to_str().unwrap(),
-        "--aoi",
-        aoi,
-    ]);
-    assert_ok(&o);
+    // `detect` on the items' URLs into `<t>/<name>`.
+    let detect_remote = |name: &str, args: &[&str]| {
+        let out = t.path().join(name);
+        assert_ok(&scenes::detect_with_sites(
+            Path::new(&bu),
+            Path::new(&au),
+            &out,
+            &[args, &["--aoi", aoi]].concat(),
+        ));
+        out
+    };
+    let remote = detect_remote("remote", &["--no-sites"]);
     let reqs = servers.requests();
     for f in ["change_score.tif", "change_mask.tif"] {
         assert!(
@@ -145,20 +142,7 @@ fn detect_on_remote_items_matches_the_same_files_read_locally() {
     );
 
     // With its sites: the sites step finds the remote scenes again from run.json.
-    let with_sites = t.path().join("remote-sites");
-    let o = dunewatch(&[
-        "detect",
-        "--quiet",
-        "--before",
-        &bu,
-        "--after",
-        &au,
-        "--out",
-        with_sites.to_str().unwrap(),
-        "--aoi",
-        aoi,
-    ]);
-    assert_ok(&o);
+    let with_sites = detect_remote("remote-sites", &[]);
     assert!(with_sites.join("sites.geojson").is_file());
     assert!(read(&with_sites.join("change_mask.tif")) == read(&local.join("change_mask.tif")));
 }

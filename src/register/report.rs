@@ -36,6 +36,15 @@ fn review_rank(r: &str) -> u8 {
     }
 }
 
+/// Who reviewed a row, on a line of its own under the review.
+fn reviewer(by: &str) -> String {
+    if by.is_empty() {
+        String::new()
+    } else {
+        format!("<br>{}", escape(by))
+    }
+}
+
 /// A compound row with the analyst's columns: review, note, reviewed_by.
 type Compound = (RegCompound, String, String, String);
 
@@ -122,11 +131,7 @@ fn write_compounds(h: &mut String, compounds: &[Compound]) {
             c.id,
             c.id,
             escape(review),
-            if by.is_empty() {
-                String::new()
-            } else {
-                format!("<br>{}", escape(by))
-            },
+            reviewer(by),
             escape(&c.status),
             escape(&c.first_seen),
             escape(&c.last_seen),
@@ -263,11 +268,7 @@ pub fn write_report(register: &Path, out: &Path) -> Result<PathBuf> {
             s.site_id,
             extra,
             escape(&s.review),
-            if by.is_empty() {
-                String::new()
-            } else {
-                format!("<br>{}", escape(by))
-            },
+            reviewer(by),
             escape(&s.status),
             escape(&s.confidence),
             s.confirmations,
