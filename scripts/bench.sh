@@ -4,6 +4,7 @@
 #
 #   bash scripts/bench.sh [bench_data dir]
 #   bash scripts/bench.sh [bench_data dir] --table   # only print the table of the last run
+#   METHODS="combined learned cnn" bash scripts/bench.sh [bench_data dir]
 #
 # Uses (and makes, when missing) the pairs of scripts/make_bench_scene.sh:
 # full COG, full JPEG2000 L2A SAFE, half COG; and of scripts/make_sparse_pair.py:
@@ -37,8 +38,16 @@
 #
 # Every run is stopped at CAP seconds (default 1800) and reported as such.
 #
+# With METHODS set (a list of --method names), it instead runs dunewatch
+# once per method on the full COG pair (made with --no-jp2 when missing: no
+# JPEG2000 needed) and prints, per method, wall, CPU and peak RSS of the
+# whole run and the score pass's wall time (run.json), each also as a
+# multiple of the first method's: e.g. the model-based methods' cost against
+# the combined score. With THREADS=1 the score pass's wall time is its CPU
+# time. Results in <bench_data>/runs/methods.tsv.
+#
 # Environment: THREADS (default 2), PEERS=0 to skip the peers, PEER_MEM_GB, CAP,
-# DETECT_ARGS (extra options for every dunewatch run, e.g. --no-sites).
+# DETECT_ARGS (extra options for every dunewatch run, e.g. --no-sites), METHODS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -57,9 +66,11 @@ PEERS=${PEERS:-1}
 PEER_MEM_GB=${PEER_MEM_GB:-20}
 CAP=${CAP:-1800}
 DETECT_ARGS=${DETECT_ARGS:-}
+METHODS=${METHODS:-}
 OUT="$DATA/runs"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
+[ -z "$METHODS" ] || RESULTS="$OUT/methods.tsv"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 APT_UPDATED=0
@@ -79,14 +90,18 @@ cargo build --release -q || { log "cargo build --release failed"; exit 1; }
 BIN="$OUT/dunewatch"
 cp "$ROOT/target/release/dunewatch" "$BIN"
 log "dunewatch at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted src changes')"
+if [ -n "$METHODS" ]; then
+  [ -f "$DATA/full/cog/after/B12.tif" ] || bash scripts/make_bench_scene.sh "$DATA" --no-jp2
+else
 [ -f "$DATA/full/cog/after/B12.tif" ] && [ -n "$(ls -d "$DATA"/full/safe/after/*.SAFE 2>/dev/null)" ] || bash scripts/make_bench_scene.sh "$DATA"
 [ -f "$DATA/half/cog/after/B12.tif" ] || bash scripts/make_bench_scene.sh "$DATA" --half --no-jp2
 [ -f "$DATA/full/sparse/after/B12.tif" ] || /usr/bin/python3 scripts/make_sparse_pair.py "$DATA"
-FULL_COG="$DATA/full/cog"
 HALF_COG="$DATA/half/cog"
 SPARSE="$DATA/full/sparse"
 SAFE_B=$(ls -d "$DATA"/full/safe/before/*.SAFE)
 SAFE_A=$(ls -d "$DATA"/full/safe/after/*.SAFE)
+fi
+FULL_COG="$DATA/full/cog"
 
 # --- measuring ----------------------------------------------------------------
 # measure NAME CMD...: runs CMD under /usr/bin/time -v; appends
@@ -166,8 +181,14 @@ floor() { # name before after
   measure "$name" /usr/bin/python3 "$OUT/decode_floor.py" "$THREADS" "${files[@]}"
 }
 
-# --- dunewatch and its decode floor --------------------------------------------
 log "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/ {print $2}') GiB"
+if [ -n "$METHODS" ]; then
+  # --- one run per method on the full COG pair ----------------------------------
+  for m in $METHODS; do
+    detect "method_$m" "$FULL_COG/before" "$FULL_COG/after" --threads "$THREADS" --method "$m"
+  done
+else
+# --- dunewatch and its decode floor --------------------------------------------
 floor floor_full_cog "$FULL_COG/before" "$FULL_COG/after"
 detect dw_full_cog "$FULL_COG/before" "$FULL_COG/after" --threads "$THREADS"
 detect dw_full_cog_1t "$FULL_COG/before" "$FULL_COG/after" --threads 1
@@ -276,8 +297,52 @@ EOF
     printf 'otb_mad_full_cog\t127\t\t\t\t\n' >>"$RESULTS"
   fi
 fi
+fi # METHODS
 
 fi # TABLE_ONLY
+
+if [ -n "$METHODS" ]; then
+  # shellcheck disable=SC2086
+  /usr/bin/python3 - "$RESULTS" "$OUT" "$THREADS" $METHODS <<'EOF'
+import json, os, sys
+res, out, threads, methods = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+rows = {}
+for line in open(res):
+    f = line.rstrip("\n").split("\t")
+    rows[f[0]] = dict(rc=int(f[1] or 127), wall=float(f[2] or 0), cpu=float(f[3] or 0), rss=int(f[4] or 0), load=f[5])
+
+def score_s(m):
+    try:
+        return json.load(open(os.path.join(out, f"method_{m}.out", "run.json")))["detect"]["timings_s"]["score"]
+    except Exception:
+        return None
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else ""
+
+print()
+print(f"full COG 10980^2, --threads {threads}")
+print("| method | wall s | CPU s | peak RSS MiB | score pass s | wall / first | CPU / first | score / first | load at start |")
+print("|---|---|---|---|---|---|---|---|---|")
+first = None
+for m in methods:
+    r = rows.get(f"method_{m}")
+    if r is None:
+        continue
+    if r["rc"] != 0:
+        print(f"| {m} | failed (exit {r['rc']}, see {out}/method_{m}.log) | | {r['rss']} | | | | | {r['load']} |")
+        continue
+    s = score_s(m)
+    if first is None:
+        first = (r, s)
+    fr, fs = first
+    sc = "" if s is None else f"{s:.1f}"
+    print(f"| {m} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss']} | {sc} | {ratio(r['wall'], fr['wall'])} | {ratio(r['cpu'], fr['cpu'])} | {ratio(s, fs)} | {r['load']} |")
+EOF
+  echo
+  echo "raw results: $RESULTS; logs: $OUT/method_*.log, $OUT/method_*.time"
+  exit 0
+fi
 
 # --- table --------------------------------------------------------------------
 /usr/bin/python3 - "$RESULTS" "$OUT" "$CAP" <<'EOF'

@@ -234,9 +234,7 @@ impl CnnModel {
     /// The score in [0, 1] of a logit: the probability, shifted so the
     /// chosen cut is 0.5.
     pub fn score(&self, logit: f32) -> f32 {
-        let t = self.probability_threshold;
-        let z = logit as f64 - (t / (1.0 - t)).ln();
-        (1.0 / (1.0 + (-z).exp())) as f32
+        sigmoid(logit, self.logit_shift())
     }
 
     /// Scores of the `block` part of a read window (`None` where masked),
@@ -249,24 +247,158 @@ impl CnnModel {
     ) -> Vec<Option<f32>> {
         let (cx, cw) = net_span(read.x, read.w, block.x, block.w);
         let (cy, ch) = net_span(read.y, read.h, block.y, block.h);
-        // The features of the network's window.
-        let mut sub = Vec::with_capacity(cw * ch);
-        for r in 0..ch {
-            let row = (cy + r - read.y) * read.w + cx - read.x;
-            sub.extend_from_slice(&feats[row..row + cw]);
-        }
-        let x = self.standardise(&sub, cw * ch);
-        let acts = forward(&self.arch, &self.params, x, ch, cw);
+        // The network's window, in place in the read window's rows.
+        let at = (cy - read.y) * read.w + cx - read.x;
+        let logit = self.logits(&feats[at..], read.w, ch, cw);
+        let shift = self.logit_shift();
         let (ox, oy) = (block.x - cx, block.y - cy);
         let mut out = Vec::with_capacity(block.len());
         for r in 0..block.h {
-            for c in 0..block.w {
-                let i = (oy + r) * cw + ox + c;
-                out.push(sub[i].map(|_| self.score(acts.logit[i])));
-            }
+            let f = &feats[at + (oy + r) * read.w + ox..][..block.w];
+            let l = &logit[(oy + r) * cw + ox..][..block.w];
+            out.extend(f.iter().zip(l).map(|(f, &l)| f.map(|_| sigmoid(l, shift))));
         }
         out
     }
+
+    /// `ln(t / (1 - t))` of the probability cut `t`: what [`Self::score`]
+    /// takes off a logit.
+    fn logit_shift(&self) -> f64 {
+        let t = self.probability_threshold;
+        (t / (1.0 - t)).ln()
+    }
+
+    /// The logits of [`forward`] on an `h` x `w` window of features whose
+    /// rows lie `stride` apart in `feats` (from its first pixel), to the
+    /// bit, without the activations training keeps: the 1x1 layers at full
+    /// resolution run on runs of [`RUN`] pixels held in cache, the input
+    /// planes, the concatenations and the upsampled planes are never
+    /// stored.
+    pub fn logits(
+        &self,
+        feats: &[Option<[f32; NF]>],
+        stride: usize,
+        h: usize,
+        w: usize,
+    ) -> Vec<f32> {
+        let (a, p) = (&self.arch, &self.params);
+        let l = a.layout();
+        let (c0, c1, c2) = (a.c0, a.c1, a.c2);
+        let n = h * w;
+        let (w0, b0, wl) = (&p[l.w0.clone()], &p[l.b0.clone()], &p[l.wl.clone()]);
+        // Input layer and linear skip, a run of pixels at a time; the sums
+        // in the order of `conv1x1` (bias, then input channels).
+        let mut e0 = vec![0.0f32; c0 * n];
+        let mut skip = vec![0.0f32; n];
+        let mut x = [[0.0f32; RUN]; NF];
+        for r in 0..h {
+            let row = &feats[r * stride..][..w];
+            for (j, part) in row.chunks(RUN).enumerate() {
+                let (m, at) = (part.len(), r * w + j * RUN);
+                for (i, f) in part.iter().enumerate() {
+                    match f {
+                        Some(f) => {
+                            for k in 0..NF {
+                                x[k][i] = (clip(f[k]) - self.mean[k]) / self.scale[k];
+                            }
+                        }
+                        None => x.iter_mut().for_each(|xk| xk[i] = 0.0),
+                    }
+                }
+                for o in 0..c0 {
+                    let out = &mut e0[o * n + at..][..m];
+                    out.fill(b0[o]);
+                    for (xk, wv) in x.iter().zip(&w0[o * NF..(o + 1) * NF]) {
+                        axpy(out, *wv, &xk[..m]);
+                    }
+                }
+                let out = &mut skip[at..at + m];
+                out.fill(0.0);
+                for (xk, wv) in x.iter().zip(wl) {
+                    axpy(out, *wv, &xk[..m]);
+                }
+            }
+        }
+        relu(&mut e0);
+        // The coarse levels, as `forward` computes them.
+        let (p1, h1, w1) = pool2(&e0, c0, h, w);
+        let mut e1 = conv3(&p1, c0, h1, w1, &p[l.w1.clone()], &p[l.b1.clone()], c1);
+        drop(p1);
+        relu(&mut e1);
+        let (p2, h2, w2) = pool2(&e1, c1, h1, w1);
+        let mut e2 = conv3(&p2, c1, h2, w2, &p[l.w2.clone()], &p[l.b2.clone()], c2);
+        relu(&mut e2);
+        let mut e3 = conv3(&e2, c2, h2, w2, &p[l.w3.clone()], &p[l.b3.clone()], c2);
+        relu(&mut e3);
+        let mut cat1 = e1;
+        cat1.extend(up2(&e3, c2, h2, w2, h1, w1));
+        let w4 = &p[l.w4.clone()];
+        let mut d1 = conv3(&cat1, c1 + c2, h1, w1, w4, &p[l.b4.clone()], c1);
+        drop(cat1);
+        relu(&mut d1);
+        // Head at full resolution, a run at a time: h = relu(1x1 of
+        // [e0, up 2 of d1]), logit = 1x1 of h, plus the skip.
+        let (w5, b5) = (&p[l.w5.clone()], &p[l.b5.clone()]);
+        let (w6, b6) = (&p[l.w6.clone()], p[l.b6.clone()][0]);
+        let n1 = h1 * w1;
+        let mut logit = skip;
+        let mut up = vec![[0.0f32; RUN]; c1];
+        let mut hd = vec![[0.0f32; RUN]; c0];
+        let mut acc = [0.0f32; RUN];
+        for r in 0..h {
+            for x0 in (0..w).step_by(RUN) {
+                let (m, at) = (RUN.min(w - x0), r * w + x0);
+                for (k, u) in up.iter_mut().enumerate() {
+                    let src = &d1[k * n1 + (r / 2) * w1..];
+                    for (i, v) in u[..m].iter_mut().enumerate() {
+                        *v = src[(x0 + i) / 2];
+                    }
+                }
+                for (o, ho) in hd.iter_mut().enumerate() {
+                    let ho = &mut ho[..m];
+                    ho.fill(b5[o]);
+                    let wo = &w5[o * (c0 + c1)..(o + 1) * (c0 + c1)];
+                    for (i, wv) in wo[..c0].iter().enumerate() {
+                        axpy(ho, *wv, &e0[i * n + at..][..m]);
+                    }
+                    for (u, wv) in up.iter().zip(&wo[c0..]) {
+                        axpy(ho, *wv, &u[..m]);
+                    }
+                    relu(ho);
+                }
+                let acc = &mut acc[..m];
+                acc.fill(b6);
+                for (ho, wv) in hd.iter().zip(w6) {
+                    axpy(acc, *wv, &ho[..m]);
+                }
+                for (o, a) in logit[at..at + m].iter_mut().zip(acc.iter()) {
+                    // The skip added last, as `forward` does (addition
+                    // commutes to the bit).
+                    *o += *a;
+                }
+            }
+        }
+        logit
+    }
+}
+
+/// Pixels of a row the full-resolution layers of [`CnnModel::logits`]
+/// take at a time (their inputs stay in the first-level cache).
+const RUN: usize = 64;
+
+/// `out += a * x`, element by element.
+#[inline]
+fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// The probability of `logit` less `shift`, as [`CnnModel::score`].
+#[inline]
+fn sigmoid(logit: f32, shift: f64) -> f32 {
+    let z = logit as f64 - shift;
+    (1.0 / (1.0 + (-z).exp())) as f32
 }
 
 /// The span (start, length) along one axis that the network runs on,
@@ -418,39 +550,97 @@ pub(crate) fn conv3(
 ) -> Vec<f32> {
     let n = h * w;
     let mut out = vec![0.0f32; co * n];
-    for o in 0..co {
-        for y in 0..h {
-            let orow = &mut out[o * n + y * w..o * n + (y + 1) * w];
+    // Every output pixel sums bias, then per input channel its kernel rows
+    // top to bottom, each row's left, centre and right taps (taps outside
+    // the grid left out). Rows outermost: one output row's input rows stay
+    // in cache across the output channels.
+    for y in 0..h {
+        for o in 0..co {
+            let orow = &mut out[o * n + y * w..][..w];
             orow.fill(b[o]);
             for i in 0..ci {
-                for ky in 0..3 {
-                    let Some(sy) = (y + ky).checked_sub(1).filter(|s| *s < h) else {
-                        continue;
-                    };
-                    let srow = &inp[i * n + sy * w..i * n + (sy + 1) * w];
-                    let k = ((o * ci + i) * 3 + ky) * 3;
-                    let (a, bb, c) = (wt[k], wt[k + 1], wt[k + 2]);
-                    // Per pixel: left, centre, right taps, in that order.
-                    if w == 1 {
-                        orow[0] += bb * srow[0];
-                        continue;
+                let k = (o * ci + i) * 9;
+                let row = |ky: usize| {
+                    (y + ky)
+                        .checked_sub(1)
+                        .filter(|s| *s < h)
+                        .map(|sy| &inp[i * n + sy * w..][..w])
+                };
+                match (row(0), row(1), row(2)) {
+                    (Some(r0), Some(r1), Some(r2)) if w >= 2 => {
+                        taps3(orow, [r0, r1, r2], &wt[k..k + 9]);
                     }
-                    orow[0] += bb * srow[0];
-                    orow[0] += c * srow[1];
-                    for x in 1..w - 1 {
-                        let mut s = orow[x];
-                        s += a * srow[x - 1];
-                        s += bb * srow[x];
-                        s += c * srow[x + 1];
-                        orow[x] = s;
+                    rows => {
+                        for (ky, srow) in [rows.0, rows.1, rows.2].into_iter().enumerate() {
+                            if let Some(srow) = srow {
+                                taps1(orow, srow, &wt[k + 3 * ky..k + 3 * ky + 3]);
+                            }
+                        }
                     }
-                    orow[w - 1] += a * srow[w - 2];
-                    orow[w - 1] += bb * srow[w - 1];
                 }
             }
         }
     }
     out
+}
+
+/// One kernel row's taps `t` (left, centre, right) over a row.
+fn taps1(orow: &mut [f32], srow: &[f32], t: &[f32]) {
+    let w = orow.len();
+    let (a, bb, c) = (t[0], t[1], t[2]);
+    if w == 1 {
+        orow[0] += bb * srow[0];
+        return;
+    }
+    orow[0] += bb * srow[0];
+    orow[0] += c * srow[1];
+    let m = w - 2;
+    let (l, ce, r) = (&srow[..m], &srow[1..m + 1], &srow[2..m + 2]);
+    for (j, o) in orow[1..m + 1].iter_mut().enumerate() {
+        let mut s = *o;
+        s += a * l[j];
+        s += bb * ce[j];
+        s += c * r[j];
+        *o = s;
+    }
+    orow[w - 1] += a * srow[w - 2];
+    orow[w - 1] += bb * srow[w - 1];
+}
+
+/// Three kernel rows' taps `t` ([row][left, centre, right]) over three
+/// rows, in one pass, in the order of three [`taps1`] calls.
+fn taps3(orow: &mut [f32], rows: [&[f32]; 3], t: &[f32]) {
+    let w = orow.len();
+    let m = w - 2;
+    let mut s = orow[0];
+    for (ky, row) in rows.iter().enumerate() {
+        s += t[3 * ky + 1] * row[0];
+        s += t[3 * ky + 2] * row[1];
+    }
+    orow[0] = s;
+    let mut s = orow[w - 1];
+    for (ky, row) in rows.iter().enumerate() {
+        s += t[3 * ky] * row[w - 2];
+        s += t[3 * ky + 1] * row[w - 1];
+    }
+    orow[w - 1] = s;
+    let [r0, r1, r2] = rows;
+    let (l0, c0, q0) = (&r0[..m], &r0[1..m + 1], &r0[2..m + 2]);
+    let (l1, c1, q1) = (&r1[..m], &r1[1..m + 1], &r1[2..m + 2]);
+    let (l2, c2, q2) = (&r2[..m], &r2[1..m + 1], &r2[2..m + 2]);
+    for (j, o) in orow[1..m + 1].iter_mut().enumerate() {
+        let mut s = *o;
+        s += t[0] * l0[j];
+        s += t[1] * c0[j];
+        s += t[2] * q0[j];
+        s += t[3] * l1[j];
+        s += t[4] * c1[j];
+        s += t[5] * q1[j];
+        s += t[6] * l2[j];
+        s += t[7] * c2[j];
+        s += t[8] * q2[j];
+        *o = s;
+    }
 }
 
 /// 2x2 mean pooling (cells at an odd edge average the pixels they hold).
@@ -459,7 +649,23 @@ pub(crate) fn pool2(inp: &[f32], c: usize, h: usize, w: usize) -> (Vec<f32>, usi
     let mut out = vec![0.0f32; c * ph * pw];
     for k in 0..c {
         for y in 0..ph {
-            for x in 0..pw {
+            // Whole cells (the sum from 0 in the order of the general
+            // loop below, over 4).
+            let full = if 2 * y + 1 < h { w / 2 } else { 0 };
+            let (a, b) = (
+                &inp[k * h * w + 2 * y * w..][..w],
+                &inp[k * h * w + (2 * y + 1).min(h - 1) * w..][..w],
+            );
+            let dst = &mut out[k * ph * pw + y * pw..][..pw];
+            for (x, d) in dst[..full].iter_mut().enumerate() {
+                let mut s = 0.0f32;
+                s += a[2 * x];
+                s += a[2 * x + 1];
+                s += b[2 * x];
+                s += b[2 * x + 1];
+                *d = s / 4.0;
+            }
+            for x in full..pw {
                 let (mut s, mut cnt) = (0.0f32, 0.0f32);
                 for yy in 2 * y..(2 * y + 2).min(h) {
                     for xx in 2 * x..(2 * x + 2).min(w) {
@@ -573,6 +779,123 @@ mod tests {
             for c in RECEPTIVE..w - 20 {
                 let a = part[r * (w - 20) + c];
                 assert_eq!(a.to_bits(), full[(16 + r) * w + 20 + c].to_bits());
+            }
+        }
+    }
+
+    /// The 3x3 convolution and pooling as first written (one output plane
+    /// at a time, one kernel row at a time): the sums the faster loops must
+    /// take in the same order.
+    fn conv3_plain(
+        inp: &[f32],
+        ci: usize,
+        h: usize,
+        w: usize,
+        wt: &[f32],
+        b: &[f32],
+        co: usize,
+    ) -> Vec<f32> {
+        let n = h * w;
+        let mut out = vec![0.0f32; co * n];
+        for o in 0..co {
+            for y in 0..h {
+                for x in 0..w {
+                    let mut s = b[o];
+                    for i in 0..ci {
+                        for ky in 0..3 {
+                            let Some(sy) = (y + ky).checked_sub(1).filter(|s| *s < h) else {
+                                continue;
+                            };
+                            for kx in 0..3 {
+                                let Some(sx) = (x + kx).checked_sub(1).filter(|s| *s < w) else {
+                                    continue;
+                                };
+                                s +=
+                                    wt[((o * ci + i) * 3 + ky) * 3 + kx] * inp[i * n + sy * w + sx];
+                            }
+                        }
+                    }
+                    out[o * n + y * w + x] = s;
+                }
+            }
+        }
+        out
+    }
+
+    fn pool2_plain(inp: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+        let (ph, pw) = (h.div_ceil(2), w.div_ceil(2));
+        let mut out = vec![0.0f32; c * ph * pw];
+        for k in 0..c {
+            for y in 0..ph {
+                for x in 0..pw {
+                    let (mut s, mut cnt) = (0.0f32, 0.0f32);
+                    for yy in 2 * y..(2 * y + 2).min(h) {
+                        for xx in 2 * x..(2 * x + 2).min(w) {
+                            s += inp[k * h * w + yy * w + xx];
+                            cnt += 1.0;
+                        }
+                    }
+                    out[k * ph * pw + y * pw + x] = s / cnt;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn conv3_and_pool2_sum_in_the_plain_order() {
+        let mut s = 21u64;
+        for (h, w) in [(1, 1), (1, 2), (2, 1), (3, 3), (4, 7), (9, 12), (33, 66)] {
+            let (ci, co) = (3, 2);
+            let inp: Vec<f32> = (0..ci * h * w).map(|_| lcg(&mut s)).collect();
+            let wt: Vec<f32> = (0..co * ci * 9).map(|_| lcg(&mut s)).collect();
+            let b = [lcg(&mut s), lcg(&mut s)];
+            let got = conv3(&inp, ci, h, w, &wt, &b, co);
+            let want = conv3_plain(&inp, ci, h, w, &wt, &b, co);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "conv3 {h}x{w}");
+            let (got, _, _) = pool2(&inp, ci, h, w);
+            assert_eq!(
+                bits(&got),
+                bits(&pool2_plain(&inp, ci, h, w)),
+                "pool2 {h}x{w}"
+            );
+        }
+    }
+
+    #[test]
+    fn inference_gives_the_logits_of_the_training_forward_pass_to_the_bit() {
+        // Random weights (every layer active), masked pixels, values to
+        // clip, windows of every parity and a row stride wider than the
+        // window.
+        let mut s = 11u64;
+        for name in ["unet4", "unet8"] {
+            let mut m = CnnModel::shipped();
+            m.arch = Arch::named(name).unwrap();
+            m.params = random_params(&m.arch, 7);
+            for (h, w) in [(1, 1), (1, 2), (2, 3), (5, 7), (37, 70), (64, 131)] {
+                let stride = w + 5;
+                let feats: Vec<Option<[f32; NF]>> = (0..(h + 1) * stride)
+                    .map(|i| {
+                        (i % 13 != 4).then(|| {
+                            std::array::from_fn(|k| match (i + k) % 97 {
+                                0 => f32::NAN,
+                                1 => 1e6,
+                                _ => 8.0 * lcg(&mut s),
+                            })
+                        })
+                    })
+                    .collect();
+                let mut win = Vec::new();
+                for r in 0..h {
+                    win.extend_from_slice(&feats[stride + 2 + r * stride..][..w]);
+                }
+                let want = forward(&m.arch, &m.params, m.standardise(&win, h * w), h, w).logit;
+                let got = m.logits(&feats[stride + 2..], stride, h, w);
+                assert_eq!(want.len(), got.len());
+                for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name} {h}x{w} pixel {i}");
+                }
             }
         }
     }
