@@ -108,6 +108,23 @@ fn opts(strip_rows: usize) -> EvalOptions {
     EvalOptions { strip_rows }
 }
 
+/// The error evaluating `pred` against `truth` gives.
+fn eval_error(pred: &Path, truth: &Path) -> String {
+    eval::evaluate(pred, truth, None, &opts(0))
+        .unwrap_err()
+        .to_string()
+}
+
+/// `pred.tif` and `truth.tif` in a new temp dir: a W x H prediction of zeros
+/// on the UTM grid, and a truth written by the test.
+fn zero_pred() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pp = dir.path().join("pred.tif");
+    let tp = dir.path().join("truth.tif");
+    write_tif(&pp, W, H, &[0u8; W * H], Some(UTM));
+    (dir, pp, tp)
+}
+
 #[test]
 fn counts_and_figures_for_every_coding() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,14 +195,9 @@ fn masked_prediction_counts_nothing_else() {
 
 #[test]
 fn different_sizes_name_files_and_sizes() {
-    let dir = tempfile::tempdir().unwrap();
-    let pp = dir.path().join("pred.tif");
-    let tp = dir.path().join("truth.tif");
-    write_tif(&pp, W, H, &[0u8; W * H], Some(UTM));
+    let (_dir, pp, tp) = zero_pred();
     write_tif(&tp, W, H + 1, &[0u8; W * (H + 1)], None);
-    let e = eval::evaluate(&pp, &tp, None, &opts(0))
-        .unwrap_err()
-        .to_string();
+    let e = eval_error(&pp, &tp);
     assert!(e.contains("10 x 6") && e.contains("10 x 7"), "{e}");
     assert!(e.contains("pred.tif") && e.contains("truth.tif"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
@@ -193,21 +205,14 @@ fn different_sizes_name_files_and_sizes() {
 
 #[test]
 fn different_grids_are_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let pp = dir.path().join("pred.tif");
-    let tp = dir.path().join("truth.tif");
+    let (_dir, pp, tp) = zero_pred();
     let mut shifted = UTM;
     shifted.1[0] += 20.0;
-    write_tif(&pp, W, H, &[0u8; W * H], Some(UTM));
     write_tif(&tp, W, H, &[0u8; W * H], Some(shifted));
-    let e = eval::evaluate(&pp, &tp, None, &opts(0))
-        .unwrap_err()
-        .to_string();
+    let e = eval_error(&pp, &tp);
     assert!(e.contains("different grids"), "{e}");
     write_tif(&tp, W, H, &[0u8; W * H], Some((32634, UTM.1)));
-    let e = eval::evaluate(&pp, &tp, None, &opts(0))
-        .unwrap_err()
-        .to_string();
+    let e = eval_error(&pp, &tp);
     assert!(
         e.contains("different grids") && e.contains("EPSG:32634"),
         "{e}"
@@ -216,17 +221,12 @@ fn different_grids_are_an_error() {
 
 #[test]
 fn bad_values_are_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let pp = dir.path().join("pred.tif");
-    let tp = dir.path().join("truth.tif");
+    let (_dir, pp, tp) = zero_pred();
     let mut truth = vec![0u8; W * H];
     truth[3] = 1;
     truth[4] = 2;
-    write_tif(&pp, W, H, &[0u8; W * H], Some(UTM));
     write_tif(&tp, W, H, &truth, None);
-    let e = eval::evaluate(&pp, &tp, None, &opts(0))
-        .unwrap_err()
-        .to_string();
+    let e = eval_error(&pp, &tp);
     assert!(
         e.contains("0/1, 1/2 or 0/255") && e.contains("truth.tif"),
         "{e}"
@@ -235,9 +235,7 @@ fn bad_values_are_errors() {
     pred[W + 2] = 7;
     write_tif(&pp, W, H, &pred, Some(UTM));
     write_tif(&tp, W, H, &[0u8; W * H], None);
-    let e = eval::evaluate(&pp, &tp, None, &opts(0))
-        .unwrap_err()
-        .to_string();
+    let e = eval_error(&pp, &tp);
     assert!(
         e.contains("pixel (2, 1) has value 7") && e.contains("pred.tif"),
         "{e}"
@@ -403,6 +401,17 @@ fn utm_feature(kind: &str, c0: f64, r0: f64, c1: f64, r1: f64) -> String {
     )
 }
 
+/// `<dir>/sites.geojson`, a FeatureCollection of `features`.
+fn write_sites(dir: &Path, features: &[String]) -> PathBuf {
+    let sp = dir.join("sites.geojson");
+    let fc = format!(
+        r#"{{"type": "FeatureCollection", "features": [{}]}}"#,
+        features.join(",\n")
+    );
+    std::fs::write(&sp, fc).unwrap();
+    sp
+}
+
 /// 20 x 20 UTM truth with change at (5, 5) and (12, 3..=4).
 fn site_truth() -> Vec<u8> {
     let mut t = vec![0u8; 400];
@@ -426,15 +435,7 @@ fn site_precision_on_a_utm_grid() {
         utm_feature("hangar", 11.5, 2.2, 12.5, 3.2), // reaches (12, 3): touches
         utm_feature("road", -60.0, -60.0, -50.0, -50.0), // off the grid
     ];
-    let sp = dir.path().join("sites.geojson");
-    std::fs::write(
-        &sp,
-        format!(
-            r#"{{"type": "FeatureCollection", "features": [{}]}}"#,
-            features.join(",\n")
-        ),
-    )
-    .unwrap();
+    let sp = write_sites(dir.path(), &features);
     for strip in [0, 3] {
         let r = eval::evaluate(&pp, &tp, Some(&sp), &opts(strip)).unwrap();
         let s = r.sites.as_ref().expect("site figures");
@@ -508,6 +509,49 @@ fn dunewatch(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .unwrap()
 }
 
+/// `dunewatch eval --pred <pred> --truth <truth>`, with `--json` when `json`.
+fn eval_bin(pred: &Path, truth: &Path, json: bool) -> std::process::Output {
+    let mut args = vec![
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        pred.as_os_str(),
+        "--truth".as_ref(),
+        truth.as_os_str(),
+    ];
+    if json {
+        args.push("--json".as_ref());
+    }
+    dunewatch(&args)
+}
+
+/// The figures `dunewatch eval --json` prints; it must succeed.
+fn eval_json(pred: &Path, truth: &Path) -> serde_json::Value {
+    let out = eval_bin(pred, truth, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// `dunewatch detect --quiet --threads 2 <args> --before <before> --after
+/// <after> --out <out>`; it must succeed.
+fn detect(args: &[&str], before: &Path, after: &Path, out: &Path) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
+        .args(["detect", "--quiet", "--threads", "2"])
+        .args(args)
+        .arg("--before")
+        .arg(before)
+        .arg("--after")
+        .arg(after)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn binary_prints_json_and_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -518,20 +562,7 @@ fn binary_prints_json_and_table() {
     let tp = dir.path().join("truth.tif");
     write_tif(&tp, W, H, &coded(&truth, (1, 2)), None);
 
-    let out = dunewatch(&[
-        "eval".as_ref(),
-        "--pred".as_ref(),
-        run.as_os_str(),
-        "--truth".as_ref(),
-        tp.as_os_str(),
-        "--json".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let j = eval_json(&run, &tp);
     let px = &j["pixels"];
     let counts: Vec<u64> = ["tp", "fp", "fn", "tn", "masked"]
         .iter()
@@ -545,13 +576,7 @@ fn binary_prints_json_and_table() {
     assert!(j["objects"]["over_1_ha"]["recall"].is_number());
     assert!(j.get("sites").is_none(), "no sites file: no site figure");
 
-    let out = dunewatch(&[
-        "eval".as_ref(),
-        "--pred".as_ref(),
-        run.as_os_str(),
-        "--truth".as_ref(),
-        tp.as_os_str(),
-    ]);
+    let out = eval_bin(&run, &tp, false);
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -562,13 +587,7 @@ fn binary_prints_json_and_table() {
     // Size mismatch: exit 1, one line naming both sizes.
     let big = dir.path().join("big.tif");
     write_tif(&big, W + 1, H, &[0u8; (W + 1) * H], None);
-    let out = dunewatch(&[
-        "eval".as_ref(),
-        "--pred".as_ref(),
-        run.as_os_str(),
-        "--truth".as_ref(),
-        big.as_os_str(),
-    ]);
+    let out = eval_bin(&run, &big, false);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("10 x 6") && err.contains("11 x 6"), "{err}");
@@ -598,34 +617,8 @@ fn top_k_site_precision_on_the_sample_tiles() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let label = root.join("abudhabi-cm.tif");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
-        .args(["detect", "--quiet", "--threads", "2", "--before"])
-        .arg(root.join("before"))
-        .arg("--after")
-        .arg(root.join("after"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = dunewatch(&[
-        "eval".as_ref(),
-        "--pred".as_ref(),
-        run.as_os_str(),
-        "--truth".as_ref(),
-        label.as_os_str(),
-        "--json".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    detect(&[], &root.join("before"), &root.join("after"), &run);
+    let j = eval_json(&run, &label);
     let s = &j["sites"];
     assert_eq!(s["ranked_by"], "rank");
 
@@ -674,13 +667,7 @@ fn top_k_site_precision_on_the_sample_tiles() {
     assert!(s["true_sites"].as_u64().unwrap() <= s["touching"].as_u64().unwrap());
 
     // The table shows the top-k and object recall by size class next to pixel F1.
-    let out = dunewatch(&[
-        "eval".as_ref(),
-        "--pred".as_ref(),
-        run.as_os_str(),
-        "--truth".as_ref(),
-        label.as_os_str(),
-    ]);
+    let out = eval_bin(&run, &label, false);
     let table = String::from_utf8(out.stdout).unwrap();
     let summary = table
         .lines()
@@ -714,15 +701,7 @@ fn top_k_with_fewer_sites_than_k() {
         with_rank(utm_feature("building", 11.0, 2.0, 14.0, 5.0), 1),
         with_rank(utm_feature("building", 0.0, 0.0, 2.0, 2.0), 3),
     ];
-    let sp = dir.path().join("sites.geojson");
-    std::fs::write(
-        &sp,
-        format!(
-            r#"{{"type": "FeatureCollection", "features": [{}]}}"#,
-            features.join(",")
-        ),
-    )
-    .unwrap();
+    let sp = write_sites(dir.path(), &features);
     let r = eval::evaluate(&pp, &tp, Some(&sp), &opts(0)).unwrap();
     let s = r.sites.unwrap();
     assert_eq!((s.touching, s.true_sites), (2, 1));
@@ -731,22 +710,25 @@ fn top_k_with_fewer_sites_than_k() {
     assert!(close(s.top[0].precision, 1.0 / 3.0));
 }
 
-#[test]
-fn eval_oscd_script_tables_top_k_and_size_classes() {
-    // An OSCD-style folder holding the sample pair, linked from the repository.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sample = root.join("sample_tiles/abudhabi");
-    let dir = tempfile::tempdir().unwrap();
-    let oscd = dir.path().join("oscd");
+/// An OSCD-style folder (`<dir>/oscd`) holding the sample pair, linked
+/// from the repository.
+fn oscd_folder(dir: &Path) -> PathBuf {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_tiles/abudhabi");
+    let oscd = dir.join("oscd");
     std::fs::create_dir_all(oscd.join("images/abudhabi")).unwrap();
     std::fs::create_dir_all(oscd.join("labels/abudhabi")).unwrap();
-    std::os::unix::fs::symlink(sample.join("before"), oscd.join("images/abudhabi/imgs_1")).unwrap();
-    std::os::unix::fs::symlink(sample.join("after"), oscd.join("images/abudhabi/imgs_2")).unwrap();
-    std::os::unix::fs::symlink(
-        sample.join("abudhabi-cm.tif"),
-        oscd.join("labels/abudhabi/abudhabi-cm.tif"),
-    )
-    .unwrap();
+    let link = |from: &str, to: &str| std::os::unix::fs::symlink(sample.join(from), oscd.join(to));
+    link("before", "images/abudhabi/imgs_1").unwrap();
+    link("after", "images/abudhabi/imgs_2").unwrap();
+    link("abudhabi-cm.tif", "labels/abudhabi/abudhabi-cm.tif").unwrap();
+    oscd
+}
+
+#[test]
+fn eval_oscd_script_tables_top_k_and_size_classes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let oscd = oscd_folder(dir.path());
     let out_dir = dir.path().join("out");
     let out = std::process::Command::new("bash")
         .arg(root.join("scripts/eval_oscd.sh"))
@@ -849,18 +831,8 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
 fn desert_scenarios_are_deterministic_and_match_their_truth() {
     // The sample pair is OSCD's Abu Dhabi pair: background and donor of real change pixels.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sample = root.join("sample_tiles/abudhabi");
     let dir = tempfile::tempdir().unwrap();
-    let oscd = dir.path().join("oscd");
-    std::fs::create_dir_all(oscd.join("images/abudhabi")).unwrap();
-    std::fs::create_dir_all(oscd.join("labels/abudhabi")).unwrap();
-    std::os::unix::fs::symlink(sample.join("before"), oscd.join("images/abudhabi/imgs_1")).unwrap();
-    std::os::unix::fs::symlink(sample.join("after"), oscd.join("images/abudhabi/imgs_2")).unwrap();
-    std::os::unix::fs::symlink(
-        sample.join("abudhabi-cm.tif"),
-        oscd.join("labels/abudhabi/abudhabi-cm.tif"),
-    )
-    .unwrap();
+    let oscd = oscd_folder(dir.path());
     let make = |out: &Path| {
         let o = std::process::Command::new("/usr/bin/python3")
             .arg(root.join("scripts/make_desert_scenarios.py"))
@@ -941,34 +913,13 @@ fn desert_scenarios_are_deterministic_and_match_their_truth() {
     assert!(z.data().iter().all(|&v| v == 0));
     let scene = a.join("abudhabi1_pasted1");
     let run = dir.path().join("run");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dunewatch"))
-        .args([
-            "detect",
-            "--quiet",
-            "--threads",
-            "2",
-            "--method",
-            "combined",
-        ])
-        .arg("--before")
-        .arg(scene.join("imgs_1"))
-        .arg("--after")
-        .arg(scene.join("imgs_2"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = dunewatch(&[
-        "eval".as_ref(),
-        "--pred".as_ref(),
-        run.as_os_str(),
-        "--truth".as_ref(),
-        scene.join("truth.tif").as_os_str(),
-        "--json".as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    detect(
+        &["--method", "combined"],
+        &scene.join("imgs_1"),
+        &scene.join("imgs_2"),
+        &run,
+    );
+    let j = eval_json(&run, &scene.join("truth.tif"));
     // The runway alone is a truth object over 1 ha, and the pasted structures are found.
     assert!(j["objects"]["over_1_ha"]["objects"].as_u64().unwrap() >= 1);
     let recall = j["pixels"]["recall"].as_f64().unwrap();

@@ -7,8 +7,12 @@
 //! pixels copied from a bright built-up area of the same scene (pasted
 //! "structures" on open sand). Real pixels, known positions and dates.
 
+#[path = "common/gpkg.rs"]
+mod gpkg;
+
 use gdal::vector::{Geometry, LayerAccess};
 use gdal::Dataset;
+use gpkg::rows as text;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,22 +105,6 @@ fn count(reg: &Path, sql: &str) -> i64 {
     f.field_as_integer64(0).unwrap().unwrap_or(0)
 }
 
-fn text(reg: &Path, sql: &str) -> Vec<String> {
-    let ds = Dataset::open(reg).unwrap();
-    let mut rs = ds
-        .execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
-        .unwrap()
-        .unwrap();
-    rs.features()
-        .map(|f| {
-            (0..f.field_count())
-                .map(|i| f.field_as_string(i).unwrap().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
-
 /// An edit as an analyst makes it with ogr/sqlite: SQL through GDAL.
 fn edit(reg: &Path, sql: &str) {
     let ds = gdal::Dataset::open_ex(
@@ -131,18 +119,38 @@ fn edit(reg: &Path, sql: &str) {
         .unwrap();
 }
 
+/// A JSON file's contents.
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Writes `dst`: the JSON of `src` changed by `f`.
+fn edit_json(src: &Path, dst: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v = json(src);
+    f(&mut v);
+    std::fs::write(dst, v.to_string()).unwrap();
+}
+
+/// `dunewatch register report`: the HTML it writes.
+fn report(reg: &Path, out: &Path) -> String {
+    run_ok(
+        bin()
+            .args(["register", "report"])
+            .arg(reg)
+            .arg("--out")
+            .arg(out),
+    );
+    std::fs::read_to_string(out.join("register.html")).unwrap()
+}
+
 /// A copy of a finished run as if made with other options (a different
 /// fingerprint), its sites changed by `f`.
 fn variant(src: &Path, dst: &Path, f: impl Fn(&mut Value)) {
     std::fs::create_dir_all(dst).unwrap();
-    let mut run: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("run.json")).unwrap()).unwrap();
-    run["detect"]["threshold"] = Value::from(0.91);
-    std::fs::write(dst.join("run.json"), run.to_string()).unwrap();
-    let mut sites: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("sites.geojson")).unwrap()).unwrap();
-    f(&mut sites);
-    std::fs::write(dst.join("sites.geojson"), sites.to_string()).unwrap();
+    edit_json(&src.join("run.json"), &dst.join("run.json"), |run| {
+        run["detect"]["threshold"] = Value::from(0.91)
+    });
+    edit_json(&src.join("sites.geojson"), &dst.join("sites.geojson"), f);
 }
 
 #[test]
@@ -181,14 +189,13 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
     // The same pair detected again with other options: every site matches
     // (same outlines), none is added. Site 3 grew to 3x its area.
     let grown_run = dir.path().join("again");
-    let s3_run_id = text(
+    let s3_run_id = count(
         &reg,
         "SELECT run_site_id FROM observations WHERE site_id = 3",
-    )[0]
-    .clone();
+    );
     variant(&r.forward, &grown_run, |fc| {
         for f in fc["features"].as_array_mut().unwrap() {
-            if f["properties"]["id"].to_string() == s3_run_id {
+            if f["properties"]["id"] == s3_run_id {
                 let g = Geometry::from_geojson(&f["geometry"].to_string()).unwrap();
                 // About 3x the area: 30 m around a site some 40 m across.
                 let big = g.buffer(0.0003, 4).unwrap();
@@ -223,15 +230,7 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
         2
     );
     // The register report lists unreviewed sites first.
-    let rep = dir.path().join("rep");
-    run_ok(
-        bin()
-            .args(["register", "report"])
-            .arg(&reg)
-            .arg("--out")
-            .arg(&rep),
-    );
-    let html = std::fs::read_to_string(rep.join("register.html")).unwrap();
+    let html = report(&reg, &dir.path().join("rep"));
     let first_unrev = html.find("class=\"unreviewed\"").unwrap();
     let first_dism = html.find("class=\"dismissed\"").unwrap();
     assert!(first_unrev < first_dism);
@@ -259,14 +258,14 @@ fn same_pair_twice_adds_no_site_and_review_edits_survive() {
         reg_before,
         "--new-only only reads"
     );
-    let kept: Value =
-        serde_json::from_str(&std::fs::read_to_string(copy.join("sites.geojson")).unwrap())
-            .unwrap();
-    let kept = kept["features"].as_array().unwrap().len();
-    let all: Value =
-        serde_json::from_str(&std::fs::read_to_string(r.swapped.join("sites.geojson")).unwrap())
-            .unwrap();
-    let all = all["features"].as_array().unwrap().len();
+    let kept = json(&copy.join("sites.geojson"))["features"]
+        .as_array()
+        .unwrap()
+        .len();
+    let all = json(&r.swapped.join("sites.geojson"))["features"]
+        .as_array()
+        .unwrap()
+        .len();
     assert!(kept > 0 && kept * 5 < all, "{kept} of {all}");
     let report = std::fs::read_to_string(copy.join("report.html")).unwrap();
     assert!(report.contains(&format!("{kept} sites")) || report.contains(&kept.to_string()));
@@ -286,15 +285,14 @@ fn a_grown_site_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("g.gpkg");
     add(&reg, &[&r.forward]);
-    let s1 = text(
+    let s1 = count(
         &reg,
         "SELECT run_site_id FROM observations WHERE site_id = 1",
-    )[0]
-    .clone();
+    );
     let grown = dir.path().join("grown");
     variant(&r.forward, &grown, |fc| {
         for f in fc["features"].as_array_mut().unwrap() {
-            if f["properties"]["id"].to_string() == s1 {
+            if f["properties"]["id"] == s1 {
                 let g = Geometry::from_geojson(&f["geometry"].to_string()).unwrap();
                 let big = g.buffer(0.0003, 4).unwrap();
                 let a = f["properties"]["area_m2"].as_f64().unwrap();
@@ -389,15 +387,13 @@ fn matching_holds_across_the_two_grids() {
 /// another fingerprint), its after date and its compounds changed.
 fn compounds_variant(src: &Path, dst: &Path, after: &str, f: impl Fn(&mut Vec<Value>)) {
     variant(src, dst, |_| {});
-    let mut run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dst.join("run.json")).unwrap()).unwrap();
-    run["after"]["date"] = Value::from(after);
-    std::fs::write(dst.join("run.json"), run.to_string()).unwrap();
-    let mut fc: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("compounds.geojson")).unwrap())
-            .unwrap();
-    f(fc["features"].as_array_mut().unwrap());
-    std::fs::write(dst.join("compounds.geojson"), fc.to_string()).unwrap();
+    let run = dst.join("run.json");
+    edit_json(&run, &run, |run| run["after"]["date"] = Value::from(after));
+    edit_json(
+        &src.join("compounds.geojson"),
+        &dst.join("compounds.geojson"),
+        |fc| f(fc["features"].as_array_mut().unwrap()),
+    );
 }
 
 #[test]
@@ -406,10 +402,7 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("c.gpkg");
     add(&reg, &[&r.forward]);
-    let fc: Value = serde_json::from_str(
-        &std::fs::read_to_string(r.forward.join("compounds.geojson")).unwrap(),
-    )
-    .unwrap();
+    let fc = json(&r.forward.join("compounds.geojson"));
     let feats = fc["features"].as_array().unwrap();
     let n = feats.len() as i64;
     assert!(n > 5, "{n} compounds");
@@ -468,10 +461,10 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
     compounds_variant(&r.forward, &last, "2018-09-01", |f| {
         f.remove(0);
     });
-    let mut last_run: Value =
-        serde_json::from_str(&std::fs::read_to_string(last.join("run.json")).unwrap()).unwrap();
-    last_run["detect"]["threshold"] = Value::from(0.92);
-    std::fs::write(last.join("run.json"), last_run.to_string()).unwrap();
+    let last_run = last.join("run.json");
+    edit_json(&last_run, &last_run, |run| {
+        run["detect"]["threshold"] = Value::from(0.92)
+    });
     let out = add(&reg, &[&last]);
     assert!(
         out.contains(&format!(
@@ -498,6 +491,62 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
         ),
         n - 1
     );
+
+    // The register report lists the compounds after the sites: counts by
+    // status, unreviewed first, members linked to their sites' rows.
+    let html = report(&reg, &dir.path().join("rep"));
+    assert!(
+        html.contains(&format!("&middot; {n} compounds, {} unreviewed", n - 1)),
+        "summary line"
+    );
+    assert!(
+        html.contains(&format!(
+            "{n} compounds: {} seen_again, 1 not_seen_since</p>",
+            n - 1
+        )),
+        "counts by status"
+    );
+    let compounds_at = html.find("<h2>Compounds</h2>").unwrap();
+    assert!(html.rfind("id=\"site-").unwrap() < compounds_at);
+    assert_eq!(html.matches("id=\"compound-").count() as i64, n);
+    let dismissed = text(
+        &reg,
+        "SELECT compound_id, members, n_members, first_seen, last_seen FROM compounds \
+         WHERE review = 'dismissed'",
+    );
+    let d: Vec<&str> = dismissed[0].split('|').collect();
+    let row_at = html
+        .find(&format!(
+            "<tr class=\"dismissed\" id=\"compound-{}\">",
+            d[0]
+        ))
+        .unwrap();
+    let first_unreviewed = compounds_at
+        + html[compounds_at..]
+            .find("<tr class=\"unreviewed\"")
+            .unwrap();
+    assert!(first_unreviewed < row_at, "unreviewed compounds first");
+    assert!(!html[row_at..].contains("<tr class=\"unreviewed\""));
+    let row = &html[row_at..row_at + html[row_at..].find("</tr>").unwrap()];
+    let links: Vec<String> = d[1]
+        .split(',')
+        .map(|m| format!("<a href=\"#site-{m}\">{m}</a>"))
+        .collect();
+    for want in [
+        "<td>dismissed</td>",
+        "<td>not_seen_since</td>",
+        &format!("<td>{}</td><td>{}</td><td>2</td>", d[3], d[4]),
+        &format!("<td>{}: {}</td>", d[2], links.join(", ")),
+        "<td>salt works</td>",
+    ] {
+        assert!(row.contains(want), "{want} in {row}");
+    }
+    for m in d[1].split(',') {
+        assert!(
+            html.contains(&format!("id=\"site-{m}\"")),
+            "site {m} listed"
+        );
+    }
 }
 
 #[test]

@@ -3,11 +3,14 @@
 //! scripts/test_servers.sh): STAC items as scenes read window by window
 //! through `/vsicurl/`, search, fetch, and clean failures.
 
+#[path = "common/gpkg.rs"]
+mod gpkg;
 #[path = "common/scenes.rs"]
 mod scenes;
 #[path = "common/stac_fixture.rs"]
 mod stac_fixture;
 
+use gpkg::rows as gpkg_rows;
 use scenes::{assert_ok, dunewatch};
 use stac_fixture::*;
 use std::path::Path;
@@ -21,6 +24,48 @@ fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// A JSON file's contents.
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&read(p)).unwrap()
+}
+
+/// The sample's before and after items (see [`abudhabi_site`], assets
+/// under `prefix`) and the servers serving them.
+fn served_site(dir: &Path, prefix: &str) -> (std::path::PathBuf, std::path::PathBuf, Servers) {
+    let port = free_port();
+    let (before, after) = abudhabi_site(dir, port, prefix);
+    (before, after, Servers::start(dir, port, free_port()))
+}
+
+/// `<dir>/aoi.geojson`, the sample's area.
+fn aoi_file(dir: &Path) -> std::path::PathBuf {
+    let aoi = dir.join("aoi.geojson");
+    write_aoi(&aoi, AOI[0], AOI[1], AOI[2], AOI[3]);
+    aoi
+}
+
+/// `dunewatch scenes` on the servers' catalogue over the sample's area,
+/// from `from` to 2018-12-31, with more arguments.
+fn scenes_over_aoi(servers: &Servers, from: &str, args: &[&str]) -> std::process::Output {
+    let bbox = format!("{},{},{},{}", AOI[0], AOI[1], AOI[2], AOI[3]);
+    let stac = servers.stac();
+    let mut all = vec![
+        "scenes",
+        "--stac",
+        &stac,
+        "--collection",
+        "sentinel-2-l1c",
+        "--bbox",
+        &bbox,
+        "--from",
+        from,
+        "--to",
+        "2018-12-31",
+    ];
+    all.extend_from_slice(args);
+    dunewatch(&all)
+}
+
 fn one_line_error(o: &std::process::Output) -> String {
     assert!(!o.status.success(), "expected a failure");
     let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
@@ -31,11 +76,8 @@ fn one_line_error(o: &std::process::Output) -> String {
 #[test]
 fn detect_on_remote_items_matches_the_same_files_read_locally() {
     let t = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (before, after) = abudhabi_site(t.path(), port, "");
-    let servers = Servers::start(t.path(), port, free_port());
-    let aoi = t.path().join("aoi.geojson");
-    write_aoi(&aoi, AOI[0], AOI[1], AOI[2], AOI[3]);
+    let (before, after, servers) = served_site(t.path(), "");
+    let aoi = aoi_file(t.path());
     let aoi = aoi.to_str().unwrap();
 
     let www = t.path().join("www");
@@ -48,29 +90,20 @@ fn detect_on_remote_items_matches_the_same_files_read_locally() {
     );
     assert_ok(&o);
 
-    let url = |p: &Path| {
-        format!(
-            "{}/{}",
-            servers.www(),
-            p.file_name().unwrap().to_str().unwrap()
-        )
-    };
+    let url = |p: &Path| servers.url_of(p);
     let (bu, au) = (url(&before), url(&after));
-    let remote = t.path().join("remote");
-    let o = dunewatch(&[
-        "detect",
-        "--quiet",
-        "--no-sites",
-        "--before",
-        &bu,
-        "--after",
-        &au,
-        "--out",
-        remote.to_str().unwrap(),
-        "--aoi",
-        aoi,
-    ]);
-    assert_ok(&o);
+    // `detect` on the items' URLs into `<t>/<name>`.
+    let detect_remote = |name: &str, args: &[&str]| {
+        let out = t.path().join(name);
+        assert_ok(&scenes::detect_with_sites(
+            Path::new(&bu),
+            Path::new(&au),
+            &out,
+            &[args, &["--aoi", aoi]].concat(),
+        ));
+        out
+    };
+    let remote = detect_remote("remote", &["--no-sites"]);
     let reqs = servers.requests();
     for f in ["change_score.tif", "change_mask.tif"] {
         assert!(
@@ -109,20 +142,7 @@ fn detect_on_remote_items_matches_the_same_files_read_locally() {
     );
 
     // With its sites: the sites step finds the remote scenes again from run.json.
-    let with_sites = t.path().join("remote-sites");
-    let o = dunewatch(&[
-        "detect",
-        "--quiet",
-        "--before",
-        &bu,
-        "--after",
-        &au,
-        "--out",
-        with_sites.to_str().unwrap(),
-        "--aoi",
-        aoi,
-    ]);
-    assert_ok(&o);
+    let with_sites = detect_remote("remote-sites", &[]);
     assert!(with_sites.join("sites.geojson").is_file());
     assert!(read(&with_sites.join("change_mask.tif")) == read(&local.join("change_mask.tif")));
 }
@@ -135,13 +155,7 @@ fn a_missing_asset_is_a_one_line_error_naming_its_url() {
     // The red band's file is gone from the server.
     std::fs::remove_file(t.path().join("www/after/B04.tif")).unwrap();
     let servers = Servers::start(t.path(), port, free_port());
-    let url = |p: &Path| {
-        format!(
-            "{}/{}",
-            servers.www(),
-            p.file_name().unwrap().to_str().unwrap()
-        )
-    };
+    let url = |p: &Path| servers.url_of(p);
     let out = t.path().join("out");
     let o = dunewatch(&[
         "detect",
@@ -178,17 +192,9 @@ fn a_missing_asset_is_a_one_line_error_naming_its_url() {
 #[test]
 fn a_server_stopped_mid_run_is_a_clean_error() {
     let t = tempfile::tempdir().unwrap();
-    let port = free_port();
     // Items whose assets come through nginx's throttled /slow/ location.
-    let (before, after) = abudhabi_site(t.path(), port, "slow/");
-    let servers = Servers::start(t.path(), port, free_port());
-    let url = |p: &Path| {
-        format!(
-            "{}/{}",
-            servers.www(),
-            p.file_name().unwrap().to_str().unwrap()
-        )
-    };
+    let (before, after, servers) = served_site(t.path(), "slow/");
+    let url = |p: &Path| servers.url_of(p);
     let out = t.path().join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dunewatch"))
         .args([
@@ -254,8 +260,7 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
     let t = tempfile::tempdir().unwrap();
     let port = free_port();
     let (before, after) = abudhabi_site(t.path(), port, "");
-    let b: serde_json::Value = serde_json::from_slice(&read(&before)).unwrap();
-    let a: serde_json::Value = serde_json::from_slice(&read(&after)).unwrap();
+    let (b, a) = (json(&before), json(&after));
     let mut paris = variant(&a, "S2A_31UDQ_20180328_0_L1C", "2018-03-28T10:50:00Z", 0.0);
     paris["geometry"] = serde_json::json!({"type": "Polygon",
         "coordinates": [[[2.2, 48.8], [2.5, 48.8], [2.5, 48.9], [2.2, 48.9], [2.2, 48.8]]]});
@@ -268,29 +273,15 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
         paris,
         variant(&b, "S2A_39QZG_20190105_0_L1C", "2019-01-05T07:06:12.000000Z", 1.0),
     ]});
-    std::fs::create_dir_all(t.path().join("stac")).unwrap();
-    std::fs::write(t.path().join("stac/items.json"), catalogue.to_string()).unwrap();
+    write_catalogue(t.path(), "items.json", &catalogue);
     let servers = Servers::start(t.path(), port, free_port());
 
     let pairs = t.path().join("lists/abudhabi.csv");
-    let bbox = format!("{},{},{},{}", AOI[0], AOI[1], AOI[2], AOI[3]);
-    let o = dunewatch(&[
-        "scenes",
-        "--stac",
-        &servers.stac(),
-        "--collection",
-        "sentinel-2-l1c",
-        "--bbox",
-        &bbox,
-        "--from",
+    let o = scenes_over_aoi(
+        &servers,
         "2016-01-01",
-        "--to",
-        "2018-12-31",
-        "--max-cloud",
-        "20",
-        "--pairs",
-        pairs.to_str().unwrap(),
-    ]);
+        &["--max-cloud", "20", "--pairs", pairs.to_str().unwrap()],
+    );
     assert_ok(&o);
     let text = String::from_utf8_lossy(&o.stdout);
     let listed: Vec<&str> = text
@@ -346,19 +337,7 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
     assert!(run["detect"]["pixels"]["compared"].as_u64().unwrap() > 10_000);
 
     // Dates alone: a narrower range leaves one date, so no pair.
-    let o = dunewatch(&[
-        "scenes",
-        "--stac",
-        &servers.stac(),
-        "--collection",
-        "sentinel-2-l1c",
-        "--bbox",
-        &bbox,
-        "--from",
-        "2018-03-20",
-        "--to",
-        "2018-12-31",
-    ]);
+    let o = scenes_over_aoi(&servers, "2018-03-20", &[]);
     assert_ok(&o);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -371,19 +350,10 @@ fn scenes_finds_items_by_area_dates_and_cloud_and_its_pair_runs_in_batch() {
 #[test]
 fn fetched_crops_give_the_same_detect_result_offline() {
     let t = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (before, after) = abudhabi_site(t.path(), port, "");
-    let servers = Servers::start(t.path(), port, free_port());
-    let aoi = t.path().join("aoi.geojson");
-    write_aoi(&aoi, AOI[0], AOI[1], AOI[2], AOI[3]);
+    let (before, after, servers) = served_site(t.path(), "");
+    let aoi = aoi_file(t.path());
     let aoi = aoi.to_str().unwrap();
-    let url = |p: &Path| {
-        format!(
-            "{}/{}",
-            servers.www(),
-            p.file_name().unwrap().to_str().unwrap()
-        )
-    };
+    let url = |p: &Path| servers.url_of(p);
     let fetched = t.path().join("fetched");
     let o = dunewatch(&[
         "fetch",
@@ -522,8 +492,7 @@ fn scenes_takes_a_place_name_or_the_region_as_its_area() {
         footprint_item("S2A_39QZG_20240105_0_L2A", "2024-01-05T07:00:00Z", 0.0,
                        [54.0, 24.0, 55.0, 25.0]),
     ]});
-    std::fs::create_dir_all(t.path().join("stac")).unwrap();
-    std::fs::write(t.path().join("stac/items.json"), catalogue.to_string()).unwrap();
+    write_catalogue(t.path(), "items.json", &catalogue);
     let servers = Servers::start(t.path(), free_port(), free_port());
     let stac = servers.stac();
     let search = |area: &[&str]| {
@@ -695,8 +664,7 @@ fn aoi_cloud_counts_only_the_scl_pixels_inside_the_area() {
         "href": format!("http://127.0.0.1:{port}/scl.tif"),
         "type": "image/tiff; application=geotiff; profile=cloud-optimized",
         "roles": ["data"]});
-    std::fs::create_dir_all(t.path().join("stac")).unwrap();
-    std::fs::write(t.path().join("stac/item.json"), item.to_string()).unwrap();
+    write_catalogue(t.path(), "item.json", &item);
     let servers = Servers::start(t.path(), port, free_port());
     let aoi = t.path().join("aoi.geojson");
     let o = dunewatch(&[
@@ -724,32 +692,13 @@ fn aoi_cloud_counts_only_the_scl_pixels_inside_the_area() {
     assert!(!scl.is_empty() && scl.iter().all(|r| r.2 == 206), "{scl:?}");
 }
 
-/// The rows of an SQL query on a GeoPackage, fields joined by `|`.
-fn gpkg_rows(path: &Path, sql: &str) -> Vec<String> {
-    use gdal::vector::LayerAccess;
-    let ds = gdal::Dataset::open(path).unwrap();
-    let mut rs = ds
-        .execute_sql(sql, None, gdal::vector::sql::Dialect::SQLITE)
-        .unwrap()
-        .unwrap();
-    rs.features()
-        .map(|f| {
-            (0..f.field_count())
-                .map(|i| f.field_as_string(i).unwrap().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
-
 #[test]
 fn watch_follows_a_scenes_item_list_and_item_urls_in_date_order() {
     use gdal::vector::LayerAccess;
     let t = tempfile::tempdir().unwrap();
     let port = free_port();
     let (before, after) = abudhabi_site(t.path(), port, "");
-    let b: serde_json::Value = serde_json::from_slice(&read(&before)).unwrap();
-    let a: serde_json::Value = serde_json::from_slice(&read(&after)).unwrap();
+    let (b, a) = (json(&before), json(&after));
     // A third date: the after scene's own pixels again, three months on
     // (nothing changed since), listed first in the catalogue.
     let later = variant(
@@ -759,8 +708,7 @@ fn watch_follows_a_scenes_item_list_and_item_urls_in_date_order() {
         0.5,
     );
     let catalogue = serde_json::json!({"type": "FeatureCollection", "features": [later, b, a]});
-    std::fs::create_dir_all(t.path().join("stac")).unwrap();
-    std::fs::write(t.path().join("stac/items.json"), catalogue.to_string()).unwrap();
+    write_catalogue(t.path(), "items.json", &catalogue);
     let servers = Servers::start(t.path(), port, free_port());
     let item_url = |id: &str| format!("{}/collections/sentinel-2-l1c/items/{id}", servers.stac());
     let ids = [
@@ -771,22 +719,7 @@ fn watch_follows_a_scenes_item_list_and_item_urls_in_date_order() {
 
     // `scenes --items`: every item, oldest first, by URL, with the area.
     let list = t.path().join("lists/abudhabi.csv");
-    let bbox = format!("{},{},{},{}", AOI[0], AOI[1], AOI[2], AOI[3]);
-    let o = dunewatch(&[
-        "scenes",
-        "--stac",
-        &servers.stac(),
-        "--collection",
-        "sentinel-2-l1c",
-        "--bbox",
-        &bbox,
-        "--from",
-        "2016-01-01",
-        "--to",
-        "2018-12-31",
-        "--items",
-        list.to_str().unwrap(),
-    ]);
+    let o = scenes_over_aoi(&servers, "2016-01-01", &["--items", list.to_str().unwrap()]);
     assert_ok(&o);
     let csv = String::from_utf8_lossy(&read(&list)).to_string();
     let lines: Vec<&str> = csv.lines().collect();

@@ -48,7 +48,9 @@ pub enum RegisterCommand {
     },
     /// Write a self-contained HTML report of the whole register into
     /// <out>/register.html: every site, unreviewed first, with its history
-    /// (dates, area, score and the chip of each run whose folder holds one).
+    /// (dates, area, score and the chip of each run whose folder holds one),
+    /// then every compound, counted by status, unreviewed first, with its
+    /// member sites.
     ///
     /// Example:
     ///   dunewatch register report watch.gpkg --out out/register

@@ -26,7 +26,8 @@
 //! then kernel row, then kernel column) that does not depend on where the
 //! pixel lies in its window.
 
-use super::learned::{check_features, Features, Provenance, NF};
+// Features are clipped before standardisation as the learned method does.
+use super::learned::{clip, Features, Provenance, NF};
 use crate::align::Window;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -43,9 +44,6 @@ pub const RECEPTIVE: usize = 16;
 pub const FEATURE_HALO: usize = super::learned::WINDOW_RADIUS + super::score::SHIFT;
 /// Pixels of context a block needs on every side.
 pub const HALO: usize = FEATURE_HALO + ALIGN - 1 + RECEPTIVE;
-/// Features are clipped to this magnitude before standardisation (as the
-/// learned method does).
-const CLIP: f32 = 20.0;
 
 /// The model shipped with dunewatch (see its `provenance`).
 pub const DEFAULT_MODEL_JSON: &str = include_str!("../../models/oscd_cnn_v1.json");
@@ -181,42 +179,36 @@ pub struct CnnModel {
     pub provenance: Provenance,
 }
 
+/// The cnn method's model files, as their errors say.
+const FILE: super::model_file::Kind = super::model_file::Kind {
+    format: FORMAT,
+    name: "dunewatch CNN model",
+    reader: "--method cnn",
+};
+
 impl CnnModel {
     /// Parses and checks a model file's contents.
     pub fn from_json(s: &str, what: &str) -> Result<CnnModel> {
-        let m: CnnModel = serde_json::from_str(s)
-            .map_err(|e| Error::invalid(format!("{what}: not a dunewatch CNN model: {e}")))?;
-        if m.format != FORMAT {
-            return Err(Error::invalid(format!(
-                "{what}: model format '{}', --method cnn reads '{FORMAT}'",
-                m.format
-            )));
-        }
-        check_features(what, &m.features)?;
-        if m.mean.len() != NF || m.scale.len() != NF {
-            return Err(Error::invalid(format!(
-                "{what}: standardisation vectors must have {NF} values"
-            )));
-        }
-        let want = m.arch.layout().len;
-        if m.params.len() != want || m.params.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid(format!(
-                "{what}: {} parameters, the architecture needs {want} finite values",
-                m.params.len()
-            )));
-        }
-        if !(m.probability_threshold > 0.0 && m.probability_threshold < 1.0) {
-            return Err(Error::invalid(format!(
-                "{what}: probability_threshold must be in (0, 1)"
-            )));
-        }
-        Ok(m)
+        super::model_file::parse(s, what, &FILE, |m: &CnnModel| {
+            super::model_file::check_lengths(
+                what,
+                "standardisation",
+                &[m.mean.len(), m.scale.len()],
+            )?;
+            let want = m.arch.layout().len;
+            if m.params.len() != want || m.params.iter().any(|v| !v.is_finite()) {
+                return Err(Error::invalid(format!(
+                    "{what}: {} parameters, the architecture needs {want} finite values",
+                    m.params.len()
+                )));
+            }
+            Ok(())
+        })
     }
 
     /// Reads a model file.
     pub fn load(path: &std::path::Path) -> Result<CnnModel> {
-        let s = std::fs::read_to_string(path).map_err(|e| Error::input(path, e))?;
-        Self::from_json(&s, &path.display().to_string())
+        super::model_file::load(path, Self::from_json)
     }
 
     /// The shipped model.
@@ -396,15 +388,6 @@ fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
 fn sigmoid(logit: f32, shift: f64) -> f32 {
     let z = logit as f64 - shift;
     (1.0 / (1.0 + (-z).exp())) as f32
-}
-
-#[inline]
-fn clip(v: f32) -> f32 {
-    if v.is_nan() {
-        0.0
-    } else {
-        v.clamp(-CLIP, CLIP)
-    }
 }
 
 /// The span (start, length) along one axis that the network runs on,

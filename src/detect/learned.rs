@@ -25,7 +25,7 @@ use super::masks::MaskReason;
 use super::pixels::Pixels;
 use super::sample::Sample;
 use crate::align::Window;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// Names of the features, in order.
@@ -152,18 +152,6 @@ pub struct Provenance {
     pub selection_f1: f64,
 }
 
-/// Refuses a model whose input features are not this dunewatch's
-/// [`FEATURES`], in order (a model made by another version).
-pub(crate) fn check_features(what: &str, features: &[String]) -> Result<()> {
-    if !features.iter().map(String::as_str).eq(FEATURES) {
-        return Err(Error::invalid(format!(
-            "{what}: the model's features do not match this dunewatch's ({} vs {NF})",
-            features.len()
-        )));
-    }
-    Ok(())
-}
-
 /// A trained logistic regression over [`FEATURES`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LearnedModel {
@@ -181,35 +169,28 @@ pub struct LearnedModel {
     pub provenance: Provenance,
 }
 
+/// The learned method's model files, as their errors say.
+const FILE: super::model_file::Kind = super::model_file::Kind {
+    format: FORMAT,
+    name: "dunewatch model",
+    reader: "this dunewatch",
+};
+
 impl LearnedModel {
     /// Parses and checks a model file's contents.
     pub fn from_json(s: &str, what: &str) -> Result<LearnedModel> {
-        let m: LearnedModel = serde_json::from_str(s)
-            .map_err(|e| Error::invalid(format!("{what}: not a dunewatch model: {e}")))?;
-        if m.format != FORMAT {
-            return Err(Error::invalid(format!(
-                "{what}: model format '{}', this dunewatch reads '{FORMAT}'",
-                m.format
-            )));
-        }
-        check_features(what, &m.features)?;
-        if m.mean.len() != NF || m.scale.len() != NF || m.coef.len() != NF {
-            return Err(Error::invalid(format!(
-                "{what}: weight vectors must have {NF} values"
-            )));
-        }
-        if !(m.probability_threshold > 0.0 && m.probability_threshold < 1.0) {
-            return Err(Error::invalid(format!(
-                "{what}: probability_threshold must be in (0, 1)"
-            )));
-        }
-        Ok(m)
+        super::model_file::parse(s, what, &FILE, |m: &LearnedModel| {
+            super::model_file::check_lengths(
+                what,
+                "weight",
+                &[m.mean.len(), m.scale.len(), m.coef.len()],
+            )
+        })
     }
 
     /// Reads a model file.
     pub fn load(path: &std::path::Path) -> Result<LearnedModel> {
-        let s = std::fs::read_to_string(path).map_err(|e| Error::input(path, e))?;
-        Self::from_json(&s, &path.display().to_string())
+        super::model_file::load(path, Self::from_json)
     }
 
     /// The shipped model.
@@ -234,8 +215,9 @@ impl LearnedModel {
     }
 }
 
+/// A feature as standardisation takes it: NaN as 0, clipped to [`CLIP`].
 #[inline]
-fn clip(v: f32) -> f32 {
+pub(crate) fn clip(v: f32) -> f32 {
     if v.is_nan() {
         0.0
     } else {

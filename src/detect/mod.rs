@@ -29,6 +29,7 @@ pub mod kept_pixels;
 pub mod learned;
 pub mod linalg;
 pub mod masks;
+pub(crate) mod model_file;
 pub mod pixels;
 pub mod sample;
 pub mod score;

@@ -11,7 +11,7 @@
 //! latest run. The analyst's columns (`review`, `note`, `reviewed_at`,
 //! `reviewed_by`) are never written once a compound exists.
 
-use super::gpkg::{int, real, set, text, COMPOUNDS};
+use super::gpkg::{ge, int, real, set, text, COMPOUNDS};
 use super::matching::{self, Frame, Polys};
 use super::status::{self, Comparison};
 use crate::error::{Error, Result};
@@ -120,33 +120,31 @@ pub fn read_compounds(dir: &Path) -> Result<Vec<RunCompound>> {
     Ok(out)
 }
 
-/// A compound of the register.
+/// A compound of the register: the columns dunewatch owns.
 #[derive(Debug, Clone)]
-struct RegCompound {
-    fid: Option<u64>,
-    id: i64,
-    outline: Geometry,
-    status: String,
-    first_seen: String,
-    last_seen: String,
-    times_seen: i64,
-    best_score: f64,
-    score: f64,
-    members: String,
-    n_members: i64,
-    area_m2: f64,
-    hull_area_m2: f64,
-    hull_area_first_m2: f64,
-    reasons: String,
-    first_run: String,
-    last_run: String,
+pub(crate) struct RegCompound {
+    pub fid: Option<u64>,
+    pub id: i64,
+    pub outline: Geometry,
+    pub status: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub times_seen: i64,
+    pub best_score: f64,
+    pub score: f64,
+    /// Member sites' register ids, comma-separated.
+    pub members: String,
+    pub n_members: i64,
+    pub area_m2: f64,
+    pub hull_area_m2: f64,
+    pub hull_area_first_m2: f64,
+    pub reasons: String,
+    pub first_run: String,
+    pub last_run: String,
 }
 
-fn ge(e: gdal::errors::GdalError) -> Error {
-    Error::invalid(crate::error::gdal_msg(&e))
-}
-
-fn read(f: &Feature) -> Option<RegCompound> {
+/// A compound row as read from the compounds layer.
+pub(crate) fn read(f: &Feature) -> Option<RegCompound> {
     use super::gpkg::{get_f64, get_i64, get_str};
     let s = |n: &str| get_str(f, n).unwrap_or_default();
     Some(RegCompound {
@@ -227,7 +225,7 @@ pub(crate) fn add(
     let new_shapes: Vec<_> = compounds.iter().map(|c| frame.shape_of(&c.polys)).collect();
     let found = matching::match_shapes(&new_shapes, &reg_shapes, opts)?;
     let mut claimed: Vec<Option<usize>> = vec![None; reg.len()];
-    let mut next_id = reg_max_id(ds)? + 1;
+    let mut next_id = super::gpkg::max_id(ds, COMPOUNDS, "compound_id")? + 1;
     let mut created = Vec::new();
     for (n, c) in compounds.iter().enumerate() {
         let outline = matching::outline_geometry(&c.polys)?;
@@ -311,37 +309,13 @@ pub(crate) fn add(
         }
     }
     let layer = ds.layer_by_name(COMPOUNDS).map_err(ge)?;
-    for r in changed {
-        let rc = &reg[r];
-        let fid = rc.fid.expect("read from the register");
-        let mut f = layer
-            .feature(fid)
-            .ok_or_else(|| Error::invalid(format!("compound {} vanished", rc.id)))?;
-        write(&mut f, rc).map_err(ge)?;
-        layer.set_feature(f).map_err(ge)?;
-    }
-    for c in &created {
-        let mut f = Feature::new(layer.defn()).map_err(ge)?;
-        write(&mut f, c).map_err(ge)?;
-        set(&mut f, "review", text(status::UNREVIEWED)).map_err(ge)?;
-        f.create(&layer).map_err(ge)?;
-    }
+    super::gpkg::write_rows(
+        &layer,
+        changed.iter().map(|&r| &reg[r]),
+        &created,
+        |c| (c.fid, format!("compound {}", c.id)),
+        |_| status::UNREVIEWED,
+        write,
+    )?;
     Ok(counts)
-}
-
-fn reg_max_id(ds: &Dataset) -> Result<i64> {
-    let rs = ds
-        .execute_sql(
-            "SELECT MAX(compound_id) AS m FROM compounds",
-            None,
-            gdal::vector::sql::Dialect::SQLITE,
-        )
-        .map_err(ge)?;
-    let mut max = 0;
-    if let Some(mut rs) = rs {
-        if let Some(f) = rs.features().next() {
-            max = f.field_as_integer64(0).ok().flatten().unwrap_or(0);
-        }
-    }
-    Ok(max)
 }

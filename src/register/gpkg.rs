@@ -10,7 +10,7 @@
 
 use super::status::RegSite;
 use crate::error::{gdal_msg, Error, Result};
-use gdal::vector::{Feature, FieldValue, Geometry, LayerAccess, LayerOptions, OGRFieldType};
+use gdal::vector::{Feature, FieldValue, Geometry, Layer, LayerAccess, LayerOptions, OGRFieldType};
 use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags};
 use std::path::Path;
 
@@ -91,6 +91,11 @@ pub const RUN_FIELDS: &[(&str, u32)] = &[
 
 fn gerr(path: &Path, e: gdal::errors::GdalError) -> Error {
     Error::output(path, gdal_msg(&e))
+}
+
+/// A GDAL error while updating the register (the caller names the file).
+pub(crate) fn ge(e: gdal::errors::GdalError) -> Error {
+    Error::invalid(gdal_msg(&e))
 }
 
 const LAYER_OPTIONS: [&str; 3] = ["FID=fid", "GEOMETRY_NAME=geom", "SPATIAL_INDEX=YES"];
@@ -242,6 +247,15 @@ pub fn get_i64(f: &Feature, name: &str) -> Option<i64> {
     f.field_as_integer64(i).ok().flatten()
 }
 
+/// A row's `review`, trimmed and lower-cased; an analyst who clears the
+/// cell means "not reviewed".
+pub fn read_review(f: &Feature) -> String {
+    get_str(f, "review")
+        .map(|r| r.trim().to_lowercase())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| super::status::UNREVIEWED.to_string())
+}
+
 /// A site row as read from the sites layer.
 pub fn read_site(f: &Feature) -> Option<RegSite> {
     let s = |n: &str| get_str(f, n).unwrap_or_default();
@@ -257,11 +271,7 @@ pub fn read_site(f: &Feature) -> Option<RegSite> {
         area_m2: get_f64(f, "area_m2").unwrap_or(0.0),
         area_first_m2: get_f64(f, "area_first_m2").unwrap_or(0.0),
         status: s("status"),
-        // An analyst who clears the cell means "not reviewed".
-        review: get_str(f, "review")
-            .map(|r| r.trim().to_lowercase())
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| super::status::UNREVIEWED.to_string()),
+        review: read_review(f),
         appeared_after: s("appeared_after"),
         appeared_by: s("appeared_by"),
         confidence: s("confidence"),
@@ -371,4 +381,53 @@ pub fn write_site(f: &mut Feature, c: &Cols, r: &RegSite) -> gdal::errors::Resul
     )?;
     set(f, "first_brightness_after", real(r.first_brightness_after))?;
     f.set_geometry(to_multi(&r.outline)?)
+}
+
+/// The largest `column` of `table` (0 when empty): new rows are numbered
+/// after it.
+pub(crate) fn max_id(ds: &Dataset, table: &str, column: &str) -> Result<i64> {
+    let rs = ds
+        .execute_sql(
+            format!("SELECT MAX({column}) AS m FROM {table}"),
+            None,
+            gdal::vector::sql::Dialect::SQLITE,
+        )
+        .map_err(ge)?;
+    let mut max = 0;
+    if let Some(mut rs) = rs {
+        if let Some(f) = rs.features().next() {
+            max = f.field_as_integer64(0).ok().flatten().unwrap_or(0);
+        }
+    }
+    Ok(max)
+}
+
+/// Writes a layer's rows: each of `changed` over its feature (found by the
+/// fid it was read with; `fid` also names it in errors), then each of
+/// `created` as a new feature with its first `review`. `write` sets the
+/// columns dunewatch owns; the analyst's are written only on creation.
+pub(crate) fn write_rows<'a, T: 'a>(
+    layer: &Layer,
+    changed: impl IntoIterator<Item = &'a T>,
+    created: &[T],
+    fid: impl Fn(&T) -> (Option<u64>, String),
+    review: impl Fn(&T) -> &str,
+    write: impl Fn(&mut Feature, &T) -> gdal::errors::Result<()>,
+) -> Result<()> {
+    for r in changed {
+        let (fid, name) = fid(r);
+        let fid = fid.expect("read from the register");
+        let mut f = layer
+            .feature(fid)
+            .ok_or_else(|| Error::invalid(format!("{name} vanished")))?;
+        write(&mut f, r).map_err(ge)?;
+        layer.set_feature(f).map_err(ge)?;
+    }
+    for c in created {
+        let mut f = Feature::new(layer.defn()).map_err(ge)?;
+        write(&mut f, c).map_err(ge)?;
+        set(&mut f, "review", text(review(c))).map_err(ge)?;
+        f.create(layer).map_err(ge)?;
+    }
+    Ok(())
 }

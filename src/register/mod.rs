@@ -20,7 +20,7 @@ pub mod status;
 use crate::error::{gdal_msg, Error, Result};
 use gdal::vector::{Feature, Geometry, LayerAccess};
 use gdal::Dataset;
-use gpkg::{int, real, set, text};
+use gpkg::{ge, int, real, set, text};
 use matching::{Frame, MatchOptions};
 use run_input::RunInput;
 use status::{Comparison, Policy, RegSite, Seen};
@@ -132,10 +132,6 @@ fn update(path: &Path, inputs: &[RunInput], opts: &AddOptions) -> Result<Vec<Add
     Ok(out)
 }
 
-fn ge(e: gdal::errors::GdalError) -> Error {
-    Error::invalid(gdal_msg(&e))
-}
-
 fn has_run(ds: &Dataset, run_id: &str) -> Result<bool> {
     let mut runs = ds.layer_by_name(gpkg::RUNS).map_err(ge)?;
     runs.set_attribute_filter(&format!("run_id = '{}'", run_id.replace('\'', "''")))
@@ -143,23 +139,6 @@ fn has_run(ds: &Dataset, run_id: &str) -> Result<bool> {
     let n = runs.feature_count();
     runs.clear_attribute_filter();
     Ok(n > 0)
-}
-
-fn max_site_id(ds: &Dataset) -> Result<i64> {
-    let rs = ds
-        .execute_sql(
-            "SELECT MAX(site_id) AS m FROM sites",
-            None,
-            gdal::vector::sql::Dialect::SQLITE,
-        )
-        .map_err(ge)?;
-    let mut max = 0;
-    if let Some(mut rs) = rs {
-        if let Some(f) = rs.features().next() {
-            max = f.field_as_integer64(0).ok().flatten().unwrap_or(0);
-        }
-    }
-    Ok(max)
 }
 
 /// The register's live (not merged) sites whose boxes meet `bbox` (lon/lat).
@@ -264,7 +243,7 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
     // Observation site ids and notes, per run site.
     let mut obs_site: Vec<i64> = vec![0; run.sites.len()];
     let mut obs_note: Vec<String> = vec![String::new(); run.sites.len()];
-    let mut next_id = max_site_id(ds)? + 1;
+    let mut next_id = gpkg::max_id(ds, gpkg::SITES, "site_id")? + 1;
     let mut created: Vec<RegSite> = Vec::new();
     let seen = |i: usize| {
         let s = &run.sites[i];
@@ -381,22 +360,14 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
     {
         let layer = ds.layer_by_name(gpkg::SITES).map_err(ge)?;
         let cols = gpkg::Cols::new(layer.defn(), gpkg::SITE_FIELDS)?;
-        for &r in &changed {
-            let site = &reg[r];
-            let fid = site.fid.expect("read from the register");
-            let mut f = layer
-                .feature(fid)
-                .ok_or_else(|| Error::invalid(format!("site {} vanished", site.site_id)))?;
-            gpkg::write_site(&mut f, &cols, site).map_err(ge)?;
-            layer.set_feature(f).map_err(ge)?;
-        }
-        let defn = layer.defn();
-        for c in &created {
-            let mut f = Feature::new(defn).map_err(ge)?;
-            gpkg::write_site(&mut f, &cols, c).map_err(ge)?;
-            set(&mut f, "review", text(&c.review)).map_err(ge)?;
-            f.create(&layer).map_err(ge)?;
-        }
+        gpkg::write_rows(
+            &layer,
+            changed.iter().map(|&r| &reg[r]),
+            &created,
+            |s| (s.fid, format!("site {}", s.site_id)),
+            |s| &s.review,
+            |f, s| gpkg::write_site(f, &cols, s),
+        )?;
     }
     {
         let layer = ds.layer_by_name(gpkg::OBSERVATIONS).map_err(ge)?;

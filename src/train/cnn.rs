@@ -19,18 +19,17 @@
 //! counts summed over the training pairs.
 
 use super::TrainPair;
-use crate::align::{self, AlignOptions, SceneReader};
-use crate::detect::cloud_cells::{self, CellMask};
+use crate::align::SceneReader;
+use crate::detect::cloud_cells::CellMask;
 use crate::detect::clouds::CellCounts;
 use crate::detect::cnn::{self, forward, Acts, Arch, CnnModel, TrainingSettings, ALIGN};
-use crate::detect::learned::{Provenance, FEATURES, NF};
+use crate::detect::learned::{FEATURES, NF};
 use crate::detect::masks::MaskReason;
 use crate::detect::sample::Sample;
-use crate::detect::{collect_sample, expand, pixels, Method, Model, OPTIONAL_BANDS, STAT_BANDS};
+use crate::detect::{Method, Model};
 use crate::error::{Error, Result};
 use crate::per_thread::PerThread;
 use crate::progress::Progress;
-use crate::read;
 use rayon::prelude::*;
 
 /// One pair's features over its whole grid, both date orders.
@@ -63,21 +62,15 @@ impl PairRaster {
 /// Reads, aligns and featurises one pair over its whole grid.
 /// With `swapped` false, the features of the swapped dates are left empty.
 pub fn collect_raster(p: &TrainPair, swapped: bool, progress: &dyn Progress) -> Result<PairRaster> {
-    let before = read::open_scene(&p.before)?;
-    let after = read::open_scene(&p.after)?;
-    let mut pair = align::align(
-        before,
-        after,
-        &STAT_BANDS,
-        &OPTIONAL_BANDS,
-        &AlignOptions::default(),
-    )?;
-    align::coregister::coregister(&mut pair)?;
-    let (label, _) = super::read_label(&p.label, &pair)?;
+    let super::OpenedPair {
+        pair,
+        label,
+        sample,
+        model,
+        ..
+    } = super::open_pair(p, progress)?;
     let g = &pair.grid;
     let (w, h) = (g.width, g.height);
-    let (sample, _) = collect_sample(&pair, 1 << 18, progress)?;
-    let model = Model::fit_stats(&sample, Method::Learned)?;
     let swapped_sample = Sample {
         p: sample.p,
         before: sample.after.clone(),
@@ -100,9 +93,7 @@ pub fn collect_raster(p: &TrainPair, swapped: bool, progress: &dyn Progress) -> 
             readers.with(
                 || Ok(SceneReader::new(&pair)),
                 |reader| -> Result<Part> {
-                    let read = expand(block, model.halo(), w, h);
-                    let mut px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
-                    let fw = model.learned_features(&px, read.w, read.h);
+                    let (read, mut px, fw) = super::block_features(reader, &pair, &model, block)?;
                     let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
                     let n = block.len();
                     let mut f = vec![0.0f32; NF * n];
@@ -149,11 +140,7 @@ pub fn collect_raster(p: &TrainPair, swapped: bool, progress: &dyn Progress) -> 
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut counts = CellCounts::for_pixels(0, 0, w, h);
-    for p in &parts {
-        counts.merge(&p.4);
-    }
-    let clouds = cloud_cells::decide(&counts, &cloud_cells::Geometry::of(&pair));
+    let clouds = super::cloud_mask(&pair, parts.iter().map(|p| &p.4));
     let n = w * h;
     let mut out = PairRaster {
         name: p.name.clone(),
@@ -580,22 +567,17 @@ pub fn train(
             ),
             loss: "binary cross-entropy, classes balanced within each pair, pairs drawn as the square root of their change pixels".to_string(),
         },
-        provenance: Provenance {
-            trained_on: data.iter().map(|d| d.name.clone()).collect(),
-            excluded: excluded.to_vec(),
-            labels: "change labels of the given pairs (for OSCD: Onera Satellite Change Detection dataset, urban change)".to_string(),
-            licence: "OSCD labels: CC BY-NC-SA 4.0 (Creative Commons Attribution-NonCommercial-ShareAlike); images: modified Copernicus Sentinel data".to_string(),
-            citation: "R. Caye Daudt, B. Le Saux, A. Boulch, Y. Gousseau, Urban change detection for multispectral earth observation using convolutional neural networks, IGARSS 2018".to_string(),
-            command: command.to_string(),
-            tool_version: crate::VERSION.to_string(),
-            positives,
-            negatives: compared - positives,
-            threshold_selection: format!(
+        provenance: super::provenance(
+            data.iter().map(|d| d.name.clone()).collect(),
+            excluded,
+            command,
+            (positives, compared - positives),
+            format!(
                 "in-sample over the {} training pairs: the cut (logits -5 to 10 by 0.1) with the best F1 of the summed confusion counts",
                 data.len()
             ),
-            selection_f1: best_f1.max(0.0),
-        },
+            best_f1,
+        ),
     })
 }
 

@@ -25,11 +25,14 @@
 
 pub mod cnn;
 
+use crate::align::Window;
 use crate::align::{self, AlignOptions, AlignedPair, SceneReader};
-use crate::detect::cloud_cells::{self, CellMask};
+use crate::detect::cloud_cells::{self, CellMask, CloudCells};
 use crate::detect::clouds::CellCounts;
 use crate::detect::learned::{self, sigmoid, LearnedModel, Provenance, FEATURES, NF};
 use crate::detect::masks::MaskReason;
+use crate::detect::pixels::Pixels;
+use crate::detect::sample::Sample;
 use crate::detect::{collect_sample, expand, pixels, Method, Model, OPTIONAL_BANDS, STAT_BANDS};
 use crate::error::{gdal_msg, Error, Result};
 use crate::eval::truth::TruthCoding;
@@ -155,8 +158,20 @@ pub(crate) fn read_label(path: &Path, pair: &AlignedPair) -> Result<(Vec<bool>, 
 /// for the multi-temporal cloud test.
 type BlockPart = (PairData, Vec<(usize, usize)>, CellCounts);
 
-/// Reads, aligns and featurises one pair.
-pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> {
+/// A labelled pair read as `detect` reads it, for training on it.
+pub(crate) struct OpenedPair {
+    pub pair: AlignedPair,
+    /// The label's change flags on the pair's grid, and their count.
+    pub label: Vec<bool>,
+    pub npos: u64,
+    /// The pass-1 sample and the learned method's statistics fitted on it.
+    pub sample: Sample,
+    pub model: Model,
+}
+
+/// Reads, aligns and co-registers a pair (as detect does, so the features
+/// are those detect will compute), its label and its pass-1 sample.
+pub(crate) fn open_pair(p: &TrainPair, progress: &dyn Progress) -> Result<OpenedPair> {
     let before = read::open_scene(&p.before)?;
     let after = read::open_scene(&p.after)?;
     let mut pair = align::align(
@@ -166,12 +181,61 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
         &OPTIONAL_BANDS,
         &AlignOptions::default(),
     )?;
-    // As detect does, so the features are those detect will compute.
     align::coregister::coregister(&mut pair)?;
     let (label, npos) = read_label(&p.label, &pair)?;
-    let g = &pair.grid;
     let (sample, _) = collect_sample(&pair, 1 << 18, progress)?;
     let model = Model::fit_stats(&sample, Method::Learned)?;
+    Ok(OpenedPair {
+        pair,
+        label,
+        npos,
+        sample,
+        model,
+    })
+}
+
+/// A block's pixels read with the model's halo: the window read, its
+/// pixels and their learned features (None where masked).
+pub(crate) type BlockFeatures = (Window, Pixels, Vec<Option<[f32; NF]>>);
+
+/// One block's pixels read with the model's halo, and their learned
+/// features.
+pub(crate) fn block_features(
+    reader: &mut SceneReader,
+    pair: &AlignedPair,
+    model: &Model,
+    block: Window,
+) -> Result<BlockFeatures> {
+    let g = &pair.grid;
+    let read = expand(block, model.halo(), g.width, g.height);
+    let px = pixels::read_pixels(reader, pair, read, (read.w, read.h))?;
+    let feats = model.learned_features(&px, read.w, read.h);
+    Ok((read, px, feats))
+}
+
+/// The cells the multi-temporal cloud test masks (as detect does), from
+/// the blocks' counts.
+pub(crate) fn cloud_mask<'a>(
+    pair: &AlignedPair,
+    blocks: impl IntoIterator<Item = &'a CellCounts>,
+) -> CloudCells {
+    let mut counts = CellCounts::for_pixels(0, 0, pair.grid.width, pair.grid.height);
+    for c in blocks {
+        counts.merge(c);
+    }
+    cloud_cells::decide(&counts, &cloud_cells::Geometry::of(pair))
+}
+
+/// Reads, aligns and featurises one pair.
+pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> {
+    let OpenedPair {
+        pair,
+        label,
+        npos,
+        model,
+        ..
+    } = open_pair(p, progress)?;
+    let g = &pair.grid;
     let sn = lattice_step((g.width * g.height) as u64);
     let sp = lattice_step(npos);
     let blocks = g.blocks(512);
@@ -185,9 +249,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
             readers.with(
                 || Ok(SceneReader::new(&pair)),
                 |reader| -> Result<BlockPart> {
-                    let read = expand(block, model.halo(), g.width, g.height);
-                    let px = pixels::read_pixels(reader, &pair, read, (read.w, read.h))?;
-                    let feats = model.learned_features(&px, read.w, read.h);
+                    let (read, px, feats) = block_features(reader, &pair, &model, block)?;
                     let mut out = PairData::default();
                     let mut pos = Vec::new();
                     let mut cells = CellCounts::for_pixels(block.x, block.y, block.w, block.h);
@@ -218,11 +280,7 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut counts = CellCounts::for_pixels(0, 0, g.width, g.height);
-    for (_, _, c) in &parts {
-        counts.merge(c);
-    }
-    let clouds = cloud_cells::decide(&counts, &cloud_cells::Geometry::of(&pair));
+    let clouds = cloud_mask(&pair, parts.iter().map(|p| &p.2));
     let mut d = PairData {
         name: p.name.clone(),
         ..Default::default()
@@ -237,6 +295,32 @@ pub fn collect_pair(p: &TrainPair, progress: &dyn Progress) -> Result<PairData> 
         }
     }
     Ok(d)
+}
+
+/// A trained model's provenance: the pairs trained on and left out, the
+/// labels' licence and citation, the command, the training pixels
+/// (positives, negatives) and how the probability cut was chosen.
+pub(crate) fn provenance(
+    trained_on: Vec<String>,
+    excluded: &[String],
+    command: &str,
+    (positives, negatives): (u64, u64),
+    threshold_selection: String,
+    selection_f1: f64,
+) -> Provenance {
+    Provenance {
+        trained_on,
+        excluded: excluded.to_vec(),
+        labels: "change labels of the given pairs (for OSCD: Onera Satellite Change Detection dataset, urban change)".to_string(),
+        licence: "OSCD labels: CC BY-NC-SA 4.0 (Creative Commons Attribution-NonCommercial-ShareAlike); images: modified Copernicus Sentinel data".to_string(),
+        citation: "R. Caye Daudt, B. Le Saux, A. Boulch, Y. Gousseau, Urban change detection for multispectral earth observation using convolutional neural networks, IGARSS 2018".to_string(),
+        command: command.to_string(),
+        tool_version: crate::VERSION.to_string(),
+        positives,
+        negatives,
+        threshold_selection,
+        selection_f1: selection_f1.max(0.0),
+    }
 }
 
 /// A fitted logistic regression (before the cut is chosen).
@@ -529,19 +613,14 @@ pub fn train(
         coef: m.coef,
         intercept: m.intercept,
         probability_threshold: grid[best],
-        provenance: Provenance {
-            trained_on: data.iter().map(|d| d.name.clone()).collect(),
-            excluded: excluded.to_vec(),
-            labels: "change labels of the given pairs (for OSCD: Onera Satellite Change Detection dataset, urban change)".to_string(),
-            licence: "OSCD labels: CC BY-NC-SA 4.0 (Creative Commons Attribution-NonCommercial-ShareAlike); images: modified Copernicus Sentinel data".to_string(),
-            citation: "R. Caye Daudt, B. Le Saux, A. Boulch, Y. Gousseau, Urban change detection for multispectral earth observation using convolutional neural networks, IGARSS 2018".to_string(),
-            command: command.to_string(),
-            tool_version: crate::VERSION.to_string(),
-            positives,
-            negatives,
-            threshold_selection: selection,
-            selection_f1: best_f1.max(0.0),
-        },
+        provenance: provenance(
+            data.iter().map(|d| d.name.clone()).collect(),
+            excluded,
+            command,
+            (positives, negatives),
+            selection,
+            best_f1,
+        ),
     })
 }
 

@@ -81,6 +81,15 @@ impl Servers {
         format!("http://127.0.0.1:{}", self.nginx_port)
     }
 
+    /// The URL of a file nginx serves from `www/`, by its name.
+    pub fn url_of(&self, p: &Path) -> String {
+        format!(
+            "{}/{}",
+            self.www(),
+            p.file_name().unwrap().to_str().unwrap()
+        )
+    }
+
     pub fn stac(&self) -> String {
         format!("http://127.0.0.1:{}", self.stac_port)
     }
@@ -269,6 +278,12 @@ pub const AFTER: ItemInfo<'static> = ItemInfo {
 };
 
 /// A GeoJSON polygon (lon/lat) written to `path`.
+/// Writes `<dir>/stac/<name>`, a file `rustac serve` serves.
+pub fn write_catalogue(dir: &Path, name: &str, v: &Value) {
+    std::fs::create_dir_all(dir.join("stac")).unwrap();
+    std::fs::write(dir.join("stac").join(name), v.to_string()).unwrap();
+}
+
 pub fn write_aoi(path: &Path, w: f64, s: f64, e: f64, n: f64) {
     let g = json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
         "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}}]});
