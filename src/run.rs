@@ -442,6 +442,7 @@ pub fn run_detect_with<T>(
     })?;
     let kept = kept.map(std::sync::Arc::new);
     crate::export::qgis::describe_working(&work_mask, &work_score)?;
+    pool.broadcast(|_| detect::score::release_planes());
     shrink_block_cache();
     release_free_memory();
 

@@ -83,6 +83,12 @@ thread_local! {
     static PLANES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Frees the calling thread's kept feature planes: for the end of a score
+/// pass, before the stages that need the memory.
+pub fn release_planes() {
+    drop(PLANES.take());
+}
+
 /// Misregistration tolerance, in pixels.
 pub const SHIFT: usize = 1;
 /// Radius of the spatial mean.
