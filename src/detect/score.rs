@@ -382,11 +382,6 @@ impl Model {
         out
     }
 
-    /// Combined score of every compared pixel of a window before smoothing
-    /// (NaN where masked). Change is measured against the best-matching
-    /// pixel of the other date within `SHIFT` pixels, in both directions, so
-    /// that sub-pixel to one-pixel misregistration between dates (common
-    /// across MGRS tiles) does not paint every edge as change.
     /// The learned method's features of every pixel of a read window
     /// (`None` where masked): the same code for training and detection.
     pub fn learned_features(
@@ -422,6 +417,11 @@ impl Model {
         super::learned::window_planes(&raw, &self.cva, stats, px, rw, rh, buf)
     }
 
+    /// Combined score of every compared pixel of a window before smoothing
+    /// (NaN where masked). Change is measured against the best-matching
+    /// pixel of the other date within `SHIFT` pixels, in both directions, so
+    /// that sub-pixel to one-pixel misregistration between dates (common
+    /// across MGRS tiles) does not paint every edge as change.
     pub(crate) fn combined_raw(&self, px: &Pixels, rw: usize, rh: usize) -> Vec<f32> {
         let n = px.len();
         let irmad = self.irmad.as_ref().expect("combined method fits IR-MAD");
