@@ -306,22 +306,8 @@ fn logit_of(p: f32) -> f32 {
     (p / (1.0 - p)).ln()
 }
 
-/// Features of every pixel of a read window (`None` where masked): the
-/// rows of [`window_planes`], for training.
-pub fn window_features(
-    raw: &[f32],
-    cva: &Cva,
-    stats: &IndexStats,
-    px: &Pixels,
-    rw: usize,
-    rh: usize,
-) -> Vec<Option<[f32; NF]>> {
-    let f = window_planes(raw, cva, stats, px, rw, rh, Vec::new());
-    (0..f.len()).map(|i| f.get(i)).collect()
-}
-
 /// Features of every pixel of a read window as planes, from the window's
-/// raw `combined` score (see `score::Model::learned_features`), the
+/// raw `combined` score (see `score::Model::learned_planes`), the
 /// scene's CVA fit and its index statistics. `buf` is storage to reuse
 /// for the planes (any contents).
 pub fn window_planes(

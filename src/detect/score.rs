@@ -390,13 +390,8 @@ impl Model {
         rw: usize,
         rh: usize,
     ) -> Vec<Option<[f32; super::learned::NF]>> {
-        let stats = &self
-            .learned
-            .as_ref()
-            .expect("the learned method fits index statistics")
-            .index_stats;
-        let raw = self.combined_raw(px, rw, rh);
-        super::learned::window_features(&raw, &self.cva, stats, px, rw, rh)
+        let f = self.learned_planes(px, rw, rh, Vec::new());
+        (0..f.len()).map(|i| f.get(i)).collect()
     }
 
     /// The learned method's features of every pixel of a read window, as
