@@ -439,6 +439,34 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
         ),
     );
     assert_eq!(got, vec![format!("{}|{}", want.join(","), want.len())]);
+    // The reasons name the same sites as the members: register ids.
+    let mut named = 0;
+    for row in text(&reg, "SELECT members, reasons FROM compounds") {
+        let (members, reasons) = row.split_once('|').unwrap();
+        let members: Vec<&str> = members.split(',').collect();
+        let words: Vec<&str> = reasons.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if !matches!(w.trim_start_matches('('), "site" | "sites") {
+                continue;
+            }
+            // "sites 3, 5, 8)": the list goes on while a word ends in a comma.
+            for w in &words[i + 1..] {
+                let id = w.trim_end_matches([',', ')', ';', ':']);
+                if id.parse::<i64>().is_err() {
+                    break;
+                }
+                assert!(
+                    members.contains(&id),
+                    "site {id} of {reasons:?} not in {members:?}"
+                );
+                named += 1;
+                if !w.ends_with(',') {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(named > 0, "no reasons name sites");
 
     // The analyst dismisses the top compound.
     edit(

@@ -196,6 +196,44 @@ pub struct CompoundCounts {
     pub not_seen_since: usize,
 }
 
+/// A run compound's reasons with the run's site ids ("site 4", "sites 2,
+/// 7") replaced by their register ids, so the text names the same sites
+/// as the row's `members`. An id the register does not hold is left as
+/// it is.
+fn renumber_sites(reasons: &str, site_of: &HashMap<i64, i64>) -> String {
+    let mut out = String::with_capacity(reasons.len());
+    let mut rest = reasons;
+    while let Some(at) = rest.find("site") {
+        let word_start = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric();
+        let mut end = at + 4;
+        if rest[end..].starts_with('s') {
+            end += 1;
+        }
+        out.push_str(&rest[..end]);
+        rest = &rest[end..];
+        if !word_start || !rest.starts_with(' ') {
+            continue;
+        }
+        // A list of ids: "N", "N, M", ...
+        loop {
+            let sep = rest.len() - rest.trim_start_matches([' ', ',']).len();
+            let digits = rest[sep..].bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || (sep != 1 && !rest.starts_with(", ")) {
+                break;
+            }
+            let num = &rest[sep..sep + digits];
+            out.push_str(&rest[..sep]);
+            match num.parse::<i64>().ok().and_then(|n| site_of.get(&n)) {
+                Some(r) => out.push_str(&r.to_string()),
+                None => out.push_str(num),
+            }
+            rest = &rest[sep + digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Matches a run's compounds to the register's and writes them. `site_of`
 /// maps a run site id to its register site id; `inside` says whether a
 /// lon/lat point lies in the run's compared area.
@@ -255,7 +293,7 @@ pub(crate) fn add(
                     rc.n_members = ids.len() as i64;
                     rc.area_m2 = c.area_m2;
                     rc.hull_area_m2 = c.hull_area_m2;
-                    rc.reasons = c.reasons.clone();
+                    rc.reasons = renumber_sites(&c.reasons, site_of);
                     rc.last_seen = cmp.after_date.to_string();
                     rc.last_run = cmp.run_id.to_string();
                 }
@@ -286,7 +324,7 @@ pub(crate) fn add(
                     area_m2: c.area_m2,
                     hull_area_m2: c.hull_area_m2,
                     hull_area_first_m2: c.hull_area_m2,
-                    reasons: c.reasons.clone(),
+                    reasons: renumber_sites(&c.reasons, site_of),
                     first_run: cmp.run_id.to_string(),
                     last_run: cmp.run_id.to_string(),
                 });
@@ -318,4 +356,28 @@ pub(crate) fn add(
         write,
     )?;
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_register_site_ids() {
+        let site_of: HashMap<i64, i64> = [(1, 41), (2, 42), (7, 47)].into_iter().collect();
+        let r = "enclosing ring: site 2 (350 m across, fills 12% of its hull) encloses 2 of 3 \
+                 other members (sites 1, 7): perimeter berm; 1 new track leading in (site 9); \
+                 rectilinear layout: 3 rectangular members (rectangularity 0.80) on one axis \
+                 (12 deg, within 4 deg; agreement 0.97): sites 7, 1, 2; little change (900 m2)";
+        assert_eq!(
+            renumber_sites(r, &site_of),
+            "enclosing ring: site 42 (350 m across, fills 12% of its hull) encloses 2 of 3 \
+             other members (sites 41, 47): perimeter berm; 1 new track leading in (site 9); \
+             rectilinear layout: 3 rectangular members (rectangularity 0.80) on one axis \
+             (12 deg, within 4 deg; agreement 0.97): sites 47, 41, 42; little change (900 m2)"
+        );
+        // Words that merely contain "site" and numbers that are not ids stay.
+        let r = "campsite 3 and sites near 2";
+        assert_eq!(renumber_sites(r, &site_of), r);
+    }
 }
