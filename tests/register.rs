@@ -396,6 +396,143 @@ fn compounds_variant(src: &Path, dst: &Path, after: &str, f: impl Fn(&mut Vec<Va
     );
 }
 
+/// A compound's outline's bounding box, lon/lat.
+fn bbox_of(f: &Value) -> [f64; 4] {
+    let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for p in f["geometry"]["coordinates"][0].as_array().unwrap() {
+        let (x, y) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+        b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+    }
+    b
+}
+
+#[test]
+fn compounds_that_split_or_merge_keep_their_history() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let fc = json(&r.forward.join("compounds.geojson"));
+    let feats = fc["features"].as_array().unwrap().clone();
+    let n = feats.len() as i64;
+
+    // Split: the dismissed top compound comes back as two compounds.
+    let reg = dir.path().join("split.gpkg");
+    add(&reg, &[&r.forward]);
+    let top_area = &feats[0]["properties"]["hull_area_m2"];
+    let top = text(
+        &reg,
+        &format!("SELECT compound_id, first_seen FROM compounds WHERE ABS(hull_area_m2 - {top_area}) < 0.5"),
+    );
+    assert_eq!(top.len(), 1);
+    let (top_id, top_first) = top[0].split_once('|').unwrap();
+    edit(
+        &reg,
+        &format!("UPDATE compounds SET review = 'dismissed' WHERE compound_id = {top_id}"),
+    );
+    let split = dir.path().join("split");
+    compounds_variant(&r.forward, &split, "2018-06-15", |f| {
+        let mut piece = f[0].clone();
+        piece["properties"]["id"] = Value::from(n + 1);
+        piece["properties"]["rank"] = Value::from(n + 1);
+        f.push(piece);
+    });
+    let out = add(&reg, &[&split]);
+    assert!(
+        out.contains(&format!(
+            "{} compounds: 0 new, {n} seen again, 1 split, 0 merged; 0 not seen since",
+            n + 1
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        text(
+            &reg,
+            "SELECT split_from, review, status, times_seen, first_seen, last_seen FROM compounds \
+             WHERE split_from IS NOT NULL"
+        ),
+        vec![format!(
+            "{top_id}|dismissed|seen_again|2|{top_first}|2018-06-15"
+        )]
+    );
+    let html = report(&reg, &dir.path().join("rep"));
+    assert!(
+        html.contains(&format!(
+            "split from <a href=\"#compound-{top_id}\">{top_id}</a>"
+        )),
+        "report names the parent"
+    );
+
+    // Merge: the two compounds closest together come back as one covering both.
+    let reg = dir.path().join("merge.gpkg");
+    add(&reg, &[&r.forward]);
+    let boxes: Vec<[f64; 4]> = feats.iter().map(bbox_of).collect();
+    let union = |a: &[f64; 4], b: &[f64; 4]| {
+        [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]
+    };
+    let area = |b: [f64; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+    let (mut a, mut b) = (0, 1);
+    for i in 0..boxes.len() {
+        for j in i + 1..boxes.len() {
+            if area(union(&boxes[i], &boxes[j])) < area(union(&boxes[a], &boxes[b])) {
+                (a, b) = (i, j);
+            }
+        }
+    }
+    let u = union(&boxes[a], &boxes[b]);
+    let merged = dir.path().join("merged");
+    compounds_variant(&r.forward, &merged, "2018-06-15", |f| {
+        let mut one = f[a].clone();
+        one["geometry"]["coordinates"] = serde_json::json!([[
+            [u[0], u[1]],
+            [u[2], u[1]],
+            [u[2], u[3]],
+            [u[0], u[3]],
+            [u[0], u[1]]
+        ]]);
+        f.remove(b);
+        f[a] = one;
+    });
+    let out = add(&reg, &[&merged]);
+    assert!(
+        out.contains(&format!(
+            "{} compounds: 0 new, {} seen again, 0 split, 1 merged; 0 not seen since",
+            n - 1,
+            n - 1
+        )),
+        "{out}"
+    );
+    let ids: Vec<String> = [a, b]
+        .iter()
+        .map(|&i| {
+            let h = &feats[i]["properties"]["hull_area_m2"];
+            text(
+                &reg,
+                &format!("SELECT compound_id FROM compounds WHERE hull_area_first_m2 = {h}"),
+            )
+            .join("")
+        })
+        .collect();
+    let row = text(
+        &reg,
+        "SELECT compound_id, merged_into FROM compounds WHERE merged_into IS NOT NULL",
+    );
+    assert_eq!(row.len(), 1);
+    let (gone, into) = row[0].split_once('|').unwrap();
+    assert!(
+        ids.contains(&gone.to_string()) && ids.contains(&into.to_string()) && gone != into,
+        "{row:?} {ids:?}"
+    );
+    // A merged compound is no longer matched: the same run again leaves it.
+    let again = dir.path().join("again");
+    compounds_variant(&merged, &again, "2018-09-01", |_| {});
+    let out = add(&reg, &[&again]);
+    assert!(out.contains("0 split, 0 merged; 0 not seen since"), "{out}");
+}
+
 #[test]
 fn compounds_are_followed_over_runs_with_their_member_sites() {
     let r = runs();
@@ -482,7 +619,9 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
     compounds_variant(&r.forward, &later, "2018-06-15", |_| {});
     let out = add(&reg, &[&later]);
     assert!(
-        out.contains(&format!("{n} compounds: 0 new, {n} seen again")),
+        out.contains(&format!(
+            "{n} compounds: 0 new, {n} seen again, 0 split, 0 merged; 0 not seen since"
+        )),
         "{out}"
     );
     let last = dir.path().join("last");
@@ -496,7 +635,7 @@ fn compounds_are_followed_over_runs_with_their_member_sites() {
     let out = add(&reg, &[&last]);
     assert!(
         out.contains(&format!(
-            "{} compounds: 0 new, {} seen again; 1 not seen since",
+            "{} compounds: 0 new, {} seen again, 0 split, 0 merged; 1 not seen since",
             n - 1,
             n - 1
         )),

@@ -152,11 +152,13 @@ pub fn print_summary(register: &Path, s: &AddSummary) {
         );
         if s.compounds > 0 || s.compounds_not_seen_since > 0 {
             println!(
-                "{}: {} compounds: {} new, {} seen again; {} not seen since",
+                "{}: {} compounds: {} new, {} seen again, {} split, {} merged; {} not seen since",
                 register.display(),
                 s.compounds,
                 s.compounds_new,
                 s.compounds_seen_again,
+                s.compounds_split,
+                s.compounds_merged,
                 s.compounds_not_seen_since
             );
         }

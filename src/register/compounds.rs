@@ -1,13 +1,18 @@
 //! Candidate compounds over runs: the register's `compounds` layer, one row
 //! per compound (a group of sites that looks like one facility) over all
-//! runs, matched run to run like sites.
+//! runs, matched run to run like sites: continued, split (`split_from`) or
+//! merged (`merged_into`).
 //!
 //! Why a layer of its own: an analyst reviews a facility as a whole (a
 //! base, a farm, a quarry), and its members come and go between runs. A
 //! run's compounds (its compounds.geojson) are matched to the register's by
 //! the overlap of their outlines (the members' hull) with the same rule as
-//! sites; each compound's best unclaimed match continues it, the others are
-//! new. Its `members` are the register ids of its member sites in its
+//! sites. A register compound that is the best match of several run
+//! compounds split: the largest continues it, the others become compounds
+//! with `split_from`, keeping its history and review. Register compounds
+//! that a run compound also matches merged into its best match
+//! (`merged_into`; no longer matched). Unmatched run compounds are new.
+//! Its `members` are the register ids of its member sites in its
 //! latest run. The analyst's columns (`review`, `note`, `reviewed_at`,
 //! `reviewed_by`) are never written once a compound exists.
 
@@ -18,7 +23,7 @@ use crate::error::{Error, Result};
 use gdal::vector::{Feature, Geometry, LayerAccess, OGRFieldType};
 use gdal::Dataset;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use OGRFieldType::{OFTInteger, OFTInteger64, OFTReal, OFTString};
@@ -44,6 +49,8 @@ pub const COMPOUND_FIELDS: &[(&str, u32)] = &[
     ("reasons", OFTString),
     ("first_run", OFTString),
     ("last_run", OFTString),
+    ("merged_into", OFTInteger64),
+    ("split_from", OFTInteger64),
 ];
 
 /// One compound of a run (compounds.geojson).
@@ -141,6 +148,10 @@ pub(crate) struct RegCompound {
     pub reasons: String,
     pub first_run: String,
     pub last_run: String,
+    pub merged_into: Option<i64>,
+    pub split_from: Option<i64>,
+    /// The analyst's review: read, and written only on a new row.
+    pub review: String,
 }
 
 /// A compound row as read from the compounds layer.
@@ -165,6 +176,9 @@ pub(crate) fn read(f: &Feature) -> Option<RegCompound> {
         reasons: s("reasons"),
         first_run: s("first_run"),
         last_run: s("last_run"),
+        merged_into: get_i64(f, "merged_into"),
+        split_from: get_i64(f, "split_from"),
+        review: s("review"),
     })
 }
 
@@ -185,6 +199,8 @@ fn write(f: &mut Feature, c: &RegCompound) -> gdal::errors::Result<()> {
     set(f, "reasons", text(&c.reasons))?;
     set(f, "first_run", text(&c.first_run))?;
     set(f, "last_run", text(&c.last_run))?;
+    set(f, "merged_into", c.merged_into.and_then(int))?;
+    set(f, "split_from", c.split_from.and_then(int))?;
     f.set_geometry(super::gpkg::to_multi(&c.outline)?)
 }
 
@@ -193,6 +209,8 @@ fn write(f: &mut Feature, c: &RegCompound) -> gdal::errors::Result<()> {
 pub struct CompoundCounts {
     pub new: usize,
     pub seen_again: usize,
+    pub split: usize,
+    pub merged: usize,
     pub not_seen_since: usize,
 }
 
@@ -251,8 +269,12 @@ pub(crate) fn add(
     let mut reg: Vec<RegCompound> = {
         let mut layer = ds.layer_by_name(COMPOUNDS).map_err(ge)?;
         layer.set_spatial_filter_rect(bbox[0], bbox[1], bbox[2], bbox[3]);
+        layer
+            .set_attribute_filter("merged_into IS NULL")
+            .map_err(ge)?;
         let v = layer.features().filter_map(|f| read(&f)).collect();
         layer.clear_spatial_filter();
+        layer.clear_attribute_filter();
         v
     };
     let frame = Frame::new((bbox[0] + bbox[2]) / 2.0)?;
@@ -261,12 +283,32 @@ pub(crate) fn add(
         .map(|r| frame.shape_of(&matching::polys_of(&r.outline)))
         .collect();
     let new_shapes: Vec<_> = compounds.iter().map(|c| frame.shape_of(&c.polys)).collect();
-    let found = matching::match_shapes(&new_shapes, &reg_shapes, opts)?;
-    let mut claimed: Vec<Option<usize>> = vec![None; reg.len()];
+    let mut found = matching::match_shapes(&new_shapes, &reg_shapes, opts)?;
+    // Compounds nest (a small one inside a sprawling one covers all of its
+    // share of the smaller), so the best match is the one of most
+    // intersection over union: the same compound, not its neighbour.
+    for (n, m) in found.iter_mut().enumerate() {
+        let a = new_shapes[n].area;
+        let iou = |&(r, ratio): &(usize, f64)| {
+            let b = reg_shapes[r].area;
+            let common = ratio * a.min(b);
+            common / (a + b - common).max(1e-9)
+        };
+        m.sort_by(|x, y| iou(y).total_cmp(&iou(x)).then(x.0.cmp(&y.0)));
+    }
+    // Each run compound's best match is its register compound, as for sites.
+    let primary: Vec<Option<usize>> = found.iter().map(|m| m.first().map(|x| x.0)).collect();
+    let mut kids: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (n, p) in primary.iter().enumerate() {
+        if let Some(r) = p {
+            kids.entry(*r).or_default().push(n);
+        }
+    }
     let mut next_id = super::gpkg::max_id(ds, COMPOUNDS, "compound_id")? + 1;
     let mut created = Vec::new();
-    for (n, c) in compounds.iter().enumerate() {
-        let outline = matching::outline_geometry(&c.polys)?;
+    let mut changed: BTreeSet<usize> = BTreeSet::new();
+    // A run compound's members as register site ids.
+    let members_of = |c: &RunCompound| {
         let mut ids: Vec<i64> = c
             .members
             .iter()
@@ -274,75 +316,119 @@ pub(crate) fn add(
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let members = ids
+        let text = ids
             .iter()
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        match found[n].iter().find(|(r, _)| claimed[*r].is_none()) {
-            Some(&(r, _)) => {
-                claimed[r] = Some(n);
-                let rc = &mut reg[r];
-                let prev = rc.hull_area_m2;
-                rc.times_seen += 1;
-                rc.best_score = rc.best_score.max(c.score);
-                if cmp.after_date >= rc.last_seen.as_str() {
-                    rc.outline = outline;
-                    rc.score = c.score;
-                    rc.members = members;
-                    rc.n_members = ids.len() as i64;
-                    rc.area_m2 = c.area_m2;
-                    rc.hull_area_m2 = c.hull_area_m2;
-                    rc.reasons = renumber_sites(&c.reasons, site_of);
-                    rc.last_seen = cmp.after_date.to_string();
-                    rc.last_run = cmp.run_id.to_string();
-                }
-                if cmp.after_date < rc.first_seen.as_str() {
-                    rc.first_seen = cmp.after_date.to_string();
-                }
-                rc.status = if c.hull_area_m2 > policy.grow_factor * prev {
-                    status::GROWN
-                } else {
-                    status::SEEN_AGAIN
-                }
-                .to_string();
-                counts.seen_again += 1;
-            }
-            None => {
-                created.push(RegCompound {
-                    fid: None,
-                    id: next_id,
-                    outline,
-                    status: status::NEW.to_string(),
-                    first_seen: cmp.after_date.to_string(),
-                    last_seen: cmp.after_date.to_string(),
-                    times_seen: 1,
-                    best_score: c.score,
-                    score: c.score,
-                    n_members: ids.len() as i64,
-                    members,
-                    area_m2: c.area_m2,
-                    hull_area_m2: c.hull_area_m2,
-                    hull_area_first_m2: c.hull_area_m2,
-                    reasons: renumber_sites(&c.reasons, site_of),
-                    first_run: cmp.run_id.to_string(),
-                    last_run: cmp.run_id.to_string(),
-                });
-                next_id += 1;
-                counts.new += 1;
-            }
+        (text, ids.len() as i64)
+    };
+    let first_seen = |id: i64, c: &RunCompound| -> Result<RegCompound> {
+        let (members, n_members) = members_of(c);
+        Ok(RegCompound {
+            fid: None,
+            id,
+            outline: matching::outline_geometry(&c.polys)?,
+            status: status::NEW.to_string(),
+            first_seen: cmp.after_date.to_string(),
+            last_seen: cmp.after_date.to_string(),
+            times_seen: 1,
+            best_score: c.score,
+            score: c.score,
+            n_members,
+            members,
+            area_m2: c.area_m2,
+            hull_area_m2: c.hull_area_m2,
+            hull_area_first_m2: c.hull_area_m2,
+            reasons: renumber_sites(&c.reasons, site_of),
+            first_run: cmp.run_id.to_string(),
+            last_run: cmp.run_id.to_string(),
+            merged_into: None,
+            split_from: None,
+            review: status::UNREVIEWED.to_string(),
+        })
+    };
+    for (&r, ns) in &kids {
+        let mut ns = ns.clone();
+        // The largest piece continues the compound; ties by rank.
+        ns.sort_by(|&a, &b| {
+            compounds[b]
+                .hull_area_m2
+                .total_cmp(&compounds[a].hull_area_m2)
+                .then(compounds[a].rank.cmp(&compounds[b].rank))
+        });
+        let c = &compounds[ns[0]];
+        let rc = &mut reg[r];
+        let prev = rc.hull_area_m2;
+        rc.times_seen += 1;
+        rc.best_score = rc.best_score.max(c.score);
+        if cmp.after_date >= rc.last_seen.as_str() {
+            let (members, n_members) = members_of(c);
+            rc.outline = matching::outline_geometry(&c.polys)?;
+            rc.score = c.score;
+            rc.members = members;
+            rc.n_members = n_members;
+            rc.area_m2 = c.area_m2;
+            rc.hull_area_m2 = c.hull_area_m2;
+            rc.reasons = renumber_sites(&c.reasons, site_of);
+            rc.last_seen = cmp.after_date.to_string();
+            rc.last_run = cmp.run_id.to_string();
+        }
+        if cmp.after_date < rc.first_seen.as_str() {
+            rc.first_seen = cmp.after_date.to_string();
+        }
+        rc.status = if c.hull_area_m2 > policy.grow_factor * prev {
+            status::GROWN
+        } else {
+            status::SEEN_AGAIN
+        }
+        .to_string();
+        changed.insert(r);
+        counts.seen_again += 1;
+        // The other pieces: compounds of their own with the parent's history.
+        for &n in &ns[1..] {
+            let p = &reg[r];
+            let mut piece = first_seen(next_id, &compounds[n])?;
+            piece.split_from = Some(p.id);
+            piece.status = status::SEEN_AGAIN.to_string();
+            piece.first_seen = p.first_seen.clone();
+            piece.times_seen = p.times_seen;
+            piece.first_run = p.first_run.clone();
+            piece.review = p.review.clone();
+            created.push(piece);
+            next_id += 1;
+            counts.split += 1;
         }
     }
-    let mut changed: Vec<usize> = (0..reg.len()).filter(|&r| claimed[r].is_some()).collect();
+    // Merges: register compounds matched but not any run compound's best match.
+    for (n, m) in found.iter().enumerate() {
+        let Some(p) = primary[n] else { continue };
+        for &(r, _) in &m[1..] {
+            if kids.contains_key(&r) || reg[r].merged_into.is_some() {
+                continue;
+            }
+            reg[r].merged_into = Some(reg[p].id);
+            changed.insert(r);
+            counts.merged += 1;
+        }
+    }
+    for (n, c) in compounds.iter().enumerate() {
+        if primary[n].is_none() {
+            created.push(first_seen(next_id, c)?);
+            next_id += 1;
+            counts.new += 1;
+        }
+    }
     for (r, rc) in reg.iter_mut().enumerate() {
-        if claimed[r].is_some() || rc.status == status::NOT_SEEN_SINCE {
+        if kids.contains_key(&r) || rc.merged_into.is_some() || rc.status == status::NOT_SEEN_SINCE
+        {
             continue;
         }
         let e = rc.outline.envelope();
         let centre = ((e.MinX + e.MaxX) / 2.0, (e.MinY + e.MaxY) / 2.0);
         if cmp.after_date > rc.last_seen.as_str() && inside(centre) {
             rc.status = status::NOT_SEEN_SINCE.to_string();
-            changed.push(r);
+            changed.insert(r);
             counts.not_seen_since += 1;
         }
     }
@@ -352,7 +438,7 @@ pub(crate) fn add(
         changed.iter().map(|&r| &reg[r]),
         &created,
         |c| (c.fid, format!("compound {}", c.id)),
-        |_| status::UNREVIEWED,
+        |c| &c.review,
         write,
     )?;
     Ok(counts)

@@ -101,13 +101,27 @@ pub(crate) fn ge(e: gdal::errors::GdalError) -> Error {
 const LAYER_OPTIONS: [&str; 3] = ["FID=fid", "GEOMETRY_NAME=geom", "SPATIAL_INDEX=YES"];
 
 /// Adds the compounds layer to a register that lacks it (one made before
-/// compounds existed).
+/// compounds existed), or the columns its layer lacks (`merged_into` and
+/// `split_from` came later).
 pub fn ensure_compounds(path: &Path) -> Result<()> {
     let mut ds = open(path, true).map_err(|e| Error::input(path, e))?;
-    if ds.layer_by_name(COMPOUNDS).is_ok() {
-        return Ok(());
+    match ds.layer_by_name(COMPOUNDS) {
+        Ok(layer) => {
+            let have: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+            let missing: Vec<(&str, u32)> = super::compounds::COMPOUND_FIELDS
+                .iter()
+                .filter(|(n, _)| !have.iter().any(|h| h == n))
+                .copied()
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            layer
+                .create_defn_fields(&missing)
+                .map_err(|e| gerr(path, e))?;
+        }
+        Err(_) => create_compounds(&mut ds).map_err(|e| gerr(path, e))?,
     }
-    create_compounds(&mut ds).map_err(|e| gerr(path, e))?;
     ds.close().map_err(|e| gerr(path, e))
 }
 

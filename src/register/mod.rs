@@ -54,6 +54,8 @@ pub struct AddSummary {
     pub compounds: usize,
     pub compounds_new: usize,
     pub compounds_seen_again: usize,
+    pub compounds_split: usize,
+    pub compounds_merged: usize,
     pub compounds_not_seen_since: usize,
 }
 
@@ -354,6 +356,8 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
     )?;
     sum.compounds_new = cc.new;
     sum.compounds_seen_again = cc.seen_again;
+    sum.compounds_split = cc.split;
+    sum.compounds_merged = cc.merged;
     sum.compounds_not_seen_since = cc.not_seen_since;
 
     // Write: changed sites, new sites, observations, the run.

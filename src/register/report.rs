@@ -122,14 +122,20 @@ fn write_compounds(h: &mut String, compounds: &[Compound]) {
                 format!("<a href=\"#site-{m}\">{m}</a>")
             })
             .collect();
+        let extra = match (c.merged_into, c.split_from) {
+            (Some(m), _) => format!("<br>merged into <a href=\"#compound-{m}\">{m}</a>"),
+            (_, Some(p)) => format!("<br>split from <a href=\"#compound-{p}\">{p}</a>"),
+            _ => String::new(),
+        };
         let _ = write!(
             h,
-            "<tr class=\"{}\" id=\"compound-{}\"><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td>\
+            "<tr class=\"{}\" id=\"compound-{}\"><td>{}{}</td><td>{}{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}: {}</td><td>{:.0} &rarr; {:.0}</td><td>{:.0}</td>\
              <td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
             escape(review),
             c.id,
             c.id,
+            extra,
             escape(review),
             reviewer(by),
             escape(&c.status),
