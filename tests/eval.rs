@@ -827,6 +827,65 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Runs of two made-up methods over every scenario in `scen`, as
+/// scripts/eval_desert.sh reads them: `truth` (the truth's change pixels
+/// as sites and mask) and `giant` (one site over the whole scene, every
+/// pixel flagged).
+fn fake_desert_runs(scen: &Path, out: &Path) {
+    let script = r#"
+import json, os, sys
+from osgeo import gdal, ogr, osr
+gdal.UseExceptions()
+scen, out = sys.argv[1], sys.argv[2]
+wgs = osr.SpatialReference(); wgs.ImportFromEPSG(4326)
+wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+for name in os.listdir(scen):
+    if not os.path.isfile(os.path.join(scen, name, "structures.json")):
+        continue
+    truth = gdal.Open(os.path.join(scen, name, "truth.tif"))
+    srs = truth.GetSpatialRef()
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(srs, wgs)
+    for method in ["truth", "giant"]:
+        run = os.path.join(out, "runs", method, name)
+        os.makedirs(run, exist_ok=True)
+        with open(os.path.join(run, "run.json"), "w") as f:
+            f.write("{}")
+        mask = gdal.GetDriverByName("GTiff").CreateCopy(os.path.join(run, "change_mask.tif"), truth)
+        band = mask.GetRasterBand(1)
+        feats = []
+        if method == "giant":
+            band.Fill(1)
+            gt, w, h = truth.GetGeoTransform(), truth.RasterXSize, truth.RasterYSize
+            ring = ogr.Geometry(ogr.wkbLinearRing)
+            for c, r in [(0, 0), (w, 0), (w, h), (0, h), (0, 0)]:
+                ring.AddPoint_2D(gt[0] + c * gt[1], gt[3] + r * gt[5])
+            g = ogr.Geometry(ogr.wkbPolygon); g.AddGeometry(ring)
+            feats.append(g)
+        else:
+            vds = ogr.GetDriverByName("Memory").CreateDataSource("v")
+            layer = vds.CreateLayer("v", srs, ogr.wkbPolygon)
+            layer.CreateField(ogr.FieldDefn("v", ogr.OFTInteger))
+            gdal.Polygonize(truth.GetRasterBand(1), truth.GetRasterBand(1), layer, 0)
+            feats = [f.GetGeometryRef().Clone() for f in layer]
+        mask = None
+        for g in feats:
+            g.Transform(ct)
+        fc = {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {}, "geometry": json.loads(g.ExportToJson())}
+            for g in feats]}
+        with open(os.path.join(run, "sites.geojson"), "w") as f:
+            json.dump(fc, f)
+"#;
+    let o = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(scen)
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn desert_scenarios_are_deterministic_and_match_their_truth() {
     // The sample pair is OSCD's Abu Dhabi pair: background and donor of real change pixels.
@@ -911,6 +970,34 @@ fn desert_scenarios_are_deterministic_and_match_their_truth() {
         .read_as::<u8>((0, 0), (w, h), (w, h), None)
         .unwrap();
     assert!(z.data().iter().all(|&v| v == 0));
+    // The scorer: sites traced from the truth point at every structure; one
+    // site over the whole scene covers them all and points at none.
+    fake_desert_runs(&a, &dir.path().join("eval"));
+    let o = std::process::Command::new("bash")
+        .arg(root.join("scripts/eval_desert.sh"))
+        .arg(&a)
+        .arg(dir.path().join("eval"))
+        .env("REUSE", "1")
+        .env("METHODS", "truth giant")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let row = |m: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {m} |")))
+            .unwrap_or_else(|| panic!("no {m} row in {table}"))
+            .to_string()
+    };
+    assert!(
+        row("truth").contains("| 6/6 (100.0 %) | 6/6 | 0.0 (0 in 1"),
+        "{table}"
+    );
+    assert!(row("truth").contains("| 0.00 % |"), "{table}");
+    assert!(row("giant").contains("| 0/6 (0.0 %) | 6/6 |"), "{table}");
+    assert!(row("giant").contains("| 100.00 % |"), "{table}");
+
     let scene = a.join("abudhabi1_pasted1");
     let run = dir.path().join("run");
     detect(
