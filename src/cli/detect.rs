@@ -60,9 +60,11 @@ pub struct DetectFlags {
     /// features, the most accurate method in leave-one-city-out; its shipped
     /// weights derive from the OSCD change labels, CC BY-NC-SA 4.0, for
     /// non-commercial use only), combined (the label-free new-structure
-    /// score), cva, irmad, indices, cnn (a small convolutional network over
-    /// the learned method's features, `dunewatch train --arch`; its shipped
-    /// weights derive from the same non-commercial labels). See --model.
+    /// score), cva, irmad, indices (classic single measures, for comparison:
+    /// where little changed, Otsu's cut flags much of the scene), cnn (a
+    /// small convolutional network over the learned method's features,
+    /// `dunewatch train --arch`; its shipped weights derive from the same
+    /// non-commercial labels). See --model.
     #[arg(long, default_value = "learned")]
     pub method: String,
     /// Model for --method learned (default: the shipped models/oscd_v1.json)
@@ -70,7 +72,8 @@ pub struct DetectFlags {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
-    /// calibrated change probability), Otsu's automatic cut for the others.
+    /// calibrated change probability), 0.5 for learned and cnn (their
+    /// trained cut), Otsu's automatic cut for cva, irmad and indices.
     #[arg(long, value_parser = crate::cli::limits::threshold)]
     pub threshold: Option<f32>,
     /// Output pixel size in metres (default: the before scene's 10 m bands).
