@@ -396,6 +396,62 @@ fn compounds_variant(src: &Path, dst: &Path, after: &str, f: impl Fn(&mut Vec<Va
     );
 }
 
+#[test]
+fn an_older_register_gets_the_compounds_layer_and_its_columns() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let n = json(&r.forward.join("compounds.geojson"))["features"]
+        .as_array()
+        .unwrap()
+        .len() as i64;
+    let ogr = |reg: &Path, sql: &str| {
+        let o = Command::new("ogrinfo")
+            .arg(reg)
+            .args(["-q", "-sql", sql])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let columns = |reg: &Path| -> Vec<String> {
+        let ds = Dataset::open(reg).unwrap();
+        let layer = ds.layer_by_name("compounds").unwrap();
+        let names = layer.defn().fields().map(|f| f.name()).collect();
+        names
+    };
+    // Made before compounds existed: no layer.
+    let reg = dir.path().join("no_compounds.gpkg");
+    add(&reg, &[&r.forward]);
+    ogr(&reg, "DROP TABLE compounds");
+    assert!(Dataset::open(&reg)
+        .unwrap()
+        .layer_by_name("compounds")
+        .is_err());
+    let later = dir.path().join("later");
+    compounds_variant(&r.forward, &later, "2018-06-15", |_| {});
+    add(&reg, &[&later]);
+    assert_eq!(
+        count(&reg, "SELECT COUNT(*) FROM compounds WHERE status = 'new'"),
+        n
+    );
+
+    // Made before splits and merges were recorded: no such columns.
+    let reg = dir.path().join("no_split_columns.gpkg");
+    add(&reg, &[&r.forward]);
+    ogr(&reg, "ALTER TABLE compounds DROP COLUMN merged_into");
+    ogr(&reg, "ALTER TABLE compounds DROP COLUMN split_from");
+    assert!(!columns(&reg).contains(&"split_from".to_string()));
+    add(&reg, &[&later]);
+    let cols = columns(&reg);
+    assert!(
+        cols.contains(&"split_from".to_string()) && cols.contains(&"merged_into".to_string()),
+        "{cols:?}"
+    );
+    assert_eq!(
+        count(&reg, "SELECT COUNT(*) FROM compounds WHERE times_seen = 2"),
+        n
+    );
+}
+
 /// A compound's outline's bounding box, lon/lat.
 fn bbox_of(f: &Value) -> [f64; 4] {
     let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];

@@ -53,6 +53,10 @@ pub const COMPOUND_FIELDS: &[(&str, u32)] = &[
     ("split_from", OFTInteger64),
 ];
 
+/// Columns registers made before splits and merges were recorded lack;
+/// the next update adds them.
+pub const ADDED_LATER: &[&str] = &["merged_into", "split_from"];
+
 /// One compound of a run (compounds.geojson).
 #[derive(Debug, Clone)]
 pub struct RunCompound {

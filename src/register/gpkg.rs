@@ -219,6 +219,10 @@ pub fn check(path: &Path) -> Result<()> {
             Err(_) => return Err(not_register(path, format!("no layer `{name}`"))),
         };
         for (f, _) in fields {
+            // Added on the next update too.
+            if name == COMPOUNDS && super::compounds::ADDED_LATER.contains(f) {
+                continue;
+            }
             if layer.defn().field_index(f).is_err() {
                 return Err(not_register(
                     path,
