@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use gdal::vector::{Feature, Geometry, LayerAccess, OGRFieldType};
 use gdal::Dataset;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use OGRFieldType::{OFTInteger, OFTInteger64, OFTReal, OFTString};
@@ -300,14 +300,11 @@ pub(crate) fn add(
         };
         m.sort_by(|x, y| iou(y).total_cmp(&iou(x)).then(x.0.cmp(&y.0)));
     }
-    // Each run compound's best match is its register compound, as for sites.
-    let primary: Vec<Option<usize>> = found.iter().map(|m| m.first().map(|x| x.0)).collect();
-    let mut kids: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (n, p) in primary.iter().enumerate() {
-        if let Some(r) = p {
-            kids.entry(*r).or_default().push(n);
-        }
-    }
+    let matching::Lineage {
+        primary,
+        continued_by: kids,
+        merged,
+    } = matching::lineage(&found);
     let mut next_id = super::gpkg::max_id(ds, COMPOUNDS, "compound_id")? + 1;
     let mut created = Vec::new();
     let mut changed: BTreeSet<usize> = BTreeSet::new();
@@ -404,17 +401,11 @@ pub(crate) fn add(
             counts.split += 1;
         }
     }
-    // Merges: register compounds matched but not any run compound's best match.
-    for (n, m) in found.iter().enumerate() {
-        let Some(p) = primary[n] else { continue };
-        for &(r, _) in &m[1..] {
-            if kids.contains_key(&r) || reg[r].merged_into.is_some() {
-                continue;
-            }
-            reg[r].merged_into = Some(reg[p].id);
-            changed.insert(r);
-            counts.merged += 1;
-        }
+    for (n, r) in merged {
+        let p = primary[n].expect("a merge is into a best match");
+        reg[r].merged_into = Some(reg[p].id);
+        changed.insert(r);
+        counts.merged += 1;
     }
     for (n, c) in compounds.iter().enumerate() {
         if primary[n].is_none() {

@@ -22,7 +22,7 @@
 use crate::error::Result;
 use gdal::vector::Geometry;
 use rayon::prelude::*;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Polygons of closed rings of (x, y) points: a site's outline.
 pub type Polys = Vec<Vec<Vec<[f64; 2]>>>;
@@ -400,6 +400,43 @@ pub fn match_shapes(
         .collect())
 }
 
+/// How a run's outlines continue the register's, from each run outline's
+/// matches (best first). A run outline continues its best match
+/// (`primary`); a register outline that is the best match of several
+/// split (`continued_by`: its run outlines, in run order); one that a run
+/// outline also matches but that no run outline continues merged into that
+/// run outline's best match (`merged`: (run outline, register outline)
+/// pairs, each register outline once, in run order).
+pub struct Lineage {
+    pub primary: Vec<Option<usize>>,
+    pub continued_by: BTreeMap<usize, Vec<usize>>,
+    pub merged: Vec<(usize, usize)>,
+}
+
+pub fn lineage(found: &[Vec<(usize, f64)>]) -> Lineage {
+    let primary: Vec<Option<usize>> = found.iter().map(|m| m.first().map(|x| x.0)).collect();
+    let mut continued_by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (n, p) in primary.iter().enumerate() {
+        if let Some(r) = p {
+            continued_by.entry(*r).or_default().push(n);
+        }
+    }
+    let mut merged = Vec::new();
+    let mut gone = BTreeSet::new();
+    for (n, m) in found.iter().enumerate() {
+        for &(r, _) in m.iter().skip(1) {
+            if !continued_by.contains_key(&r) && gone.insert(r) {
+                merged.push((n, r));
+            }
+        }
+    }
+    Lineage {
+        primary,
+        continued_by,
+        merged,
+    }
+}
+
 fn match_one(
     n: &Shape,
     reg: &[Shape],
@@ -446,6 +483,27 @@ fn match_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lineage_continues_splits_and_merges() {
+        // Run outline 0 and 1 both best match register 0 (a split); 2
+        // matches register 1 best, then 2 and 3 (merged into 1), 3 again
+        // through run outline 3 (merged once); 4 matches nothing.
+        let found = vec![
+            vec![(0, 0.9)],
+            vec![(0, 0.6)],
+            vec![(1, 1.0), (2, 0.7), (3, 0.6), (0, 0.5)],
+            vec![(1, 0.8), (3, 0.6)],
+            vec![],
+        ];
+        let l = lineage(&found);
+        assert_eq!(l.primary, [Some(0), Some(0), Some(1), Some(1), None]);
+        assert_eq!(
+            l.continued_by.into_iter().collect::<Vec<_>>(),
+            [(0, vec![0, 1]), (1, vec![2, 3])]
+        );
+        assert_eq!(l.merged, [(2, 2), (2, 3)]);
+    }
 
     fn square(lon: f64, lat: f64, d: f64) -> Geometry {
         Geometry::from_wkt(&format!(

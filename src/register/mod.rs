@@ -24,7 +24,7 @@ use gpkg::{ge, int, real, set, text};
 use matching::{Frame, MatchOptions};
 use run_input::RunInput;
 use status::{Comparison, Policy, RegSite, Seen};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// How runs are added.
@@ -234,13 +234,11 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
     // Each new site's best match is its register site; a register site
     // that is the best match of several new sites split; one matched by a
     // new site whose best match is another register site merged into it.
-    let primary: Vec<Option<usize>> = matches.iter().map(|m| m.first().map(|x| x.0)).collect();
-    let mut kids: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (n, p) in primary.iter().enumerate() {
-        if let Some(r) = p {
-            kids.entry(*r).or_default().push(n);
-        }
-    }
+    let matching::Lineage {
+        primary,
+        continued_by: kids,
+        merged,
+    } = matching::lineage(&matches);
     let mut changed: BTreeSet<usize> = BTreeSet::new();
     // Observation site ids and notes, per run site.
     let mut obs_site: Vec<i64> = vec![0; run.sites.len()];
@@ -298,22 +296,16 @@ fn add_one(ds: &mut Dataset, run: &RunInput, opts: &AddOptions) -> Result<AddSum
             sum.split += 1;
         }
     }
-    // Merges: register sites matched but not any new site's best match.
-    for (n, m) in matches.iter().enumerate() {
-        let Some(p) = primary[n] else { continue };
-        for &(r, _) in &m[1..] {
-            if kids.contains_key(&r) || reg[r].merged_into.is_some() {
-                continue;
-            }
-            reg[r].merged_into = Some(reg[p].site_id);
-            changed.insert(r);
-            let note = &mut obs_note[n];
-            if note.is_empty() {
-                *note = "merged sites".to_string();
-            }
-            note.push_str(&format!(" {}", reg[r].site_id));
-            sum.merged += 1;
+    for (n, r) in merged {
+        let p = primary[n].expect("a merge is into a best match");
+        reg[r].merged_into = Some(reg[p].site_id);
+        changed.insert(r);
+        let note = &mut obs_note[n];
+        if note.is_empty() {
+            *note = "merged sites".to_string();
         }
+        note.push_str(&format!(" {}", reg[r].site_id));
+        sum.merged += 1;
     }
     for (n, p) in primary.iter().enumerate() {
         if p.is_none() {
