@@ -60,8 +60,8 @@ pub struct DetectFlags {
     /// features, the most accurate method in leave-one-city-out; its shipped
     /// weights derive from the OSCD change labels, CC BY-NC-SA 4.0, for
     /// non-commercial use only), combined (the label-free new-structure
-    /// score), cva, irmad, indices (classic single measures, for comparison:
-    /// where little changed, Otsu's cut flags much of the scene), cnn (a
+    /// score), cva, irmad, indices (classic single measures, for comparison;
+    /// where little changed, Otsu's cut on cva flags much of the scene), cnn (a
     /// small convolutional network over the learned method's features,
     /// `dunewatch train --arch`; its shipped weights derive from the same
     /// non-commercial labels). See --model.
@@ -72,8 +72,9 @@ pub struct DetectFlags {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Score threshold in [0, 1]. Default: 0.9 for the combined score (a
-    /// calibrated change probability), 0.5 for learned and cnn (their
-    /// trained cut), Otsu's automatic cut for cva, irmad and indices.
+    /// calibrated change probability), 0.99 for irmad (its calibrated
+    /// chi-square test), 0.5 for learned and cnn (their trained cut),
+    /// Otsu's automatic cut for cva and indices.
     #[arg(long, value_parser = crate::cli::limits::threshold)]
     pub threshold: Option<f32>,
     /// Output pixel size in metres (default: the before scene's 10 m bands).

@@ -82,8 +82,8 @@ pub struct DetectOptions {
     /// [`STRIP_ROWS`] tall).
     pub block_size: usize,
     /// Fixed threshold on the score; None = the method's default
-    /// (a significance level for the combined score, the trained cut for
-    /// learned and cnn, Otsu for the classic measures).
+    /// (a significance level for the combined and IR-MAD scores, the
+    /// trained cut for learned and cnn, Otsu for CVA and the indices).
     pub threshold: Option<f32>,
     /// Size of the statistics sample, in pixels.
     pub max_samples: usize,

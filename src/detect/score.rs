@@ -163,12 +163,13 @@ fn chi2_median(p: usize) -> f64 {
 }
 
 impl Method {
-    /// The default cut on this method's score: the combined score is a
-    /// calibrated change probability, so a significance level; the classic
-    /// single measures use Otsu, as in the literature they reproduce.
+    /// The default cut on this method's score: the combined and IR-MAD
+    /// scores are calibrated change probabilities, so a significance level;
+    /// CVA and the indices use Otsu, as in the literature they reproduce.
     pub fn default_threshold(self) -> Option<f32> {
         match self {
             Method::Combined => Some(COMBINED_SIGNIFICANCE),
+            Method::Irmad => Some(IRMAD_SIGNIFICANCE),
             // The learned score is shifted so the trained cut sits at 0.5.
             Method::Learned | Method::Cnn => Some(0.5),
             _ => None,
@@ -179,6 +180,10 @@ impl Method {
 /// Default cut on the combined score (mean calibrated change probability
 /// over the 3x3 neighbourhood).
 pub const COMBINED_SIGNIFICANCE: f32 = 0.9;
+
+/// Default cut on the IR-MAD score: its calibrated chi-square change
+/// probability, judged at the 1 % level as IR-MAD's chi-square test is.
+pub const IRMAD_SIGNIFICANCE: f32 = 0.99;
 
 impl Model {
     /// Fits the scene statistics; the learned method gets the shipped model.
@@ -281,10 +286,12 @@ impl Model {
         let p = x.len();
         match self.method {
             Method::Cva => chi2_cdf(self.cva.magnitude2(x, y), p) as f32,
-            Method::Irmad => self
-                .irmad
-                .as_ref()
-                .map_or(0.0, |m| m.change_probability(x, y) as f32),
+            // Calibrated like the combined score's: the re-weighted fit's
+            // no-change spread is so narrow that, raw, nearly every pixel of
+            // a real scene tests as changed.
+            Method::Irmad => self.irmad.as_ref().map_or(0.0, |m| {
+                chi2_cdf(m.chi2_f32(x, y) * self.irmad_calibration, p) as f32
+            }),
             Method::Indices => {
                 let (b, a) = (Indices::of(x), Indices::of(y));
                 let built = (a.bsi - b.bsi)
