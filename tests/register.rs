@@ -452,6 +452,98 @@ fn an_older_register_gets_the_compounds_layer_and_its_columns() {
     );
 }
 
+#[test]
+fn the_analyst_reviews_from_the_command_line_and_runs_keep_it() {
+    let r = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("r.gpkg");
+    add(&reg, &[&r.forward]);
+    let review = |args: &[&str]| {
+        let mut c = bin();
+        c.args(["register", "review"]).arg(&reg).args(args);
+        c
+    };
+    let out = run_ok(&mut review(&[
+        "--site",
+        "3",
+        "--site",
+        "5",
+        "--set",
+        "dismissed",
+        "--note",
+        "salt works",
+        "--by",
+        "ana",
+    ]));
+    assert!(out.contains("2 sites set to dismissed"), "{out}");
+    let out = run_ok(&mut review(&["--compound", "1", "--set", "watch"]));
+    assert!(out.contains("1 compound set to watch"), "{out}");
+    let rows = text(
+        &reg,
+        "SELECT site_id, review, note, reviewed_by, length(reviewed_at) FROM sites \
+         WHERE review != 'unreviewed' ORDER BY site_id",
+    );
+    assert_eq!(
+        rows,
+        [
+            "3|dismissed|salt works|ana|20",
+            "5|dismissed|salt works|ana|20"
+        ]
+    );
+    assert_eq!(
+        text(
+            &reg,
+            "SELECT compound_id, review FROM compounds WHERE review != 'unreviewed'"
+        ),
+        ["1|watch"]
+    );
+
+    // An unknown id, an unknown review or no register: one line, nothing changed.
+    let before = std::fs::read(&reg).unwrap();
+    let err = run_err(&mut review(&[
+        "--site",
+        "3",
+        "--site",
+        "999999",
+        "--set",
+        "confirmed",
+    ]));
+    assert!(
+        err.contains("no site 999999 in the register; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    run_err(&mut review(&["--site", "3", "--set", "maybe"]));
+    assert!(
+        std::fs::read(&reg).unwrap() == before,
+        "the register changed"
+    );
+    let err = run_err(
+        bin()
+            .args(["register", "review"])
+            .arg(dir.path().join("none.gpkg"))
+            .args(["--site", "1", "--set", "watch"]),
+    );
+    assert!(err.contains("none.gpkg: no such register"), "{err}");
+
+    // A later run keeps the reviews, and the report shows them.
+    let later = dir.path().join("later");
+    compounds_variant(&r.forward, &later, "2018-06-15", |_| {});
+    add(&reg, &[&later]);
+    assert_eq!(
+        text(
+            &reg,
+            "SELECT site_id, review, note FROM sites WHERE review != 'unreviewed' ORDER BY site_id"
+        ),
+        ["3|dismissed|salt works", "5|dismissed|salt works"]
+    );
+    let html = report(&reg, &dir.path().join("rep"));
+    assert!(
+        html.contains("<tr class=\"dismissed\" id=\"site-3\">"),
+        "report"
+    );
+}
+
 /// A compound's outline's bounding box, lon/lat.
 fn bbox_of(f: &Value) -> [f64; 4] {
     let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];

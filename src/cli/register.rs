@@ -6,14 +6,15 @@ use dunewatch::register::{self, AddOptions, AddSummary};
 use std::path::{Path, PathBuf};
 
 /// The site register: one GeoPackage that remembers every site over all
-/// runs (layers sites, observations, runs), what the analyst said about
-/// each (edit `review` = unreviewed / confirmed / dismissed / watch, and
-/// `note`, in QGIS or with ogr/sqlite; no run overwrites them), and when
-/// each appeared.
+/// runs (layers sites, observations, runs, compounds), what the analyst
+/// said about each (`review` = unreviewed / confirmed / dismissed / watch,
+/// and `note`: set with `register review`, or edited in QGIS; no run
+/// overwrites them), and when each appeared.
 ///
 /// Examples:
 ///   dunewatch register add out/jan out/feb --into watch.gpkg
 ///   dunewatch register report watch.gpkg --out out/register
+///   dunewatch register review watch.gpkg --site 12 --set dismissed --note greenhouses
 ///   dunewatch detect --before a --after b --out out/mar --register watch.gpkg
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -61,6 +62,41 @@ pub enum RegisterCommand {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Record the analyst's review of sites or compounds: sets `review`,
+    /// `reviewed_at` (now, UTC) and `reviewed_by`, and `note` when given.
+    /// Every id must exist in the register, or nothing is changed. Later
+    /// runs never overwrite a review; a dismissed site comes back only as
+    /// `changed_since_review`, when it grows.
+    ///
+    /// Examples:
+    ///   dunewatch register review watch.gpkg --site 12 --set dismissed --note greenhouses
+    ///   dunewatch register review watch.gpkg --site 3 --site 7 --set confirmed
+    ///   dunewatch register review watch.gpkg --compound 2 --set watch --by analyst1
+    #[command(verbatim_doc_comment)]
+    Review {
+        /// The register.
+        register: PathBuf,
+        /// A site's register id (`site_id`, as register.html shows it); repeatable.
+        #[arg(
+            long = "site",
+            value_name = "ID",
+            required_unless_present = "compounds",
+            conflicts_with = "compounds"
+        )]
+        sites: Vec<i64>,
+        /// A compound's register id (`compound_id`); repeatable.
+        #[arg(long = "compound", value_name = "ID")]
+        compounds: Vec<i64>,
+        /// The review.
+        #[arg(long = "set", value_name = "REVIEW", value_parser = clap::builder::PossibleValuesParser::new(register::review::REVIEWS))]
+        review: String,
+        /// The note (replaces the row's note; kept when not given).
+        #[arg(long)]
+        note: Option<String>,
+        /// Who reviewed (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -176,6 +212,38 @@ pub fn run(a: &RegisterArgs) -> Result<()> {
         RegisterCommand::Report { register, out } => {
             let p = register::report::write_report(register, out)?;
             println!("{}", p.display());
+            Ok(())
+        }
+        RegisterCommand::Review {
+            register,
+            sites,
+            compounds,
+            review,
+            note,
+            by,
+        } => {
+            use register::review::{set_review, Review, Target};
+            let (target, ids) = if compounds.is_empty() {
+                (Target::Sites, sites)
+            } else {
+                (Target::Compounds, compounds)
+            };
+            let by = by
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_default();
+            let r = Review {
+                review,
+                note: note.as_deref(),
+                by: &by,
+            };
+            let n = set_review(register, target, ids, &r)?;
+            println!(
+                "{}: {n} {}{} set to {review}",
+                register.display(),
+                target.noun(),
+                if n == 1 { "" } else { "s" }
+            );
             Ok(())
         }
     }

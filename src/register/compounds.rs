@@ -14,7 +14,7 @@
 //! (`merged_into`; no longer matched). Unmatched run compounds are new.
 //! Its `members` are the register ids of its member sites in its
 //! latest run. The analyst's columns (`review`, `note`, `reviewed_at`,
-//! `reviewed_by`) are never written once a compound exists.
+//! `reviewed_by`) are never written by a run once a compound exists.
 
 use super::gpkg::{ge, int, real, set, text, COMPOUNDS};
 use super::matching::{self, Frame, Polys};

@@ -6,7 +6,8 @@
 //! Written through GDAL's GPKG driver, so the file is a plain GeoPackage
 //! that QGIS opens and edits: the analyst's `review`, `note`,
 //! `reviewed_at` and `reviewed_by` columns (and any column they add) are
-//! never written by dunewatch once a site exists.
+//! never written by a run once a site exists (only `register review`, on
+//! the analyst's request, writes them).
 
 use super::status::RegSite;
 use crate::error::{gdal_msg, Error, Result};

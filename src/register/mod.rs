@@ -14,6 +14,7 @@ pub mod lock;
 pub mod matching;
 pub mod novelty;
 pub mod report;
+pub mod review;
 pub mod run_input;
 pub mod status;
 
